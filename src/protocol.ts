@@ -1,0 +1,364 @@
+/**
+ * The wire protocol between a tabcast client and a task backend, in one place.
+ *
+ * The message shapes are the design guide's (`connected | progress | error |
+ * completed | pong` over `/api/v1/ws/projects/{task_id}/stream`, and the polling
+ * response of `/api/v1/projects/{task_id}/status`). tabcast's extensions (`seq`,
+ * `?since=`, `{"type":"ping"}`) are all optional, so a backend that only speaks the
+ * guide still works. PROTOCOL.md describes the same in prose.
+ *
+ * Everything that arrives from the network passes through `parseServerMessage` or
+ * `parseStatusResponse`. They never throw: they return either a typed value or a
+ * `ProtocolError` that names the bad field and value, so the caller decides what a
+ * bad message means (tabcast turns it into an error note on the task snapshot).
+ */
+
+/** Bumped when the shape of the tab ↔ worker handshake or the wire changes incompatibly. */
+export const PROTOCOL_VERSION = 1
+
+// The guide types these bags as `Record<string, any>`; keeping that exact type lets code
+// written against the guide's hook compile unchanged after switching the import.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type JsonRecord = Record<string, any>
+
+/** Fields every server → client message may carry (the guide's flat `WebSocketMessage`). */
+export interface MessageFields {
+  project_id?: string
+  task_name?: string
+  /** 0.0 – 1.0 */
+  progress?: number
+  status?: string
+  message?: string
+  metadata?: JsonRecord
+  error?: string
+  details?: JsonRecord
+  result?: JsonRecord
+  timestamp?: string
+  /**
+   * tabcast extension: per-task sequence number (1, 2, 3, …) on every task message
+   * (`progress`, `error`, `completed`). Absent on `connected` and `pong`.
+   */
+  seq?: number
+}
+
+export interface ConnectedMessage extends MessageFields {
+  type: 'connected'
+}
+export interface ProgressMessage extends MessageFields {
+  type: 'progress'
+}
+export interface ErrorMessage extends MessageFields {
+  type: 'error'
+}
+export interface CompletedMessage extends MessageFields {
+  type: 'completed'
+}
+export interface PongMessage extends MessageFields {
+  type: 'pong'
+}
+
+/** A message the server sends on the task stream. */
+export type ServerMessage = ConnectedMessage | ProgressMessage | ErrorMessage | CompletedMessage | PongMessage
+
+/** The guide's name for a server message. */
+export type WebSocketMessage = ServerMessage
+
+export type ServerMessageType = ServerMessage['type']
+
+export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = ['connected', 'progress', 'error', 'completed', 'pong']
+
+/** Messages that carry task state (and a `seq` when the server supports it). */
+export type TaskMessage = ProgressMessage | ErrorMessage | CompletedMessage
+
+export function isTaskMessage(message: ServerMessage): message is TaskMessage {
+  return message.type === 'progress' || message.type === 'error' || message.type === 'completed'
+}
+
+/**
+ * An `error` message whose `details.scope` is `"connection"` is about this connection
+ * (a malformed client message, a rate limit), not about the task: it does not fail the
+ * task. Every other `error` message is the task's terminal failure.
+ */
+export function isConnectionScopedError(message: ServerMessage): boolean {
+  return message.type === 'error' && message.details?.['scope'] === 'connection'
+}
+
+/** Status values of the polling endpoint, as the guide lists them. */
+export type RemoteTaskStatus = 'running' | 'completed' | 'failed' | 'error'
+
+export const REMOTE_TASK_STATUSES: readonly RemoteTaskStatus[] = ['running', 'completed', 'failed', 'error']
+
+/** Body of `GET /api/v1/projects/{task_id}/status`. */
+export interface StatusResponse {
+  project_id: string
+  status: RemoteTaskStatus
+  /** 0.0 – 1.0 */
+  progress: number
+  message?: string
+  task_name?: string
+  result?: JsonRecord
+  error?: string
+  details?: JsonRecord
+  /** tabcast extension: `seq` of the newest task message this status reflects. */
+  seq?: number
+  timestamp?: string
+}
+
+/** Messages a client sends on the stream. Anything else is application data (`send()`). */
+export interface PingMessage {
+  type: 'ping'
+}
+
+/**
+ * WebSocket close codes used by tabcast servers and understood by tabcast clients.
+ * 1000–1015 are the standard codes; 4000–4999 are for applications.
+ */
+export const CloseCode = {
+  /** The client is done with the task (it finished, or nobody follows it any more). */
+  Normal: 1000,
+  /** The server is shutting down or restarting: reconnect at once. */
+  GoingAway: 1001,
+  /** `Origin` not allowed, or another policy violation: do not retry. */
+  PolicyViolation: 1008,
+  /** A client message exceeded the server's size limit. */
+  MessageTooBig: 1009,
+  /** The server is overloaded or its store is unavailable: retry with backoff. */
+  TryAgainLater: 1013,
+  /** The task id in the URL is not valid: do not retry. */
+  InvalidTaskId: 4000,
+  /** The server does not know this task and will not wait for it: do not retry. */
+  TaskNotFound: 4004,
+  /** The client sent messages faster than the server allows: retry with backoff. */
+  RateLimited: 4008,
+} as const
+
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
+
+/**
+ * Whether a close with this code means retrying cannot help. Every code not listed
+ * here (including 1006, an abnormal drop) is retried with backoff.
+ */
+export function isFatalCloseCode(code: number): boolean {
+  return code === CloseCode.PolicyViolation || code === CloseCode.InvalidTaskId || code === CloseCode.TaskNotFound
+}
+
+/** Task ids: 1–128 characters from `A–Z a–z 0–9 _ - . : ~`, not starting with a dot. */
+export const TASK_ID_PATTERN = /^(?!\.)[A-Za-z0-9_.:~-]{1,128}$/
+
+export const MAX_TASK_ID_LENGTH = 128
+
+/** Returns an error message naming the problem, or `null` when `taskId` is valid. */
+export function validateTaskId(taskId: unknown): string | null {
+  if (typeof taskId !== 'string') return `task id must be a string, got ${describeValue(taskId)}`
+  if (taskId.length === 0) return 'task id is empty'
+  if (taskId.length > MAX_TASK_ID_LENGTH) {
+    return `task id is ${taskId.length} characters long; at most ${MAX_TASK_ID_LENGTH} are allowed`
+  }
+  if (!TASK_ID_PATTERN.test(taskId)) {
+    return `task id ${JSON.stringify(taskId)} has characters outside A–Z a–z 0–9 _ - . : ~ (or starts with a dot)`
+  }
+  return null
+}
+
+export type ProtocolErrorCode =
+  | 'not_json'
+  | 'not_object'
+  | 'missing_type'
+  | 'unknown_type'
+  | 'bad_field'
+  | 'too_large'
+  | 'not_text'
+
+/** Why a message from the network was rejected. `message` names the field and value. */
+export interface ProtocolError {
+  code: ProtocolErrorCode
+  message: string
+  field?: string
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: ProtocolError }
+
+/** Messages larger than this are rejected unparsed (1 MiB). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+function fail(code: ProtocolErrorCode, message: string, field?: string): { ok: false; error: ProtocolError } {
+  return { ok: false, error: field === undefined ? { code, message } : { code, message, field } }
+}
+
+/** A short, printable description of a value for error messages (never the whole value). */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'string') {
+    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value
+    return `the string ${JSON.stringify(shown)}`
+  }
+  if (typeof value === 'number') return `the number ${String(value)}`
+  if (typeof value === 'object') return 'an object'
+  return `${typeof value} ${String(value)}`
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+const STRING_FIELDS = ['project_id', 'task_name', 'status', 'message', 'error', 'timestamp'] as const
+const RECORD_FIELDS = ['metadata', 'details', 'result'] as const
+
+type FieldCheck = { ok: true } | { ok: false; error: ProtocolError }
+
+function checkProgress(value: unknown): FieldCheck {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    return fail('bad_field', `progress must be a finite number from 0 to 1, got ${describeValue(value)}`, 'progress')
+  }
+  if (value < 0 || value > 1) {
+    return fail('bad_field', `progress must be between 0 and 1, got ${String(value)}`, 'progress')
+  }
+  return { ok: true }
+}
+
+function checkSeq(value: unknown): FieldCheck {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    return fail('bad_field', `seq must be a non-negative integer, got ${describeValue(value)}`, 'seq')
+  }
+  return { ok: true }
+}
+
+function checkCommonFields(raw: Record<string, unknown>): FieldCheck {
+  for (const field of STRING_FIELDS) {
+    const value = raw[field]
+    if (value !== undefined && value !== null && typeof value !== 'string') {
+      return fail('bad_field', `${field} must be a string, got ${describeValue(value)}`, field)
+    }
+  }
+  for (const field of RECORD_FIELDS) {
+    const value = raw[field]
+    if (value !== undefined && value !== null && !isPlainObject(value)) {
+      return fail('bad_field', `${field} must be an object, got ${describeValue(value)}`, field)
+    }
+  }
+  if (raw['progress'] !== undefined && raw['progress'] !== null) {
+    const check = checkProgress(raw['progress'])
+    if (!check.ok) return check
+  }
+  if (raw['seq'] !== undefined && raw['seq'] !== null) {
+    const check = checkSeq(raw['seq'])
+    if (!check.ok) return check
+  }
+  return { ok: true }
+}
+
+/** Copies the known fields, dropping `null`s (Python backends send `None` for absent values). */
+function pickFields(raw: Record<string, unknown>): MessageFields {
+  const out: Record<string, unknown> = {}
+  for (const field of [...STRING_FIELDS, ...RECORD_FIELDS, 'progress', 'seq'] as const) {
+    const value = raw[field]
+    if (value !== undefined && value !== null) out[field] = value
+  }
+  return out as MessageFields
+}
+
+function byteLength(text: string): number {
+  // UTF-16 length is a lower bound of UTF-8 bytes and cheap; only count exactly near the limit.
+  if (text.length * 3 <= DEFAULT_MAX_MESSAGE_BYTES) return text.length
+  return new TextEncoder().encode(text).length
+}
+
+export interface ParseOptions {
+  /**
+   * Messages whose UTF-8 size exceeds this are rejected without parsing.
+   * @default 1048576 (1 MiB)
+   */
+  maxBytes?: number
+}
+
+function parseJsonText(data: unknown, what: string, options: ParseOptions): ParseResult<unknown> {
+  if (typeof data !== 'string') {
+    return fail('not_text', `${what} must be text (JSON), got ${data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? 'binary data' : describeValue(data)}`)
+  }
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  const size = data.length > maxBytes / 3 ? byteLength(data) : data.length
+  if (size > maxBytes) {
+    return fail('too_large', `${what} is ${size} bytes; the limit is ${maxBytes}`)
+  }
+  try {
+    return { ok: true, value: JSON.parse(data) as unknown }
+  } catch {
+    const start = data.trimStart().slice(0, 1)
+    const hint = start === '<' ? ' (it looks like HTML, perhaps an error page)' : ''
+    return fail('not_json', `${what} is not valid JSON${hint}: ${describeValue(data)}`)
+  }
+}
+
+/**
+ * Parses one WebSocket frame from the server. Accepts the text `pong` (what some
+ * guide-era servers answer to a text `ping`) as a `pong` message.
+ */
+export function parseServerMessage(data: unknown, options: ParseOptions = {}): ParseResult<ServerMessage> {
+  if (data === 'pong') return { ok: true, value: { type: 'pong' } }
+  const parsed = parseJsonText(data, 'server message', options)
+  if (!parsed.ok) return parsed
+  return validateServerMessage(parsed.value)
+}
+
+/** Validates an already-decoded server message. */
+export function validateServerMessage(raw: unknown): ParseResult<ServerMessage> {
+  if (!isPlainObject(raw)) return fail('not_object', `server message must be a JSON object, got ${describeValue(raw)}`)
+  const type = raw['type']
+  if (type === undefined || type === null) return fail('missing_type', 'server message has no "type" field', 'type')
+  if (typeof type !== 'string' || !(SERVER_MESSAGE_TYPES as readonly string[]).includes(type)) {
+    return fail(
+      'unknown_type',
+      `server message has unknown type ${describeValue(type)}; expected one of ${SERVER_MESSAGE_TYPES.join(', ')}`,
+      'type',
+    )
+  }
+  const check = checkCommonFields(raw)
+  if (!check.ok) return check
+  return { ok: true, value: { ...pickFields(raw), type: type as ServerMessageType } }
+}
+
+/** Parses the body of the status endpoint. `contentType` improves the message for HTML pages. */
+export function parseStatusResponse(
+  body: unknown,
+  options: ParseOptions & { contentType?: string | null } = {},
+): ParseResult<StatusResponse> {
+  if (options.contentType && /text\/html/i.test(options.contentType) && typeof body === 'string') {
+    return fail('not_json', `status response is an HTML page, not JSON: ${describeValue(body)}`)
+  }
+  const parsed = parseJsonText(body, 'status response', options)
+  if (!parsed.ok) return parsed
+  return validateStatusResponse(parsed.value)
+}
+
+/** Validates an already-decoded status response. */
+export function validateStatusResponse(raw: unknown): ParseResult<StatusResponse> {
+  if (!isPlainObject(raw)) return fail('not_object', `status response must be a JSON object, got ${describeValue(raw)}`)
+  const status = raw['status']
+  if (status === undefined || status === null) return fail('bad_field', 'status response has no "status" field', 'status')
+  if (typeof status !== 'string' || !(REMOTE_TASK_STATUSES as readonly string[]).includes(status)) {
+    return fail(
+      'bad_field',
+      `status must be one of ${REMOTE_TASK_STATUSES.join(', ')}, got ${describeValue(status)}`,
+      'status',
+    )
+  }
+  const check = checkCommonFields(raw)
+  if (!check.ok) return check
+  const fields = pickFields(raw)
+  // A finished task may omit progress; a running one without it is reported as 0.
+  return {
+    ok: true,
+    value: {
+      ...fields,
+      project_id: fields.project_id ?? '',
+      status: status as RemoteTaskStatus,
+      progress: fields.progress ?? (status === 'completed' ? 1 : 0),
+    },
+  }
+}
+
+/** Serialises a client message. */
+export function encodeClientMessage(message: unknown): string {
+  return JSON.stringify(message)
+}
