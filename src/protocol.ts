@@ -39,6 +39,12 @@ export interface MessageFields {
    * (`progress`, `error`, `completed`). Absent on `connected` and `pong`.
    */
   seq?: number
+  /**
+   * tabcast extension, on `connected` only: the newest `seq` the server holds for the
+   * task (0 when it holds none). A client whose own `seq` is higher knows the server
+   * lost its history (an in-memory server restarted) and accepts the new numbering.
+   */
+  last_seq?: number
 }
 
 export interface ConnectedMessage extends MessageFields {
@@ -217,9 +223,9 @@ function checkProgress(value: unknown): FieldCheck {
   return { ok: true }
 }
 
-function checkSeq(value: unknown): FieldCheck {
+function checkSeq(value: unknown, field: string): FieldCheck {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    return fail('bad_field', `seq must be a non-negative integer, got ${describeValue(value)}`, 'seq')
+    return fail('bad_field', `${field} must be a non-negative integer, got ${describeValue(value)}`, field)
   }
   return { ok: true }
 }
@@ -241,9 +247,11 @@ function checkCommonFields(raw: Record<string, unknown>): FieldCheck {
     const check = checkProgress(raw['progress'])
     if (!check.ok) return check
   }
-  if (raw['seq'] !== undefined && raw['seq'] !== null) {
-    const check = checkSeq(raw['seq'])
-    if (!check.ok) return check
+  for (const field of ['seq', 'last_seq'] as const) {
+    if (raw[field] !== undefined && raw[field] !== null) {
+      const check = checkSeq(raw[field], field)
+      if (!check.ok) return check
+    }
   }
   return { ok: true }
 }
@@ -251,7 +259,7 @@ function checkCommonFields(raw: Record<string, unknown>): FieldCheck {
 /** Copies the known fields, dropping `null`s (Python backends send `None` for absent values). */
 function pickFields(raw: Record<string, unknown>): MessageFields {
   const out: Record<string, unknown> = {}
-  for (const field of [...STRING_FIELDS, ...RECORD_FIELDS, 'progress', 'seq'] as const) {
+  for (const field of [...STRING_FIELDS, ...RECORD_FIELDS, 'progress', 'seq', 'last_seq'] as const) {
     const value = raw[field]
     if (value !== undefined && value !== null) out[field] = value
   }

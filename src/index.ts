@@ -1,0 +1,8 @@
+/**
+ * tabcast: follow server tasks from every tab over one shared connection per task.
+ * This entry is framework-agnostic; the React hook and component live in `tabcast/react`.
+ */
+export * from './protocol.js'
+export * from './endpoints.js'
+export * from './options.js'
+export type * from './types.js'
