@@ -366,6 +366,42 @@ export function validateStatusResponse(raw: unknown): ParseResult<StatusResponse
   }
 }
 
+/**
+ * `details.code` of a connection-scoped `error` (see `isConnectionScopedError`):
+ * - `bad_request`: the client message was not text, not JSON, or not an object;
+ * - `unsupported`: the server has no use for this kind of client message;
+ * - `rate_limited`: the client sent messages faster than the server allows (the
+ *   message was dropped; if it keeps up the server closes with `RateLimited`);
+ * - `internal`: the server failed while handling the message.
+ */
+export type ConnectionErrorCode = 'bad_request' | 'unsupported' | 'rate_limited' | 'internal'
+
+export const CONNECTION_ERROR_CODES: readonly ConnectionErrorCode[] = ['bad_request', 'unsupported', 'rate_limited', 'internal']
+
+/**
+ * A message a client sends on the stream: a keep-alive `ping`, or any other JSON
+ * object, which is application data for the server (`send()` on the client side).
+ */
+export type ClientMessage = PingMessage | JsonRecord
+
+export function isPingMessage(message: ClientMessage): message is PingMessage {
+  return message['type'] === 'ping'
+}
+
+/**
+ * Parses one WebSocket frame from a client (the server side of the edge). Accepts the
+ * guide's text `ping` as `{ type: 'ping' }`; anything else must be a JSON object.
+ */
+export function parseClientMessage(data: unknown, options: ParseOptions = {}): ParseResult<ClientMessage> {
+  if (typeof data === 'string' && data.trim() === 'ping') return { ok: true, value: { type: 'ping' } }
+  const parsed = parseJsonText(data, 'client message', options)
+  if (!parsed.ok) return parsed
+  if (!isPlainObject(parsed.value)) {
+    return fail('not_object', `client message must be a JSON object, got ${describeValue(parsed.value)}`)
+  }
+  return { ok: true, value: parsed.value }
+}
+
 /** Serialises a client message. */
 export function encodeClientMessage(message: unknown): string {
   return JSON.stringify(message)
