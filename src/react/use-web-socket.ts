@@ -1,0 +1,197 @@
+'use client'
+/**
+ * `useWebSocket`: the design guide's hook, as a thin binding of a `TabcastClient` to
+ * React. The client owns the connection (one per task, shared by every tab); this hook
+ * only reads its snapshots and forwards its messages to the callbacks.
+ */
+import { useCallback, useEffect, useInsertionEffect, useMemo, useRef, useSyncExternalStore } from 'react'
+import { initialSnapshot, resolveOptions } from '../options.js'
+import type { JsonRecord, ServerMessage } from '../protocol.js'
+import type { ResolvedTaskOptions, TaskOptions, TaskSnapshot } from '../types.js'
+import { useTabcastClient } from './context.js'
+
+/**
+ * Options of `useWebSocket`: the guide's (`projectId`, the four callbacks,
+ * `autoReconnect`, `maxReconnectAttempts`, `pollingFallback`, `pollingInterval`,
+ * `backendUrl`, with the guide's defaults) plus tabcast's other `TaskOptions`.
+ *
+ * Changing a callback never reconnects: callbacks are read when they fire, so inline
+ * arrow functions are fine. Changing `projectId` or any option value switches the
+ * subscription.
+ *
+ * The callbacks are declared as methods so that a handler written for a narrower
+ * type (`(result: AudioResult) => …`) type-checks, as it did with the guide's hook.
+ */
+export interface UseWebSocketOptions extends TaskOptions {
+  /** The id of the task (project) to follow. Required. */
+  projectId: string
+  /**
+   * Receives every server message of the task, in order, including the messages the
+   * client synthesizes from status polls in polling mode.
+   * @default undefined
+   */
+  onMessage?(message: ServerMessage): void
+  /**
+   * Called for every `progress` message: `progress` from 0 to 1 (the latest known
+   * value when the message carries none) and the message text (`''` when absent).
+   * @default undefined
+   */
+  onProgress?(progress: number, message: string): void
+  /**
+   * Called once when the task has failed, with its error text.
+   *
+   * Fires at most once per hook instance and task, driven by the snapshot's status
+   * (`failed`), so a component mounted after the task failed also gets it (once).
+   * Connection trouble that the client recovers from is not a task failure; it shows
+   * in `connectionError` instead.
+   * @default undefined
+   */
+  onError?(error: string): void
+  /**
+   * Called once when the task has completed, with the `result` of its `completed`
+   * message (`{}` when the server sent none).
+   *
+   * Fires at most once per hook instance and task, driven by the snapshot's status
+   * (`completed`), so a component mounted after the task finished (a late tab, a
+   * remount) also gets it, once. React StrictMode's double mount does not repeat it.
+   * @default undefined
+   */
+  onCompleted?(result: JsonRecord): void
+}
+
+/**
+ * What `useWebSocket` returns: the guide's `{ isConnected, isFallback,
+ * reconnectAttempts }`, the rest of the task snapshot (`status`, `progress`,
+ * `message`, `result`, `error`, `connection`, `connectionError`, …) and `send`.
+ * The object is the same between renders until the snapshot changes.
+ */
+export interface UseWebSocketResult extends TaskSnapshot {
+  /** Sends an application message on the task's socket (queued while it is down). */
+  send: (message: unknown) => Promise<void>
+}
+
+/**
+ * Follows a task over the shared tabcast client and re-renders on its progress.
+ *
+ * Updates arrive coalesced (at most one render per animation frame, done by the
+ * client), while `onMessage`/`onProgress` still see every message. SSR-safe: the
+ * server render and hydration use an idle snapshot, and no browser API is touched
+ * during render.
+ */
+export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
+  const { projectId, onMessage, onProgress, onError, onCompleted, ...given } = options
+  const client = useTabcastClient()
+
+  // Keyed on the option *values*, so an options object created inline on every render
+  // does not resubscribe. Listing every field (typed as the full resolved options)
+  // makes the compiler flag a new option that is missing here.
+  const r = resolveOptions(given)
+  const taskOptions = useMemo<ResolvedTaskOptions>(
+    () => ({
+      backendUrl: r.backendUrl,
+      autoReconnect: r.autoReconnect,
+      maxReconnectAttempts: r.maxReconnectAttempts,
+      pollingFallback: r.pollingFallback,
+      pollingInterval: r.pollingInterval,
+      pingInterval: r.pingInterval,
+      pongTimeout: r.pongTimeout,
+      reconnectBaseDelay: r.reconnectBaseDelay,
+      reconnectMaxDelay: r.reconnectMaxDelay,
+      reconnectJitter: r.reconnectJitter,
+      socketRetryInterval: r.socketRetryInterval,
+      connectTimeout: r.connectTimeout,
+      requestTimeout: r.requestTimeout,
+      linger: r.linger,
+    }),
+    [
+      r.backendUrl,
+      r.autoReconnect,
+      r.maxReconnectAttempts,
+      r.pollingFallback,
+      r.pollingInterval,
+      r.pingInterval,
+      r.pongTimeout,
+      r.reconnectBaseDelay,
+      r.reconnectMaxDelay,
+      r.reconnectJitter,
+      r.socketRetryInterval,
+      r.connectTimeout,
+      r.requestTimeout,
+      r.linger,
+    ],
+  )
+
+  // The latest callbacks, read when an event fires. Updated in an insertion effect
+  // (before any layout or passive effect, and never during render).
+  const callbacks = useRef({ onMessage, onProgress, onError, onCompleted })
+  useInsertionEffect(() => {
+    callbacks.current = { onMessage, onProgress, onError, onCompleted }
+  })
+
+  const subscribe = useCallback(
+    (onStoreChange: () => void) =>
+      client.subscribe(
+        projectId,
+        {
+          snapshot: () => onStoreChange(),
+          message: (message) => {
+            const current = callbacks.current
+            if (current.onMessage) invokeCallback(current.onMessage, message)
+            if (message.type === 'progress' && current.onProgress) {
+              const progress = message.progress ?? client.getSnapshot(projectId, taskOptions).progress
+              invokeCallback(current.onProgress, progress, message.message ?? '')
+            }
+          },
+        },
+        taskOptions,
+      ),
+    [client, projectId, taskOptions],
+  )
+  const getSnapshot = useCallback(() => client.getSnapshot(projectId, taskOptions), [client, projectId, taskOptions])
+  const serverSnapshot = useMemo(() => initialSnapshot(projectId, taskOptions), [projectId, taskOptions])
+  const getServerSnapshot = useCallback(() => serverSnapshot, [serverSnapshot])
+
+  const snapshot = useSyncExternalStore(subscribe, getSnapshot, getServerSnapshot)
+
+  // Terminal callbacks are derived from the status rather than from the `completed` /
+  // `error` message, so that a late subscriber (the task finished before this tab
+  // looked) is told too. The set of tasks already reported survives StrictMode's
+  // unmount/remount of effects (refs are kept), so nothing fires twice.
+  const reported = useRef<Set<string> | null>(null)
+  const taskKey = `${taskOptions.backendUrl}\u0000${projectId}`
+  useEffect(() => {
+    if (snapshot.status !== 'completed' && snapshot.status !== 'failed') return
+    const done = (reported.current ??= new Set())
+    if (done.has(taskKey)) return
+    done.add(taskKey)
+    const current = callbacks.current
+    if (snapshot.status === 'completed') {
+      if (current.onCompleted) invokeCallback(current.onCompleted, snapshot.result ?? {})
+    } else if (current.onError) {
+      invokeCallback(current.onError, snapshot.error ?? 'Task failed')
+    }
+  }, [snapshot, taskKey])
+
+  const send = useCallback(
+    (message: unknown) => client.send(projectId, message, taskOptions),
+    [client, projectId, taskOptions],
+  )
+
+  return useMemo(() => ({ ...snapshot, send }), [snapshot, send])
+}
+
+/**
+ * Runs a user callback so that its exception is reported (like an uncaught error)
+ * without breaking the caller: one throwing `onMessage` must not stop `onProgress`
+ * or the client's delivery to other subscribers.
+ */
+function invokeCallback<A extends unknown[]>(callback: (...args: A) => void, ...args: A): void {
+  try {
+    callback(...args)
+  } catch (error) {
+    if (typeof globalThis.reportError === 'function') globalThis.reportError(error)
+    else setTimeout(() => {
+      throw error
+    })
+  }
+}
