@@ -1,0 +1,103 @@
+/**
+ * Creating the tab client: which broker host this page uses, and the page-wide default.
+ */
+import { globalEnv } from '../core/env.js'
+import type { BrokerMode, TabcastClient } from '../types.js'
+import { createLocalLink } from './local-link.js'
+import { createSharedWorkerLink } from './shared-worker-link.js'
+import { TabClient, type LinkFactory, type LockManagerLike, type PageEventsLike } from './tab-client.js'
+
+export type ClientMode = 'auto' | Exclude<BrokerMode, 'leader'>
+
+export interface ClientOptions {
+  /**
+   * Where the broker runs. `auto` uses the SharedWorker and falls back to a broker in
+   * this tab (unshared) when SharedWorker is missing, blocked or does not answer.
+   * @default 'auto'
+   */
+  mode?: ClientMode
+  /**
+   * Deadline (ms) for the broker's first answer; past it the next mode is tried.
+   * @default 5000
+   */
+  handshakeTimeout?: number
+  /**
+   * Deadline (ms) for every other call to the broker.
+   * @default 5000
+   */
+  callTimeout?: number
+  /**
+   * How often (ms) a tab with subscriptions checks that its broker is alive.
+   * @default 10000
+   */
+  healthInterval?: number
+}
+
+/** The tab client plus what mode it ended up in. */
+export interface TabcastBrowserClient extends TabcastClient {
+  mode(): Promise<{ mode: BrokerMode; modeReason: string; instanceId: string; protocolVersion: number }>
+}
+
+function perTabLink(failures: readonly string[]): ReturnType<LinkFactory> {
+  const reason = failures.length > 0 ? failures.join('; ') : 'per-tab mode was requested'
+  return createLocalLink(globalEnv(), 'per-tab', reason)
+}
+
+function scheduleFrame(callback: () => void): void {
+  let ran = false
+  const run = (): void => {
+    if (ran) return
+    ran = true
+    callback()
+  }
+  if (typeof requestAnimationFrame === 'function') requestAnimationFrame(run)
+  // Hidden tabs get no animation frames; their state must still be current when shown.
+  setTimeout(run, 100)
+}
+
+function newTabId(): string {
+  const crypto = globalThis.crypto as Crypto | undefined
+  if (crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID()
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
+}
+
+/** Creates a client for this page. Most apps use the shared default, `getTabcastClient()`. */
+export function createTabcastClient(options: ClientOptions = {}): TabcastBrowserClient {
+  const mode = options.mode ?? 'auto'
+  const links: LinkFactory[] =
+    mode === 'per-tab' ? [perTabLink] : mode === 'shared-worker' ? [() => createSharedWorkerLink()] : [() => createSharedWorkerLink(), perTabLink]
+  const g = globalThis as { navigator?: { locks?: LockManagerLike }; addEventListener?: PageEventsLike['addEventListener'] }
+  return new TabClient({
+    links,
+    tabId: newTabId(),
+    locks: g.navigator?.locks ?? null,
+    pageEvents: typeof g.addEventListener === 'function' && typeof window !== 'undefined' ? window : null,
+    scheduleFrame,
+    setTimeout: (callback, ms) => setTimeout(callback, ms),
+    clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+    ...(options.handshakeTimeout === undefined ? {} : { handshakeTimeout: options.handshakeTimeout }),
+    ...(options.callTimeout === undefined ? {} : { callTimeout: options.callTimeout }),
+    ...(options.healthInterval === undefined ? {} : { healthInterval: options.healthInterval }),
+  })
+}
+
+let defaultClient: TabcastBrowserClient | null = null
+let defaultOptions: ClientOptions = {}
+
+/** Sets the options of the default client; call before anything subscribes. */
+export function configureTabcast(options: ClientOptions): void {
+  if (defaultClient) throw new Error('tabcast: configureTabcast() must be called before the first subscription')
+  defaultOptions = options
+}
+
+/**
+ * The page's shared client, created on first use. Creating it touches no browser
+ * API; the worker starts with the first subscription.
+ */
+export function getTabcastClient(): TabcastBrowserClient {
+  defaultClient ??= createTabcastClient(defaultOptions)
+  return defaultClient
+}
+
+export { TabClient } from './tab-client.js'
+export type { BrokerLink } from './link.js'

@@ -1,0 +1,318 @@
+/**
+ * The tab side of tabcast: implements `TabcastClient` over a `BrokerLink`.
+ *
+ * - Subscriptions are kept here too, so the tab can register them again on another
+ *   link (after a worker restart, a failed handshake, or a return from bfcache).
+ *   Subscribing is idempotent on the host.
+ * - Messages reach `listener.message` at once, every one, in order; snapshots are
+ *   coalesced to at most one notification per animation frame, so a burst of
+ *   progress cannot make a page render more often than it paints.
+ * - Every call to the host has a deadline: a host that stops answering is replaced
+ *   by the next candidate link (SharedWorker → in-page broker).
+ */
+import type { Batch, Hello } from '../core/tab-hub.js'
+import { tabLockName } from '../core/tab-hub.js'
+import { DEFAULT_BACKEND_URL } from '../endpoints.js'
+import { initialSnapshot } from '../options.js'
+import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
+import type { BrokerLink } from './link.js'
+
+/** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
+export type LinkFactory = (failures: readonly string[]) => BrokerLink
+
+export interface LockManagerLike {
+  request(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>
+}
+
+export interface PageEventsLike {
+  addEventListener(type: 'pagehide' | 'pageshow', listener: (event: { persisted?: boolean }) => void): void
+}
+
+export interface TabClientConfig {
+  /** Candidate links, best first. */
+  links: readonly LinkFactory[]
+  tabId: string
+  /** Web Locks of the page, to tell the host when this tab is gone. */
+  locks?: LockManagerLike | null
+  /** Where `pagehide`/`pageshow` are heard (the window). */
+  pageEvents?: PageEventsLike | null
+  /** Runs a callback before the next paint. */
+  scheduleFrame: (callback: () => void) => void
+  setTimeout: (callback: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
+  /** Deadline of the first handshake with a host. @default 5000 */
+  handshakeTimeout?: number
+  /** Deadline of every other call. @default 5000 */
+  callTimeout?: number
+  /** How often a subscribed tab checks that its host is alive and the same. @default 10000 */
+  healthInterval?: number
+}
+
+interface LocalSubscription {
+  id: number
+  projectId: string
+  options: TaskOptions
+  listener: TaskListener
+  key: string
+}
+
+interface Active {
+  link: BrokerLink
+  hello: Hello
+}
+
+function keyOf(projectId: string, options: TaskOptions | undefined): string {
+  return `${options?.backendUrl ?? DEFAULT_BACKEND_URL} ${projectId}`
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+export class TabClient implements TabcastClient {
+  private readonly config: TabClientConfig
+  private readonly subscriptions = new Map<number, LocalSubscription>()
+  private readonly snapshots = new Map<string, TaskSnapshot>()
+  private readonly pending = new Map<string, TaskSnapshot>()
+  private nextId = 1
+  private factoryIndex = 0
+  private readonly failures: string[] = []
+  private active: Promise<Active> | null = null
+  private current: Active | null = null
+  private frameScheduled = false
+  private healthTimer: unknown = null
+  private lockHeld: Promise<void> | null = null
+
+  constructor(config: TabClientConfig) {
+    this.config = config
+    config.pageEvents?.addEventListener('pagehide', (event) => {
+      const link = this.current?.link
+      if (!link) return
+      // A page kept in bfcache may come back: pause its events. Otherwise say goodbye now,
+      // so the host releases this tab without waiting for the lock.
+      void (event.persisted ? link.suspend() : link.bye()).catch(() => {})
+    })
+    config.pageEvents?.addEventListener('pageshow', (event) => {
+      if (!event.persisted || !this.current) return
+      // WebKit releases a page's locks when it enters bfcache, so the host may have let
+      // this tab go: register again, with every subscription.
+      this.lockHeld = null
+      this.reestablish('the page returned from the back/forward cache', false)
+    })
+  }
+
+  subscribe(projectId: string, listener: TaskListener, options: TaskOptions = {}): () => void {
+    const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: keyOf(projectId, options) }
+    this.subscriptions.set(subscription.id, subscription)
+    void this.connect()
+      .then((active) => this.call(active.link.subscribe(subscription.id, projectId, options), 'subscribe'))
+      .catch((error: unknown) => this.onLinkFailure(error))
+    this.armHealthCheck()
+    return () => {
+      if (!this.subscriptions.delete(subscription.id)) return
+      const link = this.current?.link
+      if (link) void this.call(link.unsubscribe(subscription.id), 'unsubscribe').catch(() => {})
+    }
+  }
+
+  getSnapshot(projectId: string, options?: TaskOptions): TaskSnapshot {
+    const key = keyOf(projectId, options)
+    let snapshot = this.snapshots.get(key)
+    if (!snapshot) {
+      snapshot = initialSnapshot(projectId, options)
+      this.snapshots.set(key, snapshot)
+    }
+    return snapshot
+  }
+
+  async send(projectId: string, message: unknown, options: TaskOptions = {}): Promise<void> {
+    const active = await this.connect()
+    const result = await this.call(active.link.send(projectId, options, message), 'send')
+    if (!result.ok) throw new Error(`tabcast: ${result.error}`)
+  }
+
+  async stats(): Promise<BrokerStats> {
+    const active = await this.connect()
+    return this.call(active.link.stats(), 'stats')
+  }
+
+  /** The mode this tab ended up in, once connected. */
+  async mode(): Promise<Hello> {
+    return (await this.connect()).hello
+  }
+
+  private connect(): Promise<Active> {
+    this.active ??= this.establish()
+    return this.active
+  }
+
+  /** Tries the candidate links in order until one completes the handshake. */
+  private async establish(): Promise<Active> {
+    await this.holdLock()
+    for (;;) {
+      const factory = this.config.links[this.factoryIndex]
+      if (!factory) throw new Error(`tabcast: no broker could be reached (${this.failures.join('; ')})`)
+      let link: BrokerLink | null = null
+      try {
+        link = factory(this.failures)
+        const created = link
+        const hello = await this.call(
+          created.hello(this.config.tabId, (batch) => this.onBatch(created, batch)),
+          'the handshake',
+          this.config.handshakeTimeout ?? 5000,
+        )
+        const active = { link: created, hello }
+        this.current = active
+        for (const subscription of this.subscriptions.values()) {
+          void this.call(created.subscribe(subscription.id, subscription.projectId, subscription.options), 'subscribe').catch(
+            (error: unknown) => this.onLinkFailure(error),
+          )
+        }
+        return active
+      } catch (error) {
+        link?.dispose()
+        this.failures.push(errorText(error))
+        this.factoryIndex++
+      }
+    }
+  }
+
+  /** Holds this tab's lock for the life of the document, so the host learns when it dies. */
+  private holdLock(): Promise<void> {
+    const locks = this.config.locks
+    if (!locks) return Promise.resolve()
+    this.lockHeld ??= new Promise<void>((resolve) => {
+      locks
+        .request(tabLockName(this.config.tabId), { ifAvailable: true }, (lock) => {
+          resolve()
+          // Null means this document already holds it (a re-registration): nothing to keep.
+          return lock ? new Promise(() => {}) : undefined
+        })
+        .catch(() => resolve())
+    })
+    return this.lockHeld
+  }
+
+  private call<T>(promise: Promise<T>, what: string, ms = this.config.callTimeout ?? 5000): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.config.setTimeout(() => reject(new Error(`the tabcast broker did not answer ${what} within ${ms} ms`)), ms)
+      promise.then(
+        (value) => {
+          this.config.clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          this.config.clearTimeout(timer)
+          reject(error instanceof Error ? error : new Error(String(error)))
+        },
+      )
+    })
+  }
+
+  private onLinkFailure(error: unknown): void {
+    this.reestablish(errorText(error), true)
+  }
+
+  /** Registers again on the same kind of link, or on the next one when `giveUpCurrent`. */
+  private reestablish(reason: string, giveUpCurrent: boolean): void {
+    const previous = this.current
+    if (!previous) return
+    this.current = null
+    previous.link.dispose()
+    if (giveUpCurrent) {
+      this.failures.push(reason)
+      this.factoryIndex++
+    }
+    this.active = this.establish()
+    this.active.catch((error: unknown) => this.showFailure(errorText(error)))
+  }
+
+  private showFailure(reason: string): void {
+    for (const subscription of this.subscriptions.values()) {
+      const snapshot = { ...this.getSnapshot(subscription.projectId, subscription.options), connection: 'closed' as const, connectionError: reason }
+      this.pending.set(subscription.key, Object.freeze(snapshot))
+    }
+    this.scheduleFlush()
+  }
+
+  private onBatch(link: BrokerLink, batch: Batch): void {
+    if (this.current?.link !== link) return
+    for (const event of batch.events) {
+      const subscription = this.subscriptions.get(event.sub)
+      if (!subscription) continue
+      if (event.type === 'message') {
+        try {
+          subscription.listener.message?.(event.message)
+        } catch (error) {
+          // A listener's bug stays in the listener; report it without losing later messages.
+          reportError(error)
+        }
+      } else {
+        this.pending.set(subscription.key, event.snapshot)
+      }
+    }
+    this.scheduleFlush()
+  }
+
+  private scheduleFlush(): void {
+    if (this.frameScheduled || this.pending.size === 0) return
+    this.frameScheduled = true
+    this.config.scheduleFrame(() => {
+      this.frameScheduled = false
+      this.flush()
+    })
+  }
+
+  private flush(): void {
+    const changed = [...this.pending]
+    this.pending.clear()
+    for (const [key, snapshot] of changed) this.snapshots.set(key, snapshot)
+    for (const subscription of [...this.subscriptions.values()]) {
+      const snapshot = changed.find(([key]) => key === subscription.key)?.[1]
+      if (!snapshot) continue
+      try {
+        subscription.listener.snapshot?.(snapshot)
+      } catch (error) {
+        reportError(error)
+      }
+    }
+    this.pruneSnapshots()
+  }
+
+  private pruneSnapshots(): void {
+    if (this.snapshots.size <= 500) return
+    const followed = new Set([...this.subscriptions.values()].map((subscription) => subscription.key))
+    for (const key of this.snapshots.keys()) if (!followed.has(key)) this.snapshots.delete(key)
+  }
+
+  private armHealthCheck(): void {
+    if (this.healthTimer !== null) return
+    const interval = this.config.healthInterval ?? 10_000
+    if (interval <= 0) return
+    const tick = (): void => {
+      this.healthTimer = null
+      const active = this.current
+      if (this.subscriptions.size === 0) return
+      this.armHealthCheck()
+      if (!active) return
+      this.call(active.link.ping(), 'a health check').then(
+        (instanceId) => {
+          // Another instance answering on the same port: the worker restarted and knows nothing of us.
+          if (instanceId !== active.hello.instanceId && this.current === active) this.reestablish('the broker restarted', false)
+        },
+        (error: unknown) => {
+          if (this.current === active) this.onLinkFailure(error)
+        },
+      )
+    }
+    this.healthTimer = this.config.setTimeout(tick, interval)
+  }
+}
+
+function reportError(error: unknown): void {
+  const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
+  if (report) report(error)
+  else setTimeout(() => {
+    throw error
+  })
+}

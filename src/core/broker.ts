@@ -1,0 +1,194 @@
+/**
+ * The broker: one `TaskChannel` per (backend, task id), however many subscribers
+ * follow it. Hosts (the SharedWorker, a leader tab, a lone tab) put a `Broker` behind
+ * their own transport; the broker itself knows nothing about tabs or ports.
+ */
+import { resolveTarget } from '../endpoints.js'
+import { PROTOCOL_VERSION } from '../protocol.js'
+import { initialSnapshot, resolveOptions } from '../options.js'
+import type { BrokerMode, TaskOptions, TaskSnapshot, TaskStats } from '../types.js'
+import type { BrokerEnv, TimerHandle } from './env.js'
+import { TaskChannel, type ChannelListener, type SendResult } from './task-channel.js'
+
+export interface BrokerInfo {
+  mode: BrokerMode
+  modeReason: string
+}
+
+export interface BrokerCoreStats {
+  mode: BrokerMode
+  modeReason: string
+  instanceId: string
+  protocolVersion: number
+  sockets: number
+  pollers: number
+  tasks: TaskStats[]
+}
+
+/** How long a finished task's final snapshot is kept once nobody follows it, for late joiners. */
+export const FINISHED_RETENTION_MS = 10 * 60 * 1000
+/** At most this many finished tasks are kept. */
+export const FINISHED_LIMIT = 200
+
+export class Broker {
+  readonly instanceId: string
+  private readonly channels = new Map<string, TaskChannel>()
+  private readonly lingers = new Map<string, TimerHandle>()
+  /** Snapshots of subscriptions that can never connect (a bad task id or backend URL). */
+  private readonly invalid = new Map<string, TaskSnapshot>()
+  private nextId = 1
+  private readonly env: BrokerEnv
+  private info: BrokerInfo
+
+  constructor(env: BrokerEnv, info: BrokerInfo, instanceId = randomId(env)) {
+    this.env = env
+    this.info = info
+    this.instanceId = instanceId
+  }
+
+  setInfo(info: BrokerInfo): void {
+    this.info = info
+  }
+
+  /**
+   * Follows a task. The listener hears the current snapshot at once, then every
+   * message and snapshot change. Returns the function that stops following.
+   */
+  subscribe(projectId: string, options: TaskOptions, listener: ChannelListener): () => void {
+    const resolved = resolveOptions(options)
+    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure)
+    if (!target.ok) {
+      safely(listener, { type: 'snapshot', snapshot: this.invalidSnapshot(projectId, options, target.error) })
+      return () => {}
+    }
+    let channel = this.channels.get(target.key)
+    if (!channel) {
+      channel = new TaskChannel({ key: target.key, projectId, backend: target.backend }, resolved, this.env)
+      this.channels.set(target.key, channel)
+    }
+    this.cancelLinger(target.key)
+    const id = this.nextId++
+    channel.addSubscriber(id, resolved, listener)
+    let active = true
+    const subscribed = channel
+    return () => {
+      if (!active) return
+      active = false
+      if (subscribed.removeSubscriber(id) === 0) this.scheduleRelease(target.key, subscribed, resolved.linger)
+    }
+  }
+
+  getSnapshot(projectId: string, options: TaskOptions = {}): TaskSnapshot {
+    const resolved = resolveOptions(options)
+    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure)
+    if (!target.ok) return this.invalidSnapshot(projectId, options, target.error)
+    return this.channels.get(target.key)?.getSnapshot() ?? initialSnapshot(projectId, options)
+  }
+
+  send(projectId: string, options: TaskOptions, message: unknown): SendResult {
+    const resolved = resolveOptions(options)
+    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure)
+    if (!target.ok) return { ok: false, error: target.error }
+    const channel = this.channels.get(target.key)
+    if (!channel || channel.subscriberCount === 0) {
+      return { ok: false, error: `task ${projectId} is not followed; subscribe before sending` }
+    }
+    return channel.send(message)
+  }
+
+  /** The network is back: reconnect now instead of waiting out a backoff. */
+  online(): void {
+    for (const channel of this.channels.values()) channel.online()
+  }
+
+  stats(): BrokerCoreStats {
+    const tasks = [...this.channels.values()].map((channel) => channel.stats())
+    return {
+      mode: this.info.mode,
+      modeReason: this.info.modeReason,
+      instanceId: this.instanceId,
+      protocolVersion: PROTOCOL_VERSION,
+      sockets: tasks.filter((task) => task.transport === 'websocket').length,
+      pollers: tasks.filter((task) => task.transport === 'polling').length,
+      tasks,
+    }
+  }
+
+  /** Stops every channel at once (the host is shutting down). */
+  close(): void {
+    for (const handle of this.lingers.values()) this.env.clock.clearTimeout(handle)
+    this.lingers.clear()
+    for (const channel of this.channels.values()) channel.stop()
+    this.channels.clear()
+  }
+
+  private scheduleRelease(key: string, channel: TaskChannel, linger: number): void {
+    this.cancelLinger(key)
+    // A finished task holds no socket; keep its final state longer for tabs that open later.
+    const delay = channel.done ? Math.max(linger, FINISHED_RETENTION_MS) : linger
+    if (!channel.done && delay === 0) {
+      this.release(key, channel)
+      return
+    }
+    this.lingers.set(
+      key,
+      this.env.clock.setTimeout(() => {
+        this.lingers.delete(key)
+        this.release(key, channel)
+      }, delay),
+    )
+    this.pruneFinished()
+  }
+
+  private release(key: string, channel: TaskChannel): void {
+    if (channel.subscriberCount > 0 || this.channels.get(key) !== channel) return
+    channel.stop()
+    this.channels.delete(key)
+  }
+
+  private cancelLinger(key: string): void {
+    const handle = this.lingers.get(key)
+    if (handle !== undefined) {
+      this.env.clock.clearTimeout(handle)
+      this.lingers.delete(key)
+    }
+  }
+
+  private pruneFinished(): void {
+    const idle = [...this.channels.entries()].filter(([, channel]) => channel.done && channel.subscriberCount === 0)
+    for (const [key, channel] of idle.slice(0, Math.max(0, idle.length - FINISHED_LIMIT))) {
+      this.cancelLinger(key)
+      this.release(key, channel)
+    }
+  }
+
+  private invalidSnapshot(projectId: string, options: TaskOptions, error: string): TaskSnapshot {
+    const cacheKey = `${options.backendUrl ?? ''} ${projectId}`
+    let snapshot = this.invalid.get(cacheKey)
+    if (!snapshot) {
+      snapshot = Object.freeze({
+        ...initialSnapshot(projectId, options),
+        status: 'failed',
+        connection: 'closed',
+        error,
+        connectionError: error,
+      })
+      // Bounded: a page that types ids keystroke by keystroke must not grow this forever.
+      if (this.invalid.size > 100) this.invalid.clear()
+      this.invalid.set(cacheKey, snapshot)
+    }
+    return snapshot
+  }
+}
+
+function safely(listener: ChannelListener, event: Parameters<ChannelListener>[0]): void {
+  try {
+    listener(event)
+  } catch {
+    // Isolated like every other listener call.
+  }
+}
+
+function randomId(env: BrokerEnv): string {
+  return `${env.clock.now().toString(36)}-${Math.floor(env.random() * 2 ** 32).toString(36)}`
+}
