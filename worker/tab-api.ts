@@ -5,7 +5,7 @@
 import { PROTOCOL_VERSION } from '../src/protocol.js'
 import type { SendResult } from '../src/core/task-channel.js'
 import type { Ack, Batch, Hello, TabHub, TabSession } from '../src/core/tab-hub.js'
-import type { BrokerStats, TaskOptions } from '../src/types.js'
+import type { BrokerStats, TaskOptions, TaskSnapshot } from '../src/types.js'
 
 /** The part of `MessagePort` used here, so the same code runs on Node's ports in tests. */
 export interface EventsPort {
@@ -17,7 +17,7 @@ export interface EventsPort {
 
 export interface TabApi {
   hello(tabId: string, events: EventsPort, protocolVersion: number): Hello
-  subscribe(subId: number, projectId: string, options: TaskOptions): void
+  subscribe(subId: number, projectId: string, options: TaskOptions, seed?: TaskSnapshot): void
   unsubscribe(subId: number): void
   send(projectId: string, options: TaskOptions, message: unknown): SendResult
   stats(): BrokerStats
@@ -59,8 +59,8 @@ export function createTabApi(hub: TabHub): TabApi {
       port.start?.()
       return hub.hello()
     },
-    subscribe(subId, projectId, options) {
-      current().subscribe(subId, projectId, options ?? {})
+    subscribe(subId, projectId, options, seed) {
+      current().subscribe(subId, projectId, options ?? {}, seed)
     },
     unsubscribe(subId) {
       session?.unsubscribe(subId)

@@ -3,16 +3,18 @@
  */
 import { globalEnv } from '../core/env.js'
 import type { BrokerMode, TabcastClient } from '../types.js'
+import { BUS_NAME, LeaderElection, createLeaderLink, type ElectionLocks } from './leader-link.js'
 import { createLocalLink } from './local-link.js'
 import { createSharedWorkerLink } from './shared-worker-link.js'
 import { TabClient, type LinkFactory, type LockManagerLike, type PageEventsLike } from './tab-client.js'
 
-export type ClientMode = 'auto' | Exclude<BrokerMode, 'leader'>
+export type ClientMode = 'auto' | BrokerMode
 
 export interface ClientOptions {
   /**
-   * Where the broker runs. `auto` uses the SharedWorker and falls back to a broker in
-   * this tab (unshared) when SharedWorker is missing, blocked or does not answer.
+   * Where the broker runs. `auto` uses the SharedWorker; where it is missing, blocked
+   * or does not answer, a leader tab elected with Web Locks runs the broker for the
+   * others over BroadcastChannel; without those, each tab runs its own (unshared).
    * @default 'auto'
    */
   mode?: ClientMode
@@ -64,12 +66,33 @@ function newTabId(): string {
 /** Creates a client for this page. Most apps use the shared default, `getTabcastClient()`. */
 export function createTabcastClient(options: ClientOptions = {}): TabcastBrowserClient {
   const mode = options.mode ?? 'auto'
-  const links: LinkFactory[] =
-    mode === 'per-tab' ? [perTabLink] : mode === 'shared-worker' ? [() => createSharedWorkerLink()] : [() => createSharedWorkerLink(), perTabLink]
-  const g = globalThis as { navigator?: { locks?: LockManagerLike }; addEventListener?: PageEventsLike['addEventListener'] }
+  const g = globalThis as { navigator?: { locks?: LockManagerLike & ElectionLocks }; addEventListener?: PageEventsLike['addEventListener'] }
+  const tabId = newTabId()
+  let election: LeaderElection | null = null
+  const leaderLink: LinkFactory = (failures) => {
+    const locks = g.navigator?.locks
+    if (!locks) throw new Error('leader mode unavailable: this browser has no Web Locks')
+    if (typeof BroadcastChannel === 'undefined') throw new Error('leader mode unavailable: this browser has no BroadcastChannel')
+    // One election per tab, kept across re-registrations: leadership is the tab's, not the link's.
+    election ??= new LeaderElection({
+      env: globalEnv(),
+      locks,
+      createBus: () => new BroadcastChannel(BUS_NAME),
+      tabId,
+      reason: failures.length > 0 ? failures.join('; ') : 'leader mode was requested',
+    })
+    return createLeaderLink(election)
+  }
+  const sharedWorkerLink: LinkFactory = () => createSharedWorkerLink()
+  const links: LinkFactory[] = {
+    auto: [sharedWorkerLink, leaderLink, perTabLink],
+    'shared-worker': [sharedWorkerLink],
+    leader: [leaderLink],
+    'per-tab': [perTabLink],
+  }[mode]
   return new TabClient({
     links,
-    tabId: newTabId(),
+    tabId,
     locks: g.navigator?.locks ?? null,
     pageEvents: typeof g.addEventListener === 'function' && typeof window !== 'undefined' ? window : null,
     scheduleFrame,

@@ -28,7 +28,7 @@ export function createLocalLink(env: BrokerEnv, mode: BrokerMode, modeReason: st
       session = attached
       return hub.hello()
     },
-    subscribe: async (subId, projectId, options) => current().subscribe(subId, projectId, options),
+    subscribe: async (subId, projectId, options, seed) => current().subscribe(subId, projectId, options, seed),
     unsubscribe: async (subId) => session?.unsubscribe(subId),
     send: async (projectId, options, message) => current().send(projectId, options, message),
     stats: async () => hub.stats(),

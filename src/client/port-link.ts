@@ -47,7 +47,7 @@ export function createPortLink(port: PortLike, createChannel: () => ChannelLike 
       const transferred = Comlink.transfer(channel.port2, [channel.port2 as unknown as Transferable]) as unknown as EventsPort
       return remote.hello(tabId, transferred, PROTOCOL_VERSION)
     },
-    subscribe: (subId, projectId, options) => remote.subscribe(subId, projectId, options),
+    subscribe: (subId, projectId, options, seed) => remote.subscribe(subId, projectId, options, seed),
     unsubscribe: (subId) => remote.unsubscribe(subId),
     send: (projectId, options, message) => remote.send(projectId, options, message),
     stats: () => remote.stats(),

@@ -104,9 +104,12 @@ export class TabClient implements TabcastClient {
   subscribe(projectId: string, listener: TaskListener, options: TaskOptions = {}): () => void {
     const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: keyOf(projectId, options) }
     this.subscriptions.set(subscription.id, subscription)
-    void this.connect()
-      .then((active) => this.call(active.link.subscribe(subscription.id, projectId, options), 'subscribe'))
-      .catch((error: unknown) => this.onLinkFailure(error))
+    void this.connect().then(
+      (active) => {
+        if (this.subscriptions.has(subscription.id)) this.register(active.link, subscription)
+      },
+      () => {},
+    )
     this.armHealthCheck()
     return () => {
       if (!this.subscriptions.delete(subscription.id)) return
@@ -163,11 +166,10 @@ export class TabClient implements TabcastClient {
         )
         const active = { link: created, hello }
         this.current = active
-        for (const subscription of this.subscriptions.values()) {
-          void this.call(created.subscribe(subscription.id, subscription.projectId, subscription.options), 'subscribe').catch(
-            (error: unknown) => this.onLinkFailure(error),
-          )
-        }
+        created.onReset?.((reason) => {
+          if (this.current?.link === created) this.reestablish(reason, false)
+        })
+        for (const subscription of this.subscriptions.values()) this.register(created, subscription)
         return active
       } catch (error) {
         link?.dispose()
@@ -209,8 +211,19 @@ export class TabClient implements TabcastClient {
     })
   }
 
-  private onLinkFailure(error: unknown): void {
-    this.reestablish(errorText(error), true)
+  /** Registers one subscription on a link, with the last snapshot this tab saw as its seed. */
+  private register(link: BrokerLink, subscription: LocalSubscription): void {
+    const last = this.snapshots.get(subscription.key)
+    const seed = last && (last.status !== 'idle' || last.seq !== null) ? last : undefined
+    this.call(link.subscribe(subscription.id, subscription.projectId, subscription.options, seed), 'subscribe').catch(
+      (error: unknown) => this.onLinkFailure(link, error),
+    )
+  }
+
+  private onLinkFailure(link: BrokerLink, error: unknown): void {
+    // A late failure of a link already replaced says nothing about the current one.
+    if (this.current?.link !== link) return
+    this.reestablish(errorText(error), !link.keepOnFailure)
   }
 
   /** Registers again on the same kind of link, or on the next one when `giveUpCurrent`. */
@@ -300,9 +313,7 @@ export class TabClient implements TabcastClient {
           // Another instance answering on the same port: the worker restarted and knows nothing of us.
           if (instanceId !== active.hello.instanceId && this.current === active) this.reestablish('the broker restarted', false)
         },
-        (error: unknown) => {
-          if (this.current === active) this.onLinkFailure(error)
-        },
+        (error: unknown) => this.onLinkFailure(active.link, error),
       )
     }
     this.healthTimer = this.config.setTimeout(tick, interval)

@@ -54,7 +54,7 @@ export class Broker {
    * Follows a task. The listener hears the current snapshot at once, then every
    * message and snapshot change. Returns the function that stops following.
    */
-  subscribe(projectId: string, options: TaskOptions, listener: ChannelListener): () => void {
+  subscribe(projectId: string, options: TaskOptions, listener: ChannelListener, seed?: TaskSnapshot): () => void {
     const resolved = resolveOptions(options)
     const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure)
     if (!target.ok) {
@@ -63,7 +63,7 @@ export class Broker {
     }
     let channel = this.channels.get(target.key)
     if (!channel) {
-      channel = new TaskChannel({ key: target.key, projectId, backend: target.backend }, resolved, this.env)
+      channel = new TaskChannel({ key: target.key, projectId, backend: target.backend }, resolved, this.env, seed)
       this.channels.set(target.key, channel)
     }
     this.cancelLinger(target.key)

@@ -76,7 +76,7 @@ export class TabSession {
   }
 
   /** Idempotent: a tab that re-registers after a worker restart may repeat a `subId`. */
-  subscribe(subId: number, projectId: string, options: TaskOptions): void {
+  subscribe(subId: number, projectId: string, options: TaskOptions, seed?: TaskSnapshot): void {
     if (this.released || this.subscriptions.has(subId)) return
     const unsubscribe = this.hub.broker.subscribe(projectId, options, (event) => {
       if (event.type === 'snapshot') {
@@ -86,7 +86,7 @@ export class TabSession {
         this.enqueueMessage({ sub: subId, type: 'message', message: event.message })
       }
       this.schedule()
-    })
+    }, seed)
     this.subscriptions.set(subId, unsubscribe)
   }
 

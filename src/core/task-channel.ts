@@ -65,14 +65,39 @@ export class TaskChannel {
   private readonly requests = new Map<'poll' | 'gap', AbortController>()
   private readonly env: BrokerEnv
   private readonly maxMessageBytes: number
+  /** Started from a tab's snapshot: read the status once after the first open to fill gaps. */
+  private seeded = false
 
-  constructor(target: ChannelTarget, options: ResolvedTaskOptions, env: BrokerEnv, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
+  constructor(
+    target: ChannelTarget,
+    options: ResolvedTaskOptions,
+    env: BrokerEnv,
+    seed?: TaskSnapshot,
+    maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+  ) {
     this.key = target.key
     this.projectId = target.projectId
     this.backend = target.backend
     this.options = options
     this.env = env
     this.maxMessageBytes = maxMessageBytes
+    if (seed && seed.projectId === target.projectId && (seed.status !== 'idle' || seed.seq !== null)) {
+      // A new host (a new leader, a restarted worker) starts from what the tabs last saw:
+      // the stream resumes after `seed.seq`, and progress cannot go back below it.
+      this.task = {
+        status: seed.status,
+        progress: seed.progress,
+        message: seed.message,
+        taskName: seed.taskName,
+        result: seed.result,
+        error: seed.error,
+        details: seed.details,
+        seq: seed.seq,
+        lastMessageAt: seed.lastMessageAt,
+        connectionError: null,
+      }
+      this.seeded = true
+    }
     this.snapshot = this.compose()
   }
 
@@ -169,6 +194,10 @@ export class TaskChannel {
     const { link, effects } = reduceConnection(this.link, event, this.options, this.env.random)
     this.link = link
     for (const effect of effects) this.run(effect)
+    if (this.seeded && link.kind === 'live') {
+      this.seeded = false
+      this.fetchStatus('gap')
+    }
     if (link !== before && link.kind === 'closed' && link.reason !== null && !this.finished) {
       this.task = link.fatal ? withFatalError(this.task, link.reason) : withConnectionError(this.task, link.reason)
     }
