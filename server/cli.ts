@@ -1,0 +1,112 @@
+/**
+ * `npm run server`: the reference backend on the guide's port.
+ *
+ *   npm run server -- --port 8000 --host 127.0.0.1
+ *   PORT=9000 HOST=0.0.0.0 npm run server
+ *
+ * Flags win over environment variables. Other settings (origins, compression) are
+ * available through `TABCAST_ORIGINS` (comma-separated, or `*`) and
+ * `TABCAST_COMPRESSION=1`, `TABCAST_LOG=debug|info|warn|error`.
+ */
+import { parseArgs } from 'node:util'
+import { createConsoleLogger, createTabcastServer, DEFAULT_HOST, DEFAULT_PORT, type LogLevel, type TabcastServerOptions } from './index.js'
+
+const USAGE = `usage: npm run server -- [--port <port>] [--host <host>]
+
+  --port   TCP port (env PORT)            default ${DEFAULT_PORT}
+  --host   interface to bind (env HOST)   default ${DEFAULT_HOST}; 0.0.0.0 for all
+env: TABCAST_ORIGINS="https://a.example,https://b.example" or "*" (default: localhost pages)
+     TABCAST_COMPRESSION=1   TABCAST_LOG=debug|info|warn|error (default info)`
+
+function fail(message: string): never {
+  console.error(`tabcast server: ${message}\n\n${USAGE}`)
+  process.exit(2)
+}
+
+function parsePort(value: string, from: string): number {
+  const port = /^\d+$/.test(value) ? Number(value) : NaN
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`${from} must be a port number from 0 to 65535, got ${JSON.stringify(value)}`)
+  return port
+}
+
+async function main(): Promise<void> {
+  let values: { port?: string | undefined; host?: string | undefined; help?: boolean | undefined }
+  try {
+    values = parseArgs({
+      options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }).values
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error))
+  }
+  if (values.help) {
+    console.log(USAGE)
+    return
+  }
+  const port =
+    values.port !== undefined
+      ? parsePort(values.port, '--port')
+      : process.env['PORT'] !== undefined && process.env['PORT'] !== ''
+        ? parsePort(process.env['PORT'], 'PORT')
+        : DEFAULT_PORT
+  const host = values.host ?? (process.env['HOST'] || DEFAULT_HOST)
+
+  const levelEnv = process.env['TABCAST_LOG'] ?? 'info'
+  if (!['debug', 'info', 'warn', 'error'].includes(levelEnv)) fail(`TABCAST_LOG must be debug, info, warn or error, got ${JSON.stringify(levelEnv)}`)
+  const logger = createConsoleLogger(levelEnv as LogLevel)
+
+  const options: TabcastServerOptions = { logger }
+  const origins = process.env['TABCAST_ORIGINS']
+  if (origins !== undefined && origins.trim() !== '') {
+    options.allowedOrigins = origins.trim() === '*' ? '*' : origins.split(',').map((origin) => origin.trim()).filter(Boolean)
+  }
+  if (process.env['TABCAST_COMPRESSION'] === '1') options.compression = true
+
+  const server = createTabcastServer(options)
+  let address
+  try {
+    address = await server.listen(port, host)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE') fail(`port ${port} on ${host} is already in use (try --port 0 for a free one)`)
+    throw error
+  }
+  const ws = address.url.replace(/^http/, 'ws')
+  console.log(
+    [
+      `tabcast server listening on ${address.url}`,
+      `  stream   ${ws}/api/v1/ws/projects/{task_id}/stream`,
+      `  status   ${address.url}/api/v1/projects/{task_id}/status`,
+      `  create   POST ${address.url}/api/v1/projects   (demo audio generation)`,
+      `  health   ${address.url}/healthz`,
+      `  origins  ${origins?.trim() ? origins : 'localhost pages (http/https, any port)'}; compression ${options.compression ? 'on' : 'off'}`,
+    ].join('\n'),
+  )
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      console.log(`tabcast server: ${signal} again, exiting now`)
+      process.exit(1)
+    }
+    stopping = true
+    console.log(`tabcast server: ${signal}, closing connections (going away)…`)
+    server.close().then(
+      () => {
+        console.log('tabcast server: stopped')
+        process.exit(0)
+      },
+      (error: unknown) => {
+        console.error('tabcast server: failed to stop cleanly', error)
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+}
+
+main().catch((error: unknown) => {
+  console.error('tabcast server: failed to start', error)
+  process.exit(1)
+})

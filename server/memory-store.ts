@@ -1,0 +1,200 @@
+/**
+ * The default `TaskStore`: everything in this process's memory.
+ *
+ * One server process only, and tasks are lost when the process exits. To keep tasks
+ * across a server restart inside one process (tests do this), hand the same instance
+ * to the new server.
+ */
+import type { TaskMessage } from '../src/protocol.js'
+import type {
+  AppendOptions,
+  AppendResult,
+  CreateResult,
+  CreateTaskInit,
+  ExpiryOptions,
+  HistoryRead,
+  StoreHealth,
+  TaskListener,
+  TaskMessageInput,
+  TaskState,
+  TaskStore,
+  Unsubscribe,
+} from './store.js'
+
+export interface MemoryTaskStoreOptions {
+  /**
+   * The clock, in milliseconds since the epoch. Replace it to test expiry without waiting.
+   * @default () => Date.now()
+   */
+  now?: () => number
+  /**
+   * How often expired tasks are swept from memory (milliseconds). Expired tasks are
+   * also dropped whenever they are looked up, so this only bounds memory.
+   * @default 60000
+   */
+  sweepInterval?: number
+  /**
+   * Called when a subscriber throws. Subscribers are the server's own fan-out, so this
+   * is a bug report, not flow control.
+   * @default logs with console.error
+   */
+  onListenerError?: (error: unknown, taskId: string) => void
+}
+
+interface Entry {
+  state: TaskState
+  /** The newest `historyLimit` messages, oldest first. */
+  history: TaskMessage[]
+  expiresAt: number
+}
+
+export class MemoryTaskStore implements TaskStore {
+  private readonly tasks = new Map<string, Entry>()
+  private readonly listeners = new Map<string, Set<TaskListener>>()
+  private readonly now: () => number
+  private readonly onListenerError: (error: unknown, taskId: string) => void
+  private sweeper: ReturnType<typeof setInterval> | null
+
+  constructor(options: MemoryTaskStoreOptions = {}) {
+    const sweepInterval = options.sweepInterval ?? 60_000
+    if (!Number.isFinite(sweepInterval) || sweepInterval <= 0) {
+      throw new RangeError(`sweepInterval must be a positive number of milliseconds, got ${String(sweepInterval)}`)
+    }
+    this.now = options.now ?? (() => Date.now())
+    this.onListenerError =
+      options.onListenerError ??
+      ((error, taskId) => {
+        console.error(`tabcast memory store: a subscriber of task ${taskId} threw`, error)
+      })
+    this.sweeper = setInterval(() => this.sweep(), sweepInterval)
+    // The sweeper only bounds memory; it must not keep a process alive on its own.
+    this.sweeper.unref()
+  }
+
+  create(taskId: string, init: CreateTaskInit, options: ExpiryOptions): Promise<CreateResult> {
+    const existing = this.live(taskId)
+    if (existing) return Promise.resolve({ created: false, state: existing.state })
+    const entry = this.newEntry(taskId, init.taskName, options.expireAfterMs)
+    this.tasks.set(taskId, entry)
+    return Promise.resolve({ created: true, state: entry.state })
+  }
+
+  append(taskId: string, input: TaskMessageInput, options: AppendOptions): Promise<AppendResult> {
+    let entry = this.live(taskId)
+    if (!entry) {
+      entry = this.newEntry(taskId, input.task_name, options.expireAfterMs)
+      this.tasks.set(taskId, entry)
+    }
+    const previous = entry.state
+    if (previous.status !== 'running') return Promise.resolve({ ok: false, reason: 'finished', state: previous })
+
+    const timestamp = input.timestamp ?? new Date(this.now()).toISOString()
+    const taskName = input.task_name ?? previous.taskName
+    const message = Object.freeze({
+      ...input,
+      ...(taskName === undefined ? {} : { task_name: taskName }),
+      timestamp,
+      seq: previous.lastSeq + 1,
+    }) as TaskMessage
+
+    const state: TaskState = { ...previous, lastSeq: message.seq ?? 0, latest: message, updatedAt: timestamp }
+    if (taskName !== undefined) state.taskName = taskName
+    if (message.type === 'progress') {
+      if (message.progress !== undefined) state.progress = message.progress
+      if (message.message !== undefined) state.message = message.message
+    } else if (message.type === 'completed') {
+      state.status = 'completed'
+      state.progress = 1
+      if (message.message !== undefined) state.message = message.message
+      if (message.result !== undefined) state.result = message.result
+    } else {
+      state.status = 'failed'
+      if (message.error !== undefined) state.error = message.error
+      if (message.details !== undefined) state.details = message.details
+    }
+    entry.state = state
+    entry.history.push(message)
+    if (entry.history.length > options.historyLimit) {
+      entry.history.splice(0, entry.history.length - options.historyLimit)
+    }
+    entry.expiresAt = this.now() + options.expireAfterMs
+
+    const listeners = this.listeners.get(taskId)
+    if (listeners) {
+      // A copy, so a listener that unsubscribes (or subscribes) while being called
+      // does not change who receives this message.
+      for (const listener of [...listeners]) {
+        try {
+          listener(message)
+        } catch (error) {
+          this.onListenerError(error, taskId)
+        }
+      }
+    }
+    return Promise.resolve({ ok: true, message, state })
+  }
+
+  get(taskId: string): Promise<TaskState | null> {
+    return Promise.resolve(this.live(taskId)?.state ?? null)
+  }
+
+  readSince(taskId: string, since: number): Promise<HistoryRead> {
+    const entry = this.live(taskId)
+    if (!entry) return Promise.resolve({ messages: [], complete: false })
+    if (since >= entry.state.lastSeq) return Promise.resolve({ messages: [], complete: true })
+    const oldest = entry.history[0]?.seq
+    const complete = oldest !== undefined && oldest <= since + 1
+    const messages = entry.history.filter((message) => (message.seq ?? 0) > since)
+    return Promise.resolve({ messages, complete })
+  }
+
+  subscribe(taskId: string, listener: TaskListener): Promise<Unsubscribe> {
+    let set = this.listeners.get(taskId)
+    if (!set) {
+      set = new Set()
+      this.listeners.set(taskId, set)
+    }
+    set.add(listener)
+    return Promise.resolve(() => {
+      const current = this.listeners.get(taskId)
+      if (!current) return
+      current.delete(listener)
+      if (current.size === 0) this.listeners.delete(taskId)
+    })
+  }
+
+  health(): Promise<StoreHealth> {
+    return Promise.resolve({ ok: true, kind: 'memory', detail: `${this.tasks.size} tasks held` })
+  }
+
+  close(): Promise<void> {
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
+    return Promise.resolve()
+  }
+
+  /** The entry, unless it has expired (then it is dropped). */
+  private live(taskId: string): Entry | undefined {
+    const entry = this.tasks.get(taskId)
+    if (!entry) return undefined
+    if (entry.expiresAt <= this.now()) {
+      this.tasks.delete(taskId)
+      return undefined
+    }
+    return entry
+  }
+
+  private newEntry(taskId: string, taskName: string | undefined, expireAfterMs: number): Entry {
+    const now = new Date(this.now()).toISOString()
+    const state: TaskState = { taskId, status: 'running', progress: 0, lastSeq: 0, createdAt: now, updatedAt: now }
+    if (taskName !== undefined) state.taskName = taskName
+    return { state, history: [], expiresAt: this.now() + expireAfterMs }
+  }
+
+  private sweep(): void {
+    const now = this.now()
+    for (const [taskId, entry] of this.tasks) {
+      if (entry.expiresAt <= now) this.tasks.delete(taskId)
+    }
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * Options of `createTabcastServer`, their defaults, and their validation. Options are
+ * checked once, at construction, with messages that name the option and the value.
+ */
+import type { Server as HttpServer } from 'node:http'
+import type { PerMessageDeflateOptions } from 'ws'
+import type { JsonRecord, ServerMessage } from '../src/protocol.js'
+import { createConsoleLogger, type Logger } from './logger.js'
+import { createOriginCheck, isLocalhostOrigin, type AllowedOrigins, type OriginCheck } from './origin.js'
+import type { RateLimitOptions } from './rate-limit.js'
+import type { TaskStore } from './store.js'
+
+/** The connection a client message arrived on, as `onClientMessage` sees it. */
+export interface ClientConnection {
+  /** Unique per server process. */
+  readonly id: number
+  readonly taskId: string
+  /** The page's origin, absent for non-browser clients. */
+  readonly origin: string | undefined
+  readonly remoteAddress: string | undefined
+  /** Sends a message to this connection only (for example an acknowledgement). */
+  send(message: ServerMessage): void
+}
+
+/**
+ * Receives application messages clients send on a task stream (anything but `ping`).
+ * A throw or a rejected promise is logged and answered with a connection-scoped
+ * `internal` error; it never closes the socket.
+ */
+export type ClientMessageHandler = (taskId: string, message: JsonRecord, connection: ClientConnection) => void | Promise<void>
+
+/**
+ * permessage-deflate settings. Context takeover is always off in both directions, so a
+ * connection holds no compression state between messages (the zlib stream is reset,
+ * not kept with history); the window and memory level bound what one reset stream
+ * holds. See PROTOCOL.md, "Compression", for what this costs and saves.
+ */
+export interface CompressionOptions {
+  /**
+   * Messages smaller than this many bytes are sent uncompressed. Progress messages are
+   * a few hundred bytes, so with the default only large results are compressed.
+   * @default 1024
+   */
+  threshold?: number
+  /**
+   * zlib compression level, 1 (fastest) to 9 (smallest).
+   * @default 3
+   */
+  level?: number
+  /**
+   * zlib memLevel, 1 – 9: memory of the compressor's hash tables (2^(memLevel+9) bytes).
+   * @default 4
+   */
+  memLevel?: number
+  /**
+   * The server's LZ77 window, 9 – 15 bits (2^(bits+2) bytes of compressor memory).
+   * Sent to the client as `server_max_window_bits`.
+   * @default 11
+   */
+  serverMaxWindowBits?: number
+  /**
+   * How many compression jobs may run at once on the libuv thread pool (ws's limit
+   * against the zlib memory fragmentation it documents).
+   * @default 10
+   */
+  concurrencyLimit?: number
+}
+
+export interface DemoOptions {
+  /**
+   * How many demo tasks may run at once; further `POST /api/v1/projects` requests get 503.
+   * @default 100
+   */
+  maxRunningTasks?: number
+}
+
+export interface TabcastServerOptions {
+  /**
+   * An existing HTTP server to attach to instead of calling `listen()`. The tabcast
+   * routes are served on it; its other requests and upgrades are left to their
+   * owners. `close()` then detaches without closing that server.
+   * @default undefined (the tabcast server creates its own on `listen()`)
+   */
+  server?: HttpServer
+  /**
+   * A path prefix for every route, for mounting behind a proxy path
+   * (`"/tabcast"` serves `/tabcast/api/v1/…`). Clients use it as the path of their
+   * `backendUrl`.
+   * @default ""
+   */
+  basePath?: string
+  /**
+   * Origins whose pages may open streams and call the HTTP endpoints: exact origins
+   * (`["https://studio.example.com"]`), `"*"` for any, or a predicate. Requests
+   * without an `Origin` header (non-browser clients) are always allowed. A refused
+   * WebSocket upgrade gets HTTP 403 (browsers report close code 1006); a refused
+   * HTTP request gets 403.
+   * @default pages on localhost, 127.0.0.1 or [::1], http or https, any port
+   */
+  allowedOrigins?: AllowedOrigins
+  /**
+   * Whether a stream may be opened for a task the server does not know (yet). A tab may
+   * start following a task before the job creates it, so this is on by default; when
+   * off, such sockets are closed with `CloseCode.TaskNotFound` (4004).
+   * @default true
+   */
+  allowUnknownTasks?: boolean
+  /**
+   * The largest client message accepted, in bytes. Larger ones close the socket with
+   * 1009 (message too big).
+   * @default 65536
+   */
+  maxMessageBytes?: number
+  /**
+   * The rate limit on client messages, per connection, or `false` for none.
+   * @default { perSecond: 10, burst: 20, closeAfter: 20 }
+   */
+  rateLimit?: RateLimitOptions | false
+  /**
+   * How many of a task's newest messages are kept for `?since=` replay.
+   * @default 1000
+   */
+  historyLimit?: number
+  /**
+   * How long a finished task (completed or failed) is kept, in milliseconds, so late
+   * subscribers and pollers still get its final state.
+   * @default 3600000 (one hour)
+   */
+  retention?: number
+  /**
+   * How long a running task that reports nothing is kept, in milliseconds. Every
+   * message restarts this clock; it frees the memory of jobs that died silently.
+   * @default 86400000 (one day)
+   */
+  staleTaskTimeout?: number
+  /**
+   * How often the server sends a protocol-level ping to every socket, in milliseconds,
+   * or `false` for never. A socket that has not answered the previous ping by the next
+   * one is terminated.
+   * @default 30000
+   */
+  heartbeatInterval?: number | false
+  /**
+   * permessage-deflate: `false` to refuse it, `true` for the bounded defaults, or
+   * settings. Clients that do not offer it get uncompressed frames either way.
+   * @default false
+   */
+  compression?: boolean | CompressionOptions
+  /**
+   * A socket whose unsent data exceeds this many bytes is closed with
+   * `CloseCode.TryAgainLater` (1013): a client that cannot keep up reconnects and gets
+   * the current state instead of an ever-growing backlog.
+   * @default 1048576 (1 MiB)
+   */
+  maxBufferedBytes?: number
+  /**
+   * How long `close()` waits for clients to answer the going-away close frame before
+   * it drops their sockets, in milliseconds.
+   * @default 2000
+   */
+  closeTimeout?: number
+  /**
+   * Where tasks are kept. Pass the same store to a new server to keep tasks across a
+   * server restart. A store passed here is not closed by `close()`.
+   * @default a new MemoryTaskStore
+   */
+  store?: TaskStore
+  /**
+   * Handles application messages clients send on a stream. Without it, such messages
+   * are answered with a connection-scoped `unsupported` error.
+   * @default undefined
+   */
+  onClientMessage?: ClientMessageHandler
+  /**
+   * Whether `POST /api/v1/projects` starts demo "audio generation" tasks, or their
+   * limits. Turn it off when embedding the server for real jobs.
+   * @default true
+   */
+  demo?: boolean | DemoOptions
+  /**
+   * Where the server logs connection problems and failures.
+   * @default a console logger that prints warnings and errors
+   */
+  logger?: Logger
+}
+
+export interface ResolvedServerOptions {
+  server: HttpServer | undefined
+  basePath: string
+  originCheck: OriginCheck
+  allowUnknownTasks: boolean
+  maxMessageBytes: number
+  rateLimit: Required<RateLimitOptions> | false
+  historyLimit: number
+  retention: number
+  staleTaskTimeout: number
+  heartbeatInterval: number | false
+  perMessageDeflate: false | PerMessageDeflateOptions
+  maxBufferedBytes: number
+  closeTimeout: number
+  store: TaskStore | undefined
+  onClientMessage: ClientMessageHandler | undefined
+  demo: Required<DemoOptions> | false
+  logger: Logger
+}
+
+function positiveInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new TypeError(`${name} must be a positive integer, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+function positiveNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new TypeError(`${name} must be a positive number, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+function integerIn(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new TypeError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+function resolveCompression(option: boolean | CompressionOptions | undefined): false | PerMessageDeflateOptions {
+  if (option === undefined || option === false) return false
+  const settings = option === true ? {} : option
+  const threshold = settings.threshold ?? 1024
+  if (typeof threshold !== 'number' || !Number.isInteger(threshold) || threshold < 0) {
+    throw new TypeError(`compression.threshold must be a non-negative integer, got ${String(threshold)}`)
+  }
+  const level = integerIn('compression.level', settings.level ?? 3, 1, 9)
+  const memLevel = integerIn('compression.memLevel', settings.memLevel ?? 4, 1, 9)
+  const windowBits = integerIn('compression.serverMaxWindowBits', settings.serverMaxWindowBits ?? 11, 9, 15)
+  const concurrencyLimit = positiveInteger('compression.concurrencyLimit', settings.concurrencyLimit ?? 10)
+  return {
+    threshold,
+    concurrencyLimit,
+    serverNoContextTakeover: true,
+    clientNoContextTakeover: true,
+    serverMaxWindowBits: windowBits,
+    // The client's window is left to the client: demanding a size the client did not
+    // offer makes ws refuse the handshake, and some browsers do not offer one.
+    zlibDeflateOptions: { level, memLevel },
+  }
+}
+
+/** Normalises `basePath`: `""` or `/segment[/segment…]` without a trailing slash. */
+function resolveBasePath(value: unknown): string {
+  if (value === undefined) return ''
+  if (typeof value !== 'string') throw new TypeError(`basePath must be a string, got ${typeof value}`)
+  const trimmed = value.replace(/\/+$/, '')
+  if (trimmed === '') return ''
+  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(trimmed)) {
+    throw new TypeError(`basePath must look like "/prefix" (letters, digits, . _ ~ -), got ${JSON.stringify(value)}`)
+  }
+  return trimmed
+}
+
+export function resolveServerOptions(options: TabcastServerOptions): ResolvedServerOptions {
+  const allowed = options.allowedOrigins ?? isLocalhostOrigin
+  if (allowed !== '*' && typeof allowed !== 'function' && !Array.isArray(allowed)) {
+    throw new TypeError('allowedOrigins must be "*", an array of origins or a function')
+  }
+  let rateLimit: Required<RateLimitOptions> | false = false
+  if (options.rateLimit !== false) {
+    const limit = options.rateLimit ?? {}
+    rateLimit = {
+      perSecond: positiveNumber('rateLimit.perSecond', limit.perSecond ?? 10),
+      burst: positiveInteger('rateLimit.burst', limit.burst ?? 20),
+      closeAfter: positiveInteger('rateLimit.closeAfter', limit.closeAfter ?? 20),
+    }
+  }
+  const heartbeat = options.heartbeatInterval ?? 30_000
+  const demo = options.demo ?? true
+  return {
+    server: options.server,
+    basePath: resolveBasePath(options.basePath),
+    originCheck: createOriginCheck(allowed),
+    allowUnknownTasks: options.allowUnknownTasks ?? true,
+    maxMessageBytes: positiveInteger('maxMessageBytes', options.maxMessageBytes ?? 64 * 1024),
+    rateLimit,
+    historyLimit: positiveInteger('historyLimit', options.historyLimit ?? 1000),
+    retention: positiveNumber('retention', options.retention ?? 60 * 60 * 1000),
+    staleTaskTimeout: positiveNumber('staleTaskTimeout', options.staleTaskTimeout ?? 24 * 60 * 60 * 1000),
+    heartbeatInterval: heartbeat === false ? false : positiveNumber('heartbeatInterval', heartbeat),
+    perMessageDeflate: resolveCompression(options.compression),
+    maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 1024 * 1024),
+    closeTimeout: positiveNumber('closeTimeout', options.closeTimeout ?? 2000),
+    store: options.store,
+    onClientMessage: options.onClientMessage,
+    demo:
+      demo === false
+        ? false
+        : { maxRunningTasks: positiveInteger('demo.maxRunningTasks', (demo === true ? {} : demo).maxRunningTasks ?? 100) },
+    logger: options.logger ?? createConsoleLogger('warn'),
+  }
+}
