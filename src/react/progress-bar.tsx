@@ -81,7 +81,11 @@ export function ProgressBar(props: ProgressBarProps): ReactNode {
   const labels = mergeLabels(progressBarLabels[locale === undefined ? browserLocale : localeFromLanguage(locale)], overrides)
 
   const percent = wholePercent(task)
-  const valueText = task.message ? `${percent}% — ${task.message}` : `${percent}%`
+  // A finished task's last server message is often stale ("generating… 2/5"), so the
+  // value text then names the outcome instead.
+  const describedBy =
+    task.status === 'completed' ? labels.completed : task.status === 'failed' ? labels.failed : task.message
+  const valueText = describedBy ? `${percent}% — ${describedBy}` : `${percent}%`
   const rootClass = ['tabcast-progress', reducedMotion ? 'tabcast-progress--reduced-motion' : null, className]
     .filter(Boolean)
     .join(' ')

@@ -173,6 +173,11 @@ describe('ProgressBar: accessibility', () => {
     expect(bar().getAttribute('aria-valuenow')).toBe('50')
     expect(bar().getAttribute('aria-valuetext')).toBe('50% — TTS 생성 중... (시도 2/5)')
     expect(screen.getByText('TTS 생성 중... (시도 2/5)').className).toBe('tabcast-progress__message')
+
+    push({ status: 'completed', progress: 1 })
+    expect(bar().getAttribute('aria-valuetext')).toBe('100% — Completed')
+    push({ status: 'failed' })
+    expect(bar().getAttribute('aria-valuetext')).toBe('100% — Task failed')
   })
 
   it.each([
