@@ -4,7 +4,8 @@
  *
  *   1. `tsc -p tsconfig.build.json`: src/, worker/ and server/ to lib/ (JS, .d.ts and
  *      declaration maps; layout lib/src, lib/worker, lib/server mirrors the sources);
- *   2. copies src/react/progress-bar.css to lib/src/react/ (`tabcast/progress-bar.css`);
+ *   2. copies src/react/progress-bar.css to lib/src/react/ (`tabcast/progress-bar.css`)
+ *      and writes its declaration (`progress-bar.css.d.ts`, an empty module);
  *   3. points the SharedWorker URL of the emitted client at the compiled worker
  *      (`../../worker/broker.worker.ts` → `.js`), keeping the exact
  *      `new SharedWorker(new URL('…', import.meta.url), { type: 'module', … })` form
@@ -48,6 +49,13 @@ for (const file of css) {
   mkdirSync(dirname(target), { recursive: true })
   copyFileSync(join(root, file), target)
   step(`copied ${file} → ${relative(root, target)}`)
+  // Its declaration, named by the `types` condition of the export: TypeScript 6 checks
+  // side-effect imports (`noUncheckedSideEffectImports`), so without it
+  // `import 'tabcast/progress-bar.css'` fails to type-check outside Vite's client types.
+  writeFileSync(
+    `${target}.d.ts`,
+    `// The stylesheet exports nothing; this lets TypeScript resolve \`import 'tabcast/${file.split('/').pop()}'\`.\nexport {}\n`,
+  )
 }
 
 // 3. The worker URL.

@@ -1,0 +1,38 @@
+/** Small text helpers of the demo. */
+
+/** `1 tab`, `3 tabs`, `0 sockets`. */
+export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`
+}
+
+/** Pretty JSON for display (always rendered as text). */
+export function prettyJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, null, 2) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
+
+/** A JSON value as a short display string: strings as-is, other values as JSON. */
+export function displayValue(value: unknown): string {
+  if (value === undefined || value === null) return '—'
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return prettyJson(value)
+}
+
+/** `120.5` seconds → `2:00.5`. */
+export function formatDuration(seconds: unknown): string {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return displayValue(seconds)
+  const minutes = Math.floor(seconds / 60)
+  const rest = seconds - minutes * 60
+  const restText = rest.toFixed(1).padStart(4, '0')
+  return `${minutes}:${restText} (${seconds} s)`
+}
+
+/** `0.97` → `97.0 %`. */
+export function formatFraction(value: unknown): string {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return displayValue(value)
+  return `${(value * 100).toFixed(1)} %`
+}
