@@ -1,0 +1,283 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ServerMessage } from 'tabcast'
+import { Broker } from '../../src/core/broker.js'
+import { MAX_IN_FLIGHT, OUTBOX_LIMIT, TabHub, type Batch, type TabSession, type WireEvent } from '../../src/core/tab-hub.js'
+import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
+import { settle } from '../support/fake-fetch.js'
+
+const TASK = 'render_1'
+const OTHER = 'render_2'
+
+interface Tab {
+  session: TabSession
+  batches: Batch[]
+  readonly events: WireEvent[]
+  ackAll(): void
+}
+
+let world: FakeEnv & { broker: Broker; hub: TabHub; gone: Map<string, () => void> }
+
+function setup(): void {
+  const env = fakeEnv()
+  const broker = new Broker(env.env, { mode: 'shared-worker', modeReason: 'test' }, 'worker-1')
+  const gone = new Map<string, () => void>()
+  world = { ...env, broker, gone, hub: new TabHub(broker, (tabId, onGone) => gone.set(tabId, onGone)) }
+}
+
+afterEach(() => world?.broker.close())
+
+function attach(tabId: string, post?: (batch: Batch) => void): Tab {
+  const batches: Batch[] = []
+  const session = world.hub.attach(tabId, post ?? ((batch) => batches.push(batch)))
+  let acked = 0
+  return {
+    session,
+    batches,
+    get events() {
+      return batches.flatMap((batch) => batch.events)
+    },
+    ackAll() {
+      for (const batch of batches.slice(acked)) session.ack(batch.id)
+      acked = batches.length
+    },
+  }
+}
+
+const progress = (seq: number): ServerMessage => ({ type: 'progress', progress: Math.min(1, seq / 1000), seq })
+
+function messagesOf(events: WireEvent[]): ServerMessage[] {
+  return events.flatMap((event) => (event.type === 'message' ? [event.message] : []))
+}
+
+function snapshotsOf(events: WireEvent[]) {
+  return events.flatMap((event) => (event.type === 'snapshot' ? [event.snapshot] : []))
+}
+
+describe('TabSession: batches', () => {
+  it('posts the current snapshot of a new subscription in a batch stamped with the instance id', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(7, TASK, {})
+    expect(tab.batches).toHaveLength(0)
+    await settle()
+    expect(tab.batches).toEqual([
+      { type: 'batch', id: 1, instanceId: 'worker-1', events: [{ sub: 7, type: 'snapshot', snapshot: world.broker.getSnapshot(TASK) }] },
+    ])
+  })
+
+  it('the events of one socket message leave in one batch: messages first, then the newest snapshot', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    tab.ackAll()
+    world.sockets.last.open()
+    world.sockets.last.receive(progress(100))
+    await settle()
+    expect(tab.batches).toHaveLength(2)
+    expect(tab.batches[1]?.events.map((event) => event.type)).toEqual(['message', 'snapshot'])
+    expect(snapshotsOf(tab.batches[1]?.events ?? [])[0]).toMatchObject({ progress: 0.1, connection: 'live' })
+  })
+
+  it('subscribing is idempotent per subId', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    expect(world.broker.stats().tasks[0]?.subscribers).toBe(1)
+    expect(tab.events).toHaveLength(1)
+  })
+})
+
+describe('TabSession: backpressure', () => {
+  it('with acks withheld, at most MAX_IN_FLIGHT batches go out; the rest leave in order on ack', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    const socket = world.sockets.last
+    socket.open()
+    for (let seq = 1; seq <= 10; seq++) {
+      socket.receive(progress(seq))
+      await settle()
+    }
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
+    expect(tab.session.stats().backlog).toBeGreaterThan(0)
+    const firstBatch = tab.batches[0]
+    if (!firstBatch) throw new Error('no batch')
+    tab.session.ack(firstBatch.id)
+    await settle()
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT + 1)
+    // Every message, once, in order; each batch ends with at most one snapshot per subscription.
+    expect(messagesOf(tab.events).map((message) => message.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    const last = tab.batches[MAX_IN_FLIGHT]?.events ?? []
+    expect(snapshotsOf(last)).toHaveLength(1)
+    expect(snapshotsOf(last)[0]).toMatchObject({ progress: 0.01, seq: 10 })
+    expect(tab.session.stats().backlog).toBe(0)
+  })
+
+  it('an ack for a batch never sent is ignored', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    world.sockets.last.open()
+    for (let seq = 1; seq <= 6; seq++) {
+      world.sockets.last.receive(progress(seq))
+      await settle()
+    }
+    tab.session.ack(99)
+    await settle()
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
+  })
+
+  it('past OUTBOX_LIMIT the oldest progress is dropped, never connected, error or completed; snapshots coalesce', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    const socket = world.sockets.last
+    socket.open()
+    for (let seq = 1; seq < MAX_IN_FLIGHT; seq++) {
+      socket.receive(progress(seq))
+      await settle()
+    }
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
+    const sentBefore = tab.events.length
+
+    // The tab is stuck. A second task starts, connects and fails while the first floods.
+    tab.session.subscribe(2, OTHER, {})
+    const other = world.sockets.last
+    other.open()
+    other.receive({ type: 'connected', project_id: OTHER, last_seq: 0 })
+    const flood = 600
+    for (let seq = MAX_IN_FLIGHT; seq < MAX_IN_FLIGHT + flood; seq++) socket.receive(progress(seq))
+    other.receive({ type: 'error', error: 'out of memory', seq: 1 })
+    socket.receive({ type: 'completed', seq: MAX_IN_FLIGHT + flood, result: { url: '/x' } })
+    await settle()
+    expect(tab.session.stats().backlog).toBeLessThanOrEqual(OUTBOX_LIMIT + 2)
+
+    tab.ackAll()
+    await settle()
+    const delivered = tab.events.slice(sentBefore)
+    const messages = delivered.filter((event) => event.type === 'message')
+    expect(messages).toHaveLength(OUTBOX_LIMIT)
+    const kinds = messages.map((event) => (event.type === 'message' ? `${event.sub}:${event.message.type}` : ''))
+    expect(kinds[0]).toBe('2:connected')
+    expect(kinds).toContain('2:error')
+    expect(kinds[kinds.length - 1]).toBe('1:completed')
+    const progressSeqs = messagesOf(messages).filter((message) => message.type === 'progress').map((message) => message.seq ?? 0)
+    // The newest progress steps survive, still in order.
+    expect(progressSeqs).toHaveLength(OUTBOX_LIMIT - 3)
+    expect(progressSeqs[progressSeqs.length - 1]).toBe(MAX_IN_FLIGHT + flood - 1)
+    expect(progressSeqs).toEqual([...progressSeqs].sort((a, b) => a - b))
+    // One snapshot per subscription, the newest.
+    const snapshots = delivered.filter((event) => event.type === 'snapshot')
+    expect(snapshots.map((event) => event.sub).sort()).toEqual([1, 2])
+    expect(snapshots.find((event) => event.sub === 1)).toMatchObject({ snapshot: { status: 'completed', result: { url: '/x' } } })
+    expect(snapshots.find((event) => event.sub === 2)).toMatchObject({ snapshot: { status: 'failed', error: 'out of memory' } })
+  })
+
+  it('suspend holds events until resume, then sends the newest state', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    tab.session.suspend()
+    world.sockets.last.open()
+    world.sockets.last.receive(progress(500))
+    await settle()
+    expect(tab.batches).toHaveLength(1)
+    tab.session.resume()
+    await settle()
+    expect(tab.batches).toHaveLength(2)
+    expect(snapshotsOf(tab.batches[1]?.events ?? [])[0]).toMatchObject({ progress: 0.5 })
+  })
+})
+
+describe('TabSession: release', () => {
+  it('a dead tab (its lock granted to the host) is released: subscriptions gone, socket closes after the linger', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, { linger: 200 })
+    tab.session.subscribe(2, OTHER, { linger: 200 })
+    await settle()
+    expect(world.sockets.count).toBe(2)
+    world.gone.get('tab-1')?.()
+    expect(tab.session.isReleased).toBe(true)
+    expect(world.hub.stats().tabs).toBe(0)
+    expect(world.broker.stats().tasks.map((task) => task.subscribers)).toEqual([0, 0])
+    world.clock.advance(199)
+    expect(world.sockets.openSockets).toHaveLength(2)
+    world.clock.advance(1)
+    expect(world.sockets.openSockets).toHaveLength(0)
+  })
+
+  it('releasing one tab leaves the others following, on the same socket', async () => {
+    setup()
+    const a = attach('tab-a')
+    const b = attach('tab-b')
+    a.session.subscribe(1, TASK, { linger: 200 })
+    b.session.subscribe(1, TASK, { linger: 200 })
+    await settle()
+    const socket = world.sockets.last
+    socket.open()
+    world.gone.get('tab-a')?.()
+    world.clock.advance(10_000)
+    expect(world.sockets.count).toBe(1)
+    expect(socket.isClosed).toBe(false)
+    socket.receive(progress(300))
+    await settle()
+    expect(messagesOf(b.events)).toHaveLength(1)
+    expect(a.batches).toHaveLength(1)
+    expect(world.hub.stats()).toMatchObject({ tabs: 1, tabDetails: [{ tabId: 'tab-b', subscriptions: 1 }] })
+  })
+
+  it('a released session ignores new subscriptions', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.release()
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    expect(world.sockets.count).toBe(0)
+    expect(tab.batches).toHaveLength(0)
+  })
+
+  it('unsubscribe drops one subscription and its pending events', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, { linger: 0 })
+    tab.session.subscribe(2, OTHER, {})
+    tab.session.unsubscribe(1)
+    await settle()
+    expect(tab.events.map((event) => event.sub)).toEqual([2])
+    expect(world.sockets.all[0]?.isClosed).toBe(true)
+    expect(tab.session.stats().subscriptions).toBe(1)
+  })
+
+  it('a tab whose port cannot post any more is released', async () => {
+    setup()
+    const tab = attach('tab-1', () => {
+      throw new Error('port closed')
+    })
+    tab.session.subscribe(1, TASK, { linger: 0 })
+    await settle()
+    expect(tab.session.isReleased).toBe(true)
+    expect(world.sockets.last.isClosed).toBe(true)
+  })
+})
+
+describe('TabHub', () => {
+  it('hello names the instance, protocol and mode', () => {
+    setup()
+    expect(world.hub.hello()).toEqual({ instanceId: 'worker-1', protocolVersion: 1, mode: 'shared-worker', modeReason: 'test' })
+  })
+
+  it('watches every attached tab by its id', () => {
+    setup()
+    attach('tab-1')
+    attach('tab-2')
+    expect([...world.gone.keys()]).toEqual(['tab-1', 'tab-2'])
+  })
+})
