@@ -1,0 +1,99 @@
+/**
+ * A hand-driven stand-in for a backend: a raw `ws` server on the stream path whose
+ * every frame the test writes itself, so it can send what no correct server sends
+ * (malformed JSON, progress 7, unknown types). It counts upgrade attempts and open
+ * sockets per task, which is what the tests assert on.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { WebSocketServer, type WebSocket } from 'ws'
+
+const STREAM_PATH = /^\/api\/v1\/ws\/projects\/([^/?]*)\/stream/
+
+export interface ScriptedBackend {
+  /** `127.0.0.1:<port>`, the form pages take as `backendUrl`. */
+  readonly backendUrl: string
+  /** Every upgrade request the server received, accepted or not. */
+  readonly upgradeAttempts: number
+  /** HTTP (non-upgrade) requests received, by path. */
+  readonly httpRequests: readonly string[]
+  /** Open sockets for a task. */
+  openSockets(taskId: string): number
+  /** Sends one raw text frame to every open socket of the task; returns how many got it. */
+  sendRaw(taskId: string, frame: string): number
+  /** Sends a JSON message to every open socket of the task. */
+  send(taskId: string, message: Record<string, unknown>): number
+  close(): Promise<void>
+}
+
+export async function startScriptedBackend(): Promise<ScriptedBackend> {
+  const sockets = new Map<string, Set<WebSocket>>()
+  const httpRequests: string[] = []
+  const connections = new Set<Socket>()
+  let upgradeAttempts = 0
+
+  const server: Server = createServer((req, res) => {
+    httpRequests.push(req.url ?? '')
+    res.writeHead(404, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' })
+    res.end('{"error":"the scripted backend has no HTTP endpoints"}')
+  })
+  server.on('connection', (socket) => {
+    connections.add(socket)
+    socket.on('close', () => connections.delete(socket))
+  })
+  const wss = new WebSocketServer({ noServer: true })
+  server.on('upgrade', (req, socket, head) => {
+    upgradeAttempts++
+    const match = STREAM_PATH.exec(req.url ?? '')
+    if (!match) {
+      socket.destroy()
+      return
+    }
+    const taskId = decodeURIComponent(match[1] ?? '')
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      let set = sockets.get(taskId)
+      if (!set) sockets.set(taskId, (set = new Set()))
+      set.add(ws)
+      ws.on('close', () => set.delete(ws))
+      ws.on('error', () => {})
+      // Answer keep-alive pings like the reference server, so nothing else is needed.
+      ws.on('message', (data) => {
+        if (String(data).includes('"ping"')) ws.send('{"type":"pong"}')
+      })
+      ws.send(JSON.stringify({ type: 'connected', project_id: taskId, last_seq: 0 }))
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const port = (server.address() as AddressInfo).port
+
+  const sendRaw = (taskId: string, frame: string): number => {
+    let sent = 0
+    for (const ws of sockets.get(taskId) ?? []) {
+      if (ws.readyState === ws.OPEN) {
+        ws.send(frame)
+        sent++
+      }
+    }
+    return sent
+  }
+
+  return {
+    backendUrl: `127.0.0.1:${port}`,
+    get upgradeAttempts() {
+      return upgradeAttempts
+    },
+    httpRequests,
+    openSockets: (taskId) => [...(sockets.get(taskId) ?? [])].filter((ws) => ws.readyState === ws.OPEN).length,
+    sendRaw,
+    send: (taskId, message) => sendRaw(taskId, JSON.stringify(message)),
+    async close() {
+      for (const set of sockets.values()) for (const ws of set) ws.terminate()
+      for (const socket of connections) socket.destroy()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
