@@ -5,7 +5,7 @@
  * the first tab's connection; the inspector shows that sharing.
  */
 import { useRef, useState, type FormEvent, type ReactNode } from 'react'
-import { DEFAULT_BACKEND_URL, type JsonRecord } from 'tabcast'
+import { DEFAULT_BACKEND_URL, type JsonRecord, type TaskOptions } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
 import { backendFromSearch, backendProblem, createDemoTask, isConflict, pacingFromSearch, taskIdProblem } from '../backend.js'
 import { Inspector } from '../components/inspector.js'
@@ -23,6 +23,40 @@ interface Followed {
 }
 
 type Outcome = { kind: 'completed'; result: JsonRecord } | { kind: 'failed'; error: string } | null
+
+const NUMERIC_OPTIONS = [
+  'maxReconnectAttempts',
+  'pollingInterval',
+  'pingInterval',
+  'pongTimeout',
+  'reconnectBaseDelay',
+  'reconnectMaxDelay',
+  'reconnectJitter',
+  'socketRetryInterval',
+  'connectTimeout',
+  'requestTimeout',
+  'linger',
+] as const satisfies readonly (keyof TaskOptions)[]
+const BOOLEAN_OPTIONS = ['autoReconnect', 'pollingFallback'] as const satisfies readonly (keyof TaskOptions)[]
+
+/**
+ * `TaskOptions` given in the address (`?pollingInterval=200&pollingFallback=false`), so
+ * a link (or an end-to-end test) can try other timings. Values tabcast rejects fall
+ * back to its defaults.
+ */
+function taskOptionsFromSearch(search: string): TaskOptions {
+  const params = new URLSearchParams(search)
+  const options: TaskOptions = {}
+  for (const name of NUMERIC_OPTIONS) {
+    const raw = params.get(name)
+    if (raw !== null && raw.trim() !== '' && Number.isFinite(Number(raw))) options[name] = Number(raw)
+  }
+  for (const name of BOOLEAN_OPTIONS) {
+    const raw = params.get(name)
+    if (raw === 'true' || raw === 'false') options[name] = raw === 'true'
+  }
+  return options
+}
 
 /** The task the address asks to follow, if it names a valid one. */
 function followedFromSearch(search: string): Followed | null {
@@ -229,6 +263,7 @@ export function TestWebSocketPage(): ReactNode {
               </header>
               <ProgressBar
                 key={`${followed.backendUrl} ${followed.taskId} ${run}`}
+                {...taskOptionsFromSearch(search)}
                 projectId={followed.taskId}
                 backendUrl={followed.backendUrl}
                 showConnectionStatus={true}
