@@ -117,10 +117,11 @@ export class TaskPublisher {
 
   private async append(taskId: string, input: TaskMessageInput, terminal: boolean): Promise<TaskMessage> {
     // `type` and `project_id` first: the order the guide's examples show, easy to scan in logs.
+    const { type, ...fields } = input
     const message: TaskMessageInput = {
-      type: input.type,
+      type,
       project_id: taskId,
-      ...input,
+      ...fields,
       timestamp: new Date(this.settings.now()).toISOString(),
     }
     const result = await this.store.append(taskId, message, {
