@@ -40,6 +40,8 @@ export interface TabClientConfig {
   scheduleFrame: (callback: () => void) => void
   setTimeout: (callback: () => void, ms: number) => unknown
   clearTimeout: (handle: unknown) => void
+  /** The clock. @default Date.now */
+  now?: () => number
   /** Deadline of the first handshake with a host. @default 5000 */
   handshakeTimeout?: number
   /** Deadline of every other call. @default 5000 */
@@ -82,6 +84,9 @@ export class TabClient implements TabcastClient {
   private frameScheduled = false
   private healthTimer: unknown = null
   private lockHeld: Promise<void> | null = null
+  /** Re-registrations in quick succession, to back off from a host that keeps failing. */
+  private quickRetries = 0
+  private lastReestablish = -Infinity
 
   constructor(config: TabClientConfig) {
     this.config = config
@@ -108,7 +113,8 @@ export class TabClient implements TabcastClient {
       (active) => {
         if (this.subscriptions.has(subscription.id)) this.register(active.link, subscription)
       },
-      () => {},
+      // No host could be reached: show it on the snapshots instead of leaving them "connecting".
+      (error: unknown) => this.showFailure(errorText(error)),
     )
     this.armHealthCheck()
     return () => {
@@ -236,7 +242,14 @@ export class TabClient implements TabcastClient {
       this.failures.push(reason)
       this.factoryIndex++
     }
-    this.active = this.establish()
+    // A host that fails again right after each registration must not get a tight loop of them.
+    const now = (this.config.now ?? Date.now)()
+    this.quickRetries = now - this.lastReestablish < 2000 ? this.quickRetries + 1 : 0
+    this.lastReestablish = now
+    const delay = this.quickRetries === 0 ? 0 : Math.min(100 * 2 ** (this.quickRetries - 1), 5000)
+    this.active = (delay === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.config.setTimeout(resolve, delay))).then(() =>
+      this.establish(),
+    )
     this.active.catch((error: unknown) => this.showFailure(errorText(error)))
   }
 

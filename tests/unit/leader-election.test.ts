@@ -1,0 +1,242 @@
+/**
+ * Leader mode over an injected lock manager and broadcast bus: election, one socket
+ * for many tabs, failover when the leader's document dies, release of dead followers.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { LeaderElection, createLeaderLink, type BusLike, type ElectionLocks } from '../../src/client/leader-link.js'
+import { TabClient, type LockManagerLike } from '../../src/client/tab-client.js'
+import type { TaskSnapshot } from '../../src/types.js'
+import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
+
+/** Web Locks semantics: exclusive, FIFO, released when the callback's promise settles or the holder dies. */
+class FakeLocks {
+  private readonly held = new Map<string, string>()
+  private readonly queues = new Map<string, { owner: string; callback: (lock: unknown) => unknown }[]>()
+  private readonly dead = new Set<string>()
+
+  forTab(owner: string): ElectionLocks & LockManagerLike {
+    return {
+      request: (name, options, callback) => {
+        // A dead document runs no more code: its requests are never answered.
+        if (this.dead.has(owner)) return new Promise(() => {})
+        if (!this.held.has(name)) {
+          this.grant(name, owner, callback)
+        } else if (options.ifAvailable) {
+          callback(null)
+        } else {
+          const queue = this.queues.get(name) ?? []
+          queue.push({ owner, callback })
+          this.queues.set(name, queue)
+        }
+        return Promise.resolve()
+      },
+    }
+  }
+
+  holder(name: string): string | undefined {
+    return this.held.get(name)
+  }
+
+  /** The tab's document is gone: its locks are released and its queued requests dropped. */
+  kill(owner: string): void {
+    this.dead.add(owner)
+    for (const [name, queue] of this.queues) this.queues.set(name, queue.filter((entry) => entry.owner !== owner))
+    for (const [name, holder] of [...this.held]) if (holder === owner) this.release(name)
+  }
+
+  private grant(name: string, owner: string, callback: (lock: unknown) => unknown): void {
+    this.held.set(name, owner)
+    const result = callback({ name })
+    void Promise.resolve(result).then(() => {
+      if (this.held.get(name) === owner) this.release(name)
+    })
+  }
+
+  private release(name: string): void {
+    this.held.delete(name)
+    const next = this.queues.get(name)?.shift()
+    if (next) this.grant(name, next.owner, next.callback)
+  }
+}
+
+/** BroadcastChannel semantics: asynchronous, cloned, delivered to every other open member. */
+class FakeBusNetwork {
+  private readonly members: { owner: string; bus: FakeBus }[] = []
+
+  create(owner: string): BusLike {
+    const bus = new FakeBus(this, owner)
+    this.members.push({ owner, bus })
+    return bus
+  }
+
+  deliver(from: FakeBus, data: unknown): void {
+    for (const { bus } of this.members) {
+      if (bus !== from && !bus.closed) {
+        const copy = structuredClone(data)
+        queueMicrotask(() => bus.dispatch(copy))
+      }
+    }
+  }
+
+  kill(owner: string): void {
+    for (const member of this.members) if (member.owner === owner) member.bus.close()
+  }
+}
+
+class FakeBus implements BusLike {
+  closed = false
+  private readonly listeners: ((event: { data: unknown }) => void)[] = []
+  private readonly network: FakeBusNetwork
+  readonly owner: string
+
+  constructor(network: FakeBusNetwork, owner: string) {
+    this.network = network
+    this.owner = owner
+  }
+
+  postMessage(message: unknown): void {
+    if (!this.closed) this.network.deliver(this, message)
+  }
+
+  addEventListener(_type: 'message', listener: (event: { data: unknown }) => void): void {
+    this.listeners.push(listener)
+  }
+
+  dispatch(data: unknown): void {
+    if (!this.closed) for (const listener of this.listeners) listener({ data })
+  }
+
+  close(): void {
+    this.closed = true
+  }
+}
+
+interface Tab {
+  id: string
+  client: TabClient
+  env: FakeEnv
+  seen: TaskSnapshot[]
+  stop: () => void
+}
+
+const locks = new FakeLocks()
+const network = new FakeBusNetwork()
+const timers = new Set<ReturnType<typeof setTimeout>>()
+const deadTabs = new Set<string>()
+
+function openTab(id: string, projectId = 'task_1'): Tab {
+  const env = fakeEnv()
+  const election = new LeaderElection({ env: env.env, locks: locks.forTab(id), createBus: () => network.create(id), tabId: id, reason: 'test' })
+  const client = new TabClient({
+    links: [() => createLeaderLink(election)],
+    tabId: id,
+    locks: locks.forTab(id),
+    scheduleFrame: (callback) => queueMicrotask(callback),
+    setTimeout: (callback, ms) => {
+      const handle = setTimeout(() => {
+        timers.delete(handle)
+        if (!deadTabs.has(id)) callback()
+      }, ms)
+      timers.add(handle)
+      return handle
+    },
+    clearTimeout: (handle) => {
+      clearTimeout(handle as ReturnType<typeof setTimeout>)
+      timers.delete(handle as ReturnType<typeof setTimeout>)
+    },
+    callTimeout: 500,
+    handshakeTimeout: 500,
+    healthInterval: 0,
+  })
+  const seen: TaskSnapshot[] = []
+  const stop = client.subscribe(projectId, { snapshot: (snapshot) => seen.push(snapshot) }, { backendUrl: '127.0.0.1:9', linger: 0 })
+  return { id, client, env, seen, stop }
+}
+
+/** The tab's document dies: locks released, bus closed, its sockets dropped by the browser. */
+function kill(tab: Tab): void {
+  deadTabs.add(tab.id)
+  locks.kill(tab.id)
+  network.kill(tab.id)
+  for (const socket of tab.env.sockets.openSockets) socket.close(1001, 'tab closed')
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (condition()) return
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+function openSockets(tabs: Tab[]): number {
+  return tabs.reduce((sum, tab) => sum + tab.env.sockets.openSockets.length, 0)
+}
+
+function last(tab: Tab): TaskSnapshot | undefined {
+  return tab.seen[tab.seen.length - 1]
+}
+
+afterEach(() => {
+  for (const handle of timers) clearTimeout(handle)
+  timers.clear()
+})
+
+describe('leader election', () => {
+  it('elects one leader whose broker holds the only socket for a task followed by three tabs', async () => {
+    const tabs = ['a1', 'a2', 'a3'].map((id) => openTab(id))
+    await until(() => openSockets(tabs) === 1, 'one socket')
+    const leader = tabs.find((tab) => tab.env.sockets.count === 1)
+    expect(leader?.id).toBe('a1')
+    expect(locks.holder('tabcast:leader:v1')).toBe('a1')
+
+    const socket = leader!.env.sockets.last
+    socket.open()
+    socket.receive({ type: 'progress', progress: 0.4, message: 'TTS 생성 중', seq: 1 })
+    await until(() => tabs.every((tab) => last(tab)?.progress === 0.4), 'progress in every tab')
+    expect(tabs.map((tab) => last(tab)?.message)).toEqual(['TTS 생성 중', 'TTS 생성 중', 'TTS 생성 중'])
+    const stats = await tabs[2]!.client.stats()
+    expect(stats.mode).toBe('leader')
+    expect(stats.tabs).toBe(3)
+    expect(stats.sockets).toBe(1)
+    for (const tab of tabs) kill(tab)
+  })
+
+  it('fails over when the leader dies: the next tab leads, resumes after the last seq, and completes everywhere', async () => {
+    const tabs = ['b1', 'b2', 'b3'].map((id) => openTab(id, 'task_2'))
+    await until(() => openSockets(tabs) === 1, 'one socket')
+    const first = tabs[0]!.env.sockets.last
+    first.open()
+    first.receive({ type: 'progress', progress: 0.5, message: 'half', seq: 7 })
+    await until(() => tabs.every((tab) => last(tab)?.seq === 7), 'seq 7 everywhere')
+
+    kill(tabs[0]!)
+    const survivors = tabs.slice(1)
+    await until(() => openSockets(survivors) === 1, 'a new socket from the new leader')
+    expect(locks.holder('tabcast:leader:v1')).toBe('b2')
+    const resumed = tabs[1]!.env.sockets.last
+    expect(resumed.url).toContain('/api/v1/ws/projects/task_2/stream?since=7')
+    // Until the new socket says otherwise, nobody goes back below what they saw.
+    expect(survivors.every((tab) => (last(tab)?.progress ?? 0) >= 0.5)).toBe(true)
+
+    resumed.open()
+    resumed.receive({ type: 'completed', result: { audio_id: 'audio_9' }, seq: 8 })
+    await until(() => survivors.every((tab) => last(tab)?.status === 'completed'), 'completed in every remaining tab')
+    expect(survivors.map((tab) => last(tab)?.result)).toEqual([{ audio_id: 'audio_9' }, { audio_id: 'audio_9' }])
+    for (const tab of survivors) kill(tab)
+  })
+
+  it('releases a follower whose document died, through its tab lock', async () => {
+    const tabs = ['c1', 'c2'].map((id) => openTab(id, 'task_3'))
+    await until(() => openSockets(tabs) === 1, 'one socket')
+    await until(() => tabs.every((tab) => tab.seen.length > 0), 'first snapshots')
+    expect((await tabs[0]!.client.stats()).tabs).toBe(2)
+    kill(tabs[1]!)
+    await until(() => tabs[0]!.env.sockets.count === 1, 'leader unchanged')
+    let after = await tabs[0]!.client.stats()
+    for (let i = 0; i < 100 && after.tabs !== 1; i++) after = await tabs[0]!.client.stats()
+    expect(after.tabs).toBe(1)
+    expect(after.tasks[0]?.subscribers).toBe(1)
+    kill(tabs[0]!)
+  })
+})
