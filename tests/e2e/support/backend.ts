@@ -22,6 +22,11 @@ const STREAM_PATH = /^\/api\/v1\/ws\/projects\/([^/?]*)\/stream/
 export interface E2eBackend {
   /** The tabcast server (a new object after `stop()` and `start()`). */
   readonly server: TabcastServer
+  /**
+   * Job code that writes to the same store without serving anything (as a worker
+   * process writes to a shared Redis): it reports progress while the server is down.
+   */
+  readonly jobs: TabcastServer
   readonly store: MemoryTaskStore
   readonly port: number
   /** `127.0.0.1:<port>`, the form pages take as `backendUrl`. */
@@ -80,6 +85,7 @@ export async function startBackend(options: Omit<TabcastServerOptions, 'store' |
     await closed
   }
 
+  const jobs = createTabcastServer({ store, logger: silentLogger, demo: false, heartbeatInterval: false })
   let running: Running | null = await launch(0)
   let last: TabcastServer = running.tabcast
   const address = running.http.address()
@@ -90,6 +96,7 @@ export async function startBackend(options: Omit<TabcastServerOptions, 'store' |
     get server() {
       return last
     },
+    jobs,
     store,
     port,
     backendUrl: `127.0.0.1:${port}`,
@@ -110,6 +117,7 @@ export async function startBackend(options: Omit<TabcastServerOptions, 'store' |
       const current = running
       running = null
       if (current) await shutdown(current)
+      await jobs.close()
       await store.close()
     },
   }
