@@ -5,6 +5,13 @@ export function plural(count: number, singular: string, pluralForm = `${singular
   return `${count} ${count === 1 ? singular : pluralForm}`
 }
 
+/** The inspector's headline: "3 tabs, 1 socket" (and ", 1 poller" while a task is polled). */
+export function brokerHeadline(stats: { tabs: number; sockets: number; pollers: number }): string {
+  const parts = [plural(stats.tabs, 'tab'), plural(stats.sockets, 'socket')]
+  if (stats.pollers > 0) parts.push(plural(stats.pollers, 'poller'))
+  return parts.join(', ')
+}
+
 /** Pretty JSON for display (always rendered as text). */
 export function prettyJson(value: unknown): string {
   try {

@@ -146,7 +146,9 @@ async function startFrontend(settings: Settings): Promise<{ frontend: Frontend; 
   const serverOptions = { port: settings.port, host: HOST, strictPort: true }
   try {
     if (settings.dev) {
-      const server = await createServer({ root: ROOT, server: serverOptions })
+      // Build outputs and scratch files are no source: a write there must not reload the pages.
+      const ignored = ['**/.tmp/**', '**/dist/**', '**/lib/**', '**/bench-results/**', '**/test-results/**', '**/*.tgz']
+      const server = await createServer({ root: ROOT, server: { ...serverOptions, watch: { ignored } } })
       await server.listen()
       return { frontend: { kind: 'dev', server }, port: listeningPort(server.httpServer, settings.port) }
     }

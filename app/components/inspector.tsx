@@ -5,7 +5,7 @@
  */
 import { useEffect, useState, type ReactNode } from 'react'
 import { getTabcastClient, type BrokerStats } from 'tabcast'
-import { plural } from '../format.js'
+import { brokerHeadline } from '../format.js'
 
 const POLL_MS = 500
 
@@ -44,7 +44,7 @@ function useBrokerStats(): InspectorState {
 
 export function Inspector(): ReactNode {
   const { stats, error } = useBrokerStats()
-  const headline = stats ? headlineOf(stats) : '…'
+  const headline = stats ? brokerHeadline(stats) : '…'
   return (
     <section
       className="card inspector"
@@ -80,90 +80,81 @@ export function Inspector(): ReactNode {
   )
 }
 
-/** "3 tabs, 1 socket" (and ", 1 poller" while a task is polled). */
-export function headlineOf(stats: Pick<BrokerStats, 'tabs' | 'sockets' | 'pollers'>): string {
-  const parts = [plural(stats.tabs, 'tab'), plural(stats.sockets, 'socket')]
-  if (stats.pollers > 0) parts.push(plural(stats.pollers, 'poller'))
-  return parts.join(', ')
-}
-
 function StatsDetails({ stats }: { stats: BrokerStats }): ReactNode {
   return (
     <>
-      <dl className="facts">
-        <div>
-          <dt>Mode</dt>
-          <dd data-testid="inspector-mode">{MODE_LABELS[stats.mode]}</dd>
-        </div>
-        <div>
-          <dt>Why</dt>
-          <dd>{stats.modeReason}</dd>
-        </div>
+      <dl className="counters">
         <div>
           <dt>Tabs</dt>
-          <dd>{stats.tabs}</dd>
+          <dd data-testid="inspector-tabs">{stats.tabs}</dd>
         </div>
         <div>
           <dt>Sockets</dt>
-          <dd>{stats.sockets}</dd>
+          <dd data-testid="inspector-sockets">{stats.sockets}</dd>
         </div>
         <div>
           <dt>Pollers</dt>
-          <dd>{stats.pollers}</dd>
-        </div>
-        <div>
-          <dt>Broker</dt>
-          <dd className="mono" title={`protocol v${stats.protocolVersion}`}>
-            {stats.instanceId.slice(0, 8)}
-          </dd>
+          <dd data-testid="inspector-pollers">{stats.pollers}</dd>
         </div>
       </dl>
+      <p className="inspector__mode small">
+        <span className="muted">Mode</span> <strong data-testid="inspector-mode">{MODE_LABELS[stats.mode]}</strong>
+        <span className="muted"> · {stats.modeReason} · broker </span>
+        <span className="mono" title={`protocol v${stats.protocolVersion}`}>
+          {stats.instanceId.slice(0, 8)}
+        </span>
+      </p>
       {stats.tasks.length === 0 ? (
-        <p className="muted">No task is followed yet. Start one above.</p>
+        <p className="muted small">No task is followed yet. Start one.</p>
       ) : (
-        <div className="table-scroll">
-          <table className="tasks-table">
-            <caption className="visually-hidden">Tasks held by the broker</caption>
-            <thead>
-              <tr>
-                <th scope="col">Task</th>
-                <th scope="col">Connection</th>
-                <th scope="col">Status</th>
-                <th scope="col" title="reconnect attempts">Attempts</th>
-                <th scope="col" title="subscriptions across all tabs">Subs</th>
-                <th scope="col" title="messages from the server">In</th>
-                <th scope="col" title="messages sent to the server (pings included)">Out</th>
-                <th scope="col" title="messages queued while the socket is down">Queued</th>
-              </tr>
-            </thead>
-            <tbody>
-              {stats.tasks.map((task) => (
-                <tr
-                  key={task.key}
-                  data-task={task.projectId}
-                  data-connection={task.connection}
-                  data-status={task.status}
-                  data-transport={task.transport}
-                  data-subscribers={task.subscribers}
-                >
-                  <th scope="row" className="mono" title={`${task.backend} · seq ${task.seq ?? '—'}`}>
-                    {task.projectId}
-                  </th>
-                  <td>
-                    <span className={`chip chip--${task.connection}`}>{task.connection}</span>
-                    <span className="muted small"> {task.transport}</span>
-                  </td>
-                  <td>{task.status}</td>
-                  <td>{task.reconnectAttempts}</td>
-                  <td>{task.subscribers}</td>
-                  <td>{task.messagesIn}</td>
-                  <td>{task.messagesOut}</td>
-                  <td>{task.queued}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ul className="task-list" aria-label="Tasks held by the broker">
+          {stats.tasks.map((task) => (
+            <li
+              key={task.key}
+              className="task-item"
+              data-task={task.projectId}
+              data-connection={task.connection}
+              data-status={task.status}
+              data-transport={task.transport}
+              data-subscribers={task.subscribers}
+            >
+              <div className="task-item__head">
+                <span className="mono task-item__id" title={`${task.backend} · seq ${task.seq ?? '—'}`}>
+                  {task.projectId}
+                </span>
+                <span className={`chip chip--${task.connection}`} title={`transport: ${task.transport}`}>
+                  {task.connection}
+                </span>
+              </div>
+              <dl className="task-item__stats">
+                <div>
+                  <dt>status</dt>
+                  <dd>{task.status}</dd>
+                </div>
+                <div>
+                  <dt title="reconnect attempts">attempts</dt>
+                  <dd>{task.reconnectAttempts}</dd>
+                </div>
+                <div>
+                  <dt title="subscriptions across all tabs">subscribers</dt>
+                  <dd>{task.subscribers}</dd>
+                </div>
+                <div>
+                  <dt title="messages from the server">in</dt>
+                  <dd>{task.messagesIn}</dd>
+                </div>
+                <div>
+                  <dt title="messages sent to the server (pings included)">out</dt>
+                  <dd>{task.messagesOut}</dd>
+                </div>
+                <div>
+                  <dt title="messages queued while the socket is down">queued</dt>
+                  <dd>{task.queued}</dd>
+                </div>
+              </dl>
+            </li>
+          ))}
+        </ul>
       )}
     </>
   )

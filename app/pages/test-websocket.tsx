@@ -270,7 +270,8 @@ export function TestWebSocketPage(): ReactNode {
                 onCompleted={(result) => setOutcome({ kind: 'completed', result })}
                 onError={(error) => setOutcome({ kind: 'failed', error })}
               />
-              <p className="hint">
+              {/* Shown by the stylesheet only while the bar's data-status is "idle". */}
+              <p className="hint idle-hint">
                 Nothing happening? The server may not know <code>{followed.taskId}</code> yet: press &ldquo;데모 작업 시작&rdquo;
                 to create it under this id. The bar keeps waiting on the open socket until the task starts.
               </p>
