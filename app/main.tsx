@@ -1,9 +1,17 @@
 /** Entry of the demo app. It imports tabcast only through its public entry points. */
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
+import { configureTabcast, type ClientMode } from 'tabcast'
 import 'tabcast/progress-bar.css'
 import './app.css'
 import { App } from './app.js'
+
+// `?mode=leader|per-tab|shared-worker` forces where the broker runs (for trying the
+// fallbacks and for the end-to-end tests); by default tabcast picks by trying.
+const MODES: readonly ClientMode[] = ['auto', 'shared-worker', 'leader', 'per-tab']
+const requested = new URLSearchParams(window.location.search).get('mode')
+const mode = MODES.find((candidate) => candidate === requested)
+if (mode) configureTabcast({ mode })
 
 const container = document.getElementById('root')
 if (!container) throw new Error('tabcast demo: #root is missing from index.html')
