@@ -3,7 +3,7 @@
  */
 import { globalEnv } from '../core/env.js'
 import type { BrokerMode, TabcastClient } from '../types.js'
-import { BUS_NAME, LeaderElection, createLeaderLink, type ElectionLocks } from './leader-link.js'
+import { BUS_NAME, LeaderElection, createLeaderLink, type ElectionLocks, type VisibilitySource } from './leader-link.js'
 import { createLocalLink } from './local-link.js'
 import { createSharedWorkerLink } from './shared-worker-link.js'
 import { TabClient, type LinkFactory, type LockManagerLike, type PageEventsLike } from './tab-client.js'
@@ -33,6 +33,20 @@ export interface ClientOptions {
    * @default 10000
    */
   healthInterval?: number
+  /**
+   * Leader mode: how long (ms) a leader tab may be hidden before it hands leadership
+   * to a visible tab (hidden pages' timers are throttled). 0 keeps the leader.
+   * @default 5000
+   */
+  leaderHandoverDelay?: number
+}
+
+function documentVisibility(): VisibilitySource | null {
+  if (typeof document === 'undefined') return null
+  return {
+    isVisible: () => document.visibilityState !== 'hidden',
+    onChange: (listener) => document.addEventListener('visibilitychange', listener),
+  }
 }
 
 /** The tab client plus what mode it ended up in. */
@@ -80,6 +94,8 @@ export function createTabcastClient(options: ClientOptions = {}): TabcastBrowser
       createBus: () => new BroadcastChannel(BUS_NAME),
       tabId,
       reason: failures.length > 0 ? failures.join('; ') : 'leader mode was requested',
+      visibility: documentVisibility(),
+      ...(options.leaderHandoverDelay === undefined ? {} : { handoverDelay: options.leaderHandoverDelay }),
     })
     return createLeaderLink(election)
   }

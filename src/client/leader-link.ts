@@ -10,6 +10,12 @@
  * again with its subscriptions and last snapshots, so the new leader resumes each
  * task from the last `seq` the tabs saw (no step the server still holds is lost,
  * and progress never goes backwards).
+ *
+ * Hidden leaders hand over: browsers throttle the timers of hidden pages (Chrome runs
+ * them once a minute after five minutes hidden), which would delay pings, backoff and
+ * polls for every tab. A leader hidden for `handoverDelay` asks which tabs are
+ * visible and hands the lock to the first that answers, which takes it with
+ * `steal`; the old leader closes its connections and queues up as a follower.
  */
 import { Broker } from '../core/broker.js'
 import type { BrokerEnv } from '../core/env.js'
@@ -25,7 +31,13 @@ export interface BusLike {
 }
 
 export interface ElectionLocks {
-  request(name: string, options: { ifAvailable?: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>
+  request(name: string, options: { ifAvailable?: boolean; steal?: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>
+}
+
+/** The page's visibility, injected so tests can hide a tab. */
+export interface VisibilitySource {
+  isVisible(): boolean
+  onChange(listener: () => void): void
 }
 
 export const LEADER_LOCK = `tabcast:leader:v${PROTOCOL_VERSION}`
@@ -40,6 +52,9 @@ type BusMessage =
   | { kind: 'batch'; to: string; batch: Batch }
   | { kind: 'ack'; from: string; id: number }
   | { kind: 'leader'; instanceId: string }
+  | { kind: 'who-is-visible'; from: string }
+  | { kind: 'visible'; to: string; from: string }
+  | { kind: 'handover'; to: string }
 
 function isBusMessage(data: unknown): data is BusMessage {
   return typeof data === 'object' && data !== null && typeof (data as { kind?: unknown }).kind === 'string'
@@ -52,6 +67,9 @@ export interface ElectionConfig {
   tabId: string
   /** Why leader mode was chosen (e.g. why SharedWorker could not be used). */
   reason: string
+  visibility?: VisibilitySource | null
+  /** How long (ms) a leader may stay hidden before it hands over to a visible tab. 0 disables. @default 5000 */
+  handoverDelay?: number
 }
 
 /**
@@ -68,6 +86,8 @@ export class LeaderElection {
   private batchHandler: ((batch: Batch) => void) | null = null
   private nextCall = 1
   private decided: Promise<void>
+  private handoverTimer: unknown = null
+  private handoverOffered = false
 
   constructor(config: ElectionConfig) {
     this.config = config
@@ -76,6 +96,7 @@ export class LeaderElection {
       if (isBusMessage(event.data)) this.onBus(event.data)
     })
     this.decided = this.elect()
+    config.visibility?.onChange(() => this.onVisibilityChange())
   }
 
   get isLeader(): boolean {
@@ -116,23 +137,82 @@ export class LeaderElection {
   private async elect(): Promise<void> {
     const { locks } = this.config
     const acquired = await new Promise<boolean>((resolve) => {
-      void locks
+      locks
         .request(LEADER_LOCK, { ifAvailable: true }, (lock) => {
           resolve(lock !== null)
           return lock === null ? undefined : new Promise(() => {})
         })
-        .catch(() => resolve(false))
+        // Rejected when another tab steals the lock (a handover), or when the request failed.
+        .catch(() => (this.hub ? this.stepDown() : resolve(false)))
     })
     if (acquired) {
       this.lead()
       return
     }
-    // Wait in line: the lock is granted when the current leader's document is gone.
-    void locks.request(LEADER_LOCK, {}, () => {
-      this.lead()
-      this.emitReset('the leader tab went away; this tab leads now')
-      return new Promise(() => {})
-    })
+    this.waitInLine()
+  }
+
+  /** Queue for the lock: it is granted when the current leader's document is gone. */
+  private waitInLine(): void {
+    this.config.locks
+      .request(LEADER_LOCK, {}, () => {
+        this.lead()
+        this.emitReset('the leader tab went away; this tab leads now')
+        return new Promise(() => {})
+      })
+      .catch(() => {
+        if (this.hub) this.stepDown()
+      })
+  }
+
+  /** Takes the lock from a hidden leader that offered it to this (visible) tab. */
+  private takeOver(): void {
+    if (this.hub) return
+    this.config.locks
+      .request(LEADER_LOCK, { steal: true }, () => {
+        this.lead()
+        this.emitReset('a hidden leader handed over to this visible tab')
+        return new Promise(() => {})
+      })
+      .catch(() => {
+        if (this.hub) this.stepDown()
+      })
+  }
+
+  /** Another tab took the lock: stop serving, close this broker's connections, follow. */
+  private stepDown(): void {
+    const hub = this.hub
+    if (!hub) return
+    this.hub = null
+    this.clearHandover()
+    for (const session of this.followers.values()) session.release()
+    this.followers.clear()
+    hub.broker.close()
+    this.emitReset('this tab handed leadership over')
+    this.waitInLine()
+  }
+
+  private onVisibilityChange(): void {
+    const visibility = this.config.visibility
+    if (!this.hub || !visibility) return
+    if (visibility.isVisible()) {
+      this.clearHandover()
+      return
+    }
+    const delay = this.config.handoverDelay ?? 5000
+    if (delay <= 0 || this.handoverTimer !== null) return
+    this.handoverTimer = this.config.env.clock.setTimeout(() => {
+      this.handoverTimer = null
+      if (!this.hub || visibility.isVisible()) return
+      this.handoverOffered = true
+      this.bus.postMessage({ kind: 'who-is-visible', from: this.config.tabId } satisfies BusMessage)
+    }, delay)
+  }
+
+  private clearHandover(): void {
+    if (this.handoverTimer !== null) this.config.env.clock.clearTimeout(this.handoverTimer)
+    this.handoverTimer = null
+    this.handoverOffered = false
   }
 
   private lead(): void {
@@ -173,6 +253,21 @@ export class LeaderElection {
         return
       case 'call':
         if (this.hub) this.serve(this.hub, message)
+        return
+      case 'who-is-visible':
+        if (!this.hub && this.config.visibility?.isVisible()) {
+          this.bus.postMessage({ kind: 'visible', to: message.from, from: this.config.tabId } satisfies BusMessage)
+        }
+        return
+      case 'visible':
+        // The first visible tab to answer gets the lock; later answers find the offer taken.
+        if (message.to === this.config.tabId && this.hub && this.handoverOffered) {
+          this.handoverOffered = false
+          this.bus.postMessage({ kind: 'handover', to: message.from } satisfies BusMessage)
+        }
+        return
+      case 'handover':
+        if (message.to === this.config.tabId) this.takeOver()
         return
     }
   }

@@ -8,10 +8,20 @@ import { TabClient, type LockManagerLike } from '../../src/client/tab-client.js'
 import type { TaskSnapshot } from '../../src/types.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 
-/** Web Locks semantics: exclusive, FIFO, released when the callback's promise settles or the holder dies. */
+/**
+ * Web Locks semantics: exclusive, FIFO, released when the callback's promise settles or
+ * the holder's document dies; `steal` takes a held lock and rejects the holder's request.
+ */
+interface LockRequest {
+  owner: string
+  callback: (lock: unknown) => unknown
+  resolve: (value: unknown) => void
+  reject: (error: Error) => void
+}
+
 class FakeLocks {
-  private readonly held = new Map<string, string>()
-  private readonly queues = new Map<string, { owner: string; callback: (lock: unknown) => unknown }[]>()
+  private readonly held = new Map<string, LockRequest>()
+  private readonly queues = new Map<string, LockRequest[]>()
   private readonly dead = new Set<string>()
 
   forTab(owner: string): ElectionLocks & LockManagerLike {
@@ -19,43 +29,50 @@ class FakeLocks {
       request: (name, options, callback) => {
         // A dead document runs no more code: its requests are never answered.
         if (this.dead.has(owner)) return new Promise(() => {})
-        if (!this.held.has(name)) {
-          this.grant(name, owner, callback)
-        } else if (options.ifAvailable) {
-          callback(null)
-        } else {
-          const queue = this.queues.get(name) ?? []
-          queue.push({ owner, callback })
-          this.queues.set(name, queue)
-        }
-        return Promise.resolve()
+        return new Promise((resolve, reject) => {
+          const request: LockRequest = { owner, callback, resolve, reject }
+          const holder = this.held.get(name)
+          if (holder && 'steal' in options && options.steal) {
+            this.held.delete(name)
+            holder.reject(new Error('AbortError: the lock was stolen'))
+            this.grant(name, request)
+          } else if (!holder) {
+            this.grant(name, request)
+          } else if (options.ifAvailable) {
+            resolve(callback(null))
+          } else {
+            const queue = this.queues.get(name) ?? []
+            queue.push(request)
+            this.queues.set(name, queue)
+          }
+        })
       },
     }
   }
 
   holder(name: string): string | undefined {
-    return this.held.get(name)
+    return this.held.get(name)?.owner
   }
 
   /** The tab's document is gone: its locks are released and its queued requests dropped. */
   kill(owner: string): void {
     this.dead.add(owner)
     for (const [name, queue] of this.queues) this.queues.set(name, queue.filter((entry) => entry.owner !== owner))
-    for (const [name, holder] of [...this.held]) if (holder === owner) this.release(name)
+    for (const [name, holder] of [...this.held]) if (holder.owner === owner) this.release(name)
   }
 
-  private grant(name: string, owner: string, callback: (lock: unknown) => unknown): void {
-    this.held.set(name, owner)
-    const result = callback({ name })
-    void Promise.resolve(result).then(() => {
-      if (this.held.get(name) === owner) this.release(name)
+  private grant(name: string, request: LockRequest): void {
+    this.held.set(name, request)
+    void Promise.resolve(request.callback({ name })).then((value) => {
+      if (this.held.get(name) === request) this.release(name)
+      request.resolve(value)
     })
   }
 
   private release(name: string): void {
     this.held.delete(name)
     const next = this.queues.get(name)?.shift()
-    if (next) this.grant(name, next.owner, next.callback)
+    if (next) this.grant(name, next)
   }
 }
 
@@ -124,9 +141,27 @@ const network = new FakeBusNetwork()
 const timers = new Set<ReturnType<typeof setTimeout>>()
 const deadTabs = new Set<string>()
 
+const hidden = new Set<string>()
+const visibilityListeners = new Map<string, () => void>()
+
+/** Hides or shows a tab, as `visibilitychange` would. */
+function setHidden(id: string, value: boolean): void {
+  if (value) hidden.add(id)
+  else hidden.delete(id)
+  visibilityListeners.get(id)?.()
+}
+
 function openTab(id: string, projectId = 'task_1'): Tab {
   const env = fakeEnv()
-  const election = new LeaderElection({ env: env.env, locks: locks.forTab(id), createBus: () => network.create(id), tabId: id, reason: 'test' })
+  const election = new LeaderElection({
+    env: env.env,
+    locks: locks.forTab(id),
+    createBus: () => network.create(id),
+    tabId: id,
+    reason: 'test',
+    visibility: { isVisible: () => !hidden.has(id), onChange: (listener) => visibilityListeners.set(id, listener) },
+    handoverDelay: 1000,
+  })
   const client = new TabClient({
     links: [() => createLeaderLink(election)],
     tabId: id,
@@ -238,5 +273,46 @@ describe('leader election', () => {
     expect(after.tabs).toBe(1)
     expect(after.tasks[0]?.subscribers).toBe(1)
     kill(tabs[0]!)
+  })
+
+  it('a leader hidden for the handover delay hands over to a visible tab, which resumes after the last seq', async () => {
+    const tabs = ['d1', 'd2', 'd3'].map((id) => openTab(id, 'task_4'))
+    await until(() => openSockets(tabs) === 1, 'one socket')
+    const [leader, hiddenFollower, visibleFollower] = tabs as [Tab, Tab, Tab]
+    const first = leader.env.sockets.last
+    first.open()
+    first.receive({ type: 'progress', progress: 0.3, message: 'thirty', seq: 3 })
+    await until(() => tabs.every((tab) => last(tab)?.seq === 3), 'seq 3 everywhere')
+
+    setHidden(hiddenFollower.id, true)
+    setHidden(leader.id, true)
+    leader.env.clock.advance(999)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(locks.holder('tabcast:leader:v1')).toBe('d1')
+    leader.env.clock.advance(1)
+    await until(() => locks.holder('tabcast:leader:v1') === 'd3', 'the visible follower leading')
+    // The old leader closed its socket; the new one resumes after seq 3.
+    await until(() => openSockets(tabs) === 1 && visibleFollower.env.sockets.count === 1, 'one socket, at the new leader')
+    expect(first.isClosed).toBe(true)
+    const resumed = visibleFollower.env.sockets.last
+    expect(resumed.url).toContain('stream?since=3')
+    resumed.open()
+    resumed.receive({ type: 'completed', result: { handed: 'over' }, seq: 4 })
+    await until(() => tabs.every((tab) => last(tab)?.status === 'completed'), 'completed in every tab, the hidden ones included')
+    const stats = await leader.client.stats()
+    expect(stats.tabs).toBe(3)
+    for (const tab of tabs) kill(tab)
+  })
+
+  it('a hidden leader keeps leading while no other tab is visible', async () => {
+    const tabs = ['e1', 'e2'].map((id) => openTab(id, 'task_5'))
+    await until(() => openSockets(tabs) === 1, 'one socket')
+    setHidden('e2', true)
+    setHidden('e1', true)
+    tabs[0]!.env.clock.advance(5000)
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    expect(locks.holder('tabcast:leader:v1')).toBe('e1')
+    expect(tabs[0]!.env.sockets.openSockets.length).toBe(1)
+    for (const tab of tabs) kill(tab)
   })
 })
