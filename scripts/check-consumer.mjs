@@ -50,6 +50,19 @@ const CHROMIUM_ARGS = [
 ]
 /** Linked into the app from this repo's node_modules (the app's toolchain, not tabcast's). */
 const LINKED = ['vite', '@vitejs/plugin-react', 'react', 'react-dom', 'typescript', '@types/react', '@types/react-dom']
+/**
+ * To try another Vite: a folder whose node_modules holds that `vite` and a matching
+ * `@vitejs/plugin-react` (e.g. `npm install vite@7 @vitejs/plugin-react@5` in it).
+ * Those two are linked from there instead of from this repo.
+ */
+const TOOLCHAIN = process.env['TABCAST_CONSUMER_TOOLCHAIN'] || undefined
+/**
+ * One extra line for the app's `defineConfig({ … })`, e.g.
+ * `optimizeDeps: { exclude: ['tabcast'] },` (none by default: Vite 8 needs none).
+ */
+const CONFIG_LINE = process.env['TABCAST_CONSUMER_VITE_CONFIG'] || ''
+/** Which modes to run: `dev`, `build` or both (the default). */
+const MODES = (process.env['TABCAST_CONSUMER_MODES'] || 'dev,build').split(',').map((mode) => mode.trim())
 
 const require = createRequire(import.meta.url)
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -59,6 +72,11 @@ const cleanups = []
 
 /** @param {string} name */
 function installedDir(name) {
+  if (TOOLCHAIN && (name === 'vite' || name === '@vitejs/plugin-react')) {
+    const dir = join(TOOLCHAIN, 'node_modules', name)
+    if (!existsSync(join(dir, 'package.json'))) throw new Error(`TABCAST_CONSUMER_TOOLCHAIN has no ${name}: ${dir}`)
+    return dir
+  }
   for (const modules of require.resolve.paths(name) ?? []) {
     if (existsSync(join(modules, name, 'package.json'))) return join(modules, name)
   }
@@ -122,7 +140,7 @@ function writeApp(dir, port) {
 import { defineConfig } from 'vite'
 
 export default defineConfig({
-  plugins: [react()],
+  plugins: [react()],${CONFIG_LINE ? `\n  ${CONFIG_LINE}` : ''}
 })
 `,
   )
@@ -349,6 +367,8 @@ async function runScenario({ label, url, browser, httpServer, upgrades, tabcastS
 }
 
 async function main() {
+  const unknown = MODES.filter((mode) => mode !== 'dev' && mode !== 'build')
+  if (unknown.length > 0 || MODES.length === 0) throw new Error(`TABCAST_CONSUMER_MODES: expected dev and/or build, got ${MODES.join(',')}`)
   const { chromium } = await import('playwright-core')
   const executablePath = chromiumPath()
   const temp = mkdtempSync(join(tmpdir(), 'tabcast-consumer-'))
@@ -391,7 +411,8 @@ async function main() {
     mkdirSync(dirname(link), { recursive: true })
     symlinkSync(installedDir(name), link, 'dir')
   }
-  log(`linked from this repo: ${LINKED.join(', ')}`)
+  log(`linked from this repo: ${LINKED.join(', ')}${TOOLCHAIN ? ` (vite and @vitejs/plugin-react from ${TOOLCHAIN})` : ''}`)
+  log(`vite.config.js: plugins: [react()]${CONFIG_LINE ? ` + ${CONFIG_LINE}` : ' and nothing else'}`)
 
   log('tsc --noEmit in the app (strict, skipLibCheck off)')
   run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', app], { cwd: app })
@@ -407,7 +428,7 @@ async function main() {
   const vite = join(app, 'node_modules/vite/bin/vite.js')
 
   // vite dev
-  {
+  if (MODES.includes('dev')) {
     log('vite (dev server)')
     const port = await freePort()
     const dev = await startServer('vite dev', [vite, '--host', '127.0.0.1', '--port', String(port), '--strictPort'], app)
@@ -417,7 +438,7 @@ async function main() {
   }
 
   // vite build + vite preview
-  {
+  if (MODES.includes('build')) {
     log('vite build')
     run(process.execPath, [vite, 'build'], { cwd: app, env: { ...process.env, NO_COLOR: '1' } })
     const assets = readdirSync(join(app, 'dist', 'assets'))
@@ -453,7 +474,7 @@ try {
   await main()
   await cleanUp()
   clearTimeout(overall)
-  log(`test:package passed in ${((performance.now() - started) / 1000).toFixed(1)} s (vite dev and vite build: SharedWorker, progress, completion, one WebSocket)`)
+  log(`test:package passed in ${((performance.now() - started) / 1000).toFixed(1)} s (${MODES.map((mode) => `vite ${mode}`).join(' and ')}: SharedWorker, stylesheet, progress, completion, one WebSocket)`)
 } catch (error) {
   console.error(`test:package FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
   await cleanUp()
