@@ -9,9 +9,13 @@ import { App } from './app.js'
 // `?mode=leader|per-tab|shared-worker` forces where the broker runs (for trying the
 // fallbacks and for the end-to-end tests); by default tabcast picks by trying.
 const MODES: readonly ClientMode[] = ['auto', 'shared-worker', 'leader', 'per-tab']
-const requested = new URLSearchParams(window.location.search).get('mode')
-const mode = MODES.find((candidate) => candidate === requested)
-if (mode) configureTabcast({ mode })
+const params = new URLSearchParams(window.location.search)
+const mode = MODES.find((candidate) => candidate === params.get('mode'))
+const handover = Number(params.get('leaderHandoverDelay') ?? Number.NaN)
+configureTabcast({
+  ...(mode ? { mode } : {}),
+  ...(Number.isFinite(handover) && handover >= 0 ? { leaderHandoverDelay: handover } : {}),
+})
 
 const container = document.getElementById('root')
 if (!container) throw new Error('tabcast demo: #root is missing from index.html')

@@ -96,4 +96,29 @@ describe('leader mode, when SharedWorker is unavailable', () => {
     await backend.server.complete(taskId, { mixed: true })
     await expectEveryResult(every, { mixed: true })
   })
+
+  it('a leader tab that goes hidden hands over to a visible tab; every tab keeps following', async () => {
+    const { backend } = env
+    const taskId = uniqueTaskId('leader_hidden')
+    await env.context.addInitScript(removeSharedWorker)
+    const url = testPageUrl(env.demo.origin, taskId, backend.backendUrl, { leaderHandoverDelay: 300 })
+    const tabs = await openTabs(env.context, url, 2)
+    await expectEveryTab(tabs, { connection: 'live' })
+    await backend.server.progress(taskId, 0.3, 'before hiding')
+    await expectEveryTab(tabs, { percent: 30 })
+    expect(backend.upgrades(taskId)).toBe(1)
+
+    // Headless pages are always visible: hide the leader the way the browser would tell it.
+    await tabs[0]!.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' })
+      document.dispatchEvent(new Event('visibilitychange'))
+    })
+    await expect.poll(() => backend.upgrades(taskId), { timeout: 5000, interval: 25 }).toBe(2)
+    await expect.poll(() => backend.connections(taskId), { timeout: 5000, interval: 25 }).toBe(1)
+    await backend.server.progress(taskId, 0.7, 'after the handover')
+    await expectEveryTab(tabs, { connection: 'live', percent: 70, message: 'after the handover' })
+    await expectInspector(tabs[0]!, { tabs: 2, sockets: 1 })
+    await backend.server.complete(taskId, { hidden: 'handover' })
+    await expectEveryResult(tabs, { hidden: 'handover' })
+  })
 })
