@@ -211,13 +211,17 @@ async function main(): Promise<void> {
   const { frontend, port } = started
   printUrls(settings, backend.url, port)
 
-  let stopping = false
+  takeOverShutdown()
+  let stoppingSince: number | null = null
   const stop = (signal: string): void => {
-    if (stopping) {
+    if (stoppingSince !== null) {
+      // A process-group kill plus tsx relaying the signal delivers it twice in a row:
+      // only a deliberate second signal forces the exit.
+      if (Date.now() - stoppingSince < 500) return
       console.log(`tabcast demo: ${signal} again, exiting now`)
       process.exit(1)
     }
-    stopping = true
+    stoppingSince = Date.now()
     console.log(`tabcast demo: ${signal}, stopping…`)
     const closeFrontend = frontend.server.close()
     Promise.all([closeFrontend, backend.server?.close()]).then(
@@ -233,6 +237,19 @@ async function main(): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
+}
+
+/**
+ * Vite's servers install a SIGTERM handler (and one for the end of stdin) that closes
+ * the Vite server and exits at once, cutting the backend's close short. Remove them;
+ * `stop()` closes both servers. (`process.listeners` does not list tsx's own hidden
+ * signal relay, so that one stays.)
+ */
+function takeOverShutdown(): void {
+  for (const listener of process.listeners('SIGTERM')) process.off('SIGTERM', listener)
+  if (process.env['CI'] !== 'true') {
+    for (const listener of process.stdin.listeners('end')) process.stdin.off('end', listener as () => void)
+  }
 }
 
 main().catch((error: unknown) => {
