@@ -79,7 +79,8 @@ describe('tabs of one browser share one WebSocket per task', () => {
   it('a tab opened mid-task shows the current progress at once, over the existing socket', async () => {
     const { server } = env.backend
     const taskId = uniqueTaskId('late')
-    const url = testPageUrl(env.demo.origin, taskId, env.backend.backendUrl)
+    // No keep-alive pings: their pongs would be server messages too.
+    const url = testPageUrl(env.demo.origin, taskId, env.backend.backendUrl, { pingInterval: 0 })
     const tabs = await openTabs(env.context, url, 5)
     await expectEveryTab(tabs, { connection: 'live' })
     await server.progress(taskId, 0.4, 'TTS 생성 중... (시도 1/5)')

@@ -54,7 +54,7 @@ describe('studio flow (/production)', () => {
       const root = document.querySelector('[data-testid=audio-task] .tabcast-progress')
       const now = Number(root?.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow'))
       return root?.getAttribute('data-status') === 'running' && now > 0 && now < 100
-    })
+    }, undefined, { polling: 25 })
     await page.getByTestId('audio-result').waitFor({ timeout: 15_000 })
     await expectEveryTab([page], { status: 'completed', percent: 100, alert: '' })
 
