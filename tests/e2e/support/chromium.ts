@@ -22,7 +22,7 @@ export const CHROMIUM_ARGS: readonly string[] = [
 const PATH_NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']
 
 export const HOW_TO_GET_CHROMIUM = [
-  'The end-to-end tests need a Chromium and found none. Either:',
+  'The end-to-end tests need a Chromium (Chrome works too). To get one, either:',
   '  - install one: `apt-get install -y chromium` (Debian/Ubuntu; it lands at /usr/bin/chromium), or',
   '  - point TABCAST_CHROMIUM (or CHROME_PATH) at a Chromium or Chrome executable:',
   '      TABCAST_CHROMIUM=/path/to/chrome npm run test:e2e',

@@ -35,10 +35,12 @@ export function setUpE2eEnvironment(): E2eEnvironment {
   }
 
   beforeAll(async () => {
-    const [outDir, launched, started] = await Promise.all([buildDemo(), launchChromium(), startBackend()])
-    browser = launched
-    backend = started
-    demo = await serveDemo(outDir)
+    const [outDir, launched, started] = await Promise.allSettled([buildDemo(), launchChromium(), startBackend()])
+    // Keep whatever did start, so afterAll closes it even when another part failed.
+    if (launched.status === 'fulfilled') browser = launched.value
+    if (started.status === 'fulfilled') backend = started.value
+    for (const outcome of [launched, outDir, started]) if (outcome.status === 'rejected') throw outcome.reason
+    if (outDir.status === 'fulfilled') demo = await serveDemo(outDir.value)
   })
 
   beforeEach(async () => {
