@@ -1,11 +1,11 @@
 /**
  * Creating the tab client: which broker host this page uses, and the page-wide default.
  */
-import { globalEnv } from '../core/env.js'
 import type { BrokerMode, TabcastClient } from '../types.js'
-import { BUS_NAME, LeaderElection, createLeaderLink, type ElectionLocks, type VisibilitySource } from './leader-link.js'
-import { createLocalLink } from './local-link.js'
+import type { ElectionLocks, LeaderElection, VisibilitySource } from './leader-link.js'
 import { createSharedWorkerLink } from './shared-worker-link.js'
+import type * as Fallbacks from './fallbacks.js'
+import type { BrokerLink } from './link.js'
 import { TabClient, type LinkFactory, type LockManagerLike, type PageEventsLike } from './tab-client.js'
 
 export type ClientMode = 'auto' | BrokerMode
@@ -54,8 +54,13 @@ export interface TabcastBrowserClient extends TabcastClient {
   mode(): Promise<{ mode: BrokerMode; modeReason: string; instanceId: string; protocolVersion: number }>
 }
 
-function perTabLink(failures: readonly string[]): ReturnType<LinkFactory> {
+// The fallbacks carry the whole broker core into the page; they are loaded only when
+// the SharedWorker cannot be used, so the common case ships just the tab client.
+const loadFallbacks = (): Promise<typeof Fallbacks> => import('./fallbacks.js')
+
+async function perTabLink(failures: readonly string[]): Promise<BrokerLink> {
   const reason = failures.length > 0 ? failures.join('; ') : 'per-tab mode was requested'
+  const { createLocalLink, globalEnv } = await loadFallbacks()
   return createLocalLink(globalEnv(), 'per-tab', reason)
 }
 
@@ -83,10 +88,11 @@ export function createTabcastClient(options: ClientOptions = {}): TabcastBrowser
   const g = globalThis as { navigator?: { locks?: LockManagerLike & ElectionLocks }; addEventListener?: PageEventsLike['addEventListener'] }
   const tabId = newTabId()
   let election: LeaderElection | null = null
-  const leaderLink: LinkFactory = (failures) => {
+  const leaderLink: LinkFactory = async (failures) => {
     const locks = g.navigator?.locks
     if (!locks) throw new Error('leader mode unavailable: this browser has no Web Locks')
     if (typeof BroadcastChannel === 'undefined') throw new Error('leader mode unavailable: this browser has no BroadcastChannel')
+    const { BUS_NAME, LeaderElection, createLeaderLink, globalEnv } = await loadFallbacks()
     // One election per tab, kept across re-registrations: leadership is the tab's, not the link's.
     election ??= new LeaderElection({
       env: globalEnv(),
@@ -139,4 +145,3 @@ export function getTabcastClient(): TabcastBrowserClient {
 }
 
 export { TabClient } from './tab-client.js'
-export type { BrokerLink } from './link.js'

@@ -18,7 +18,7 @@ import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapsho
 import type { BrokerLink } from './link.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
-export type LinkFactory = (failures: readonly string[]) => BrokerLink
+export type LinkFactory = (failures: readonly string[]) => BrokerLink | Promise<BrokerLink>
 
 export interface LockManagerLike {
   request(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>
@@ -163,7 +163,7 @@ export class TabClient implements TabcastClient {
       if (!factory) throw new Error(`tabcast: no broker could be reached (${this.failures.join('; ')})`)
       let link: BrokerLink | null = null
       try {
-        link = factory(this.failures)
+        link = await factory(this.failures)
         const created = link
         const hello = await this.call(
           created.hello(this.config.tabId, (batch) => this.onBatch(created, batch)),
