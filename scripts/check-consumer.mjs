@@ -10,7 +10,9 @@
  *      types linked from this repo's node_modules, so nothing else is downloaded.
  *      Its `vite.config.js` is `plugins: [react()]` and nothing else: Vite 8 needs no
  *      tabcast-specific line (see docs/packaging.md);
- *   3. `tsc --noEmit` on the app (our declarations as a consumer sees them);
+ *   3. `tsc --noEmit` on the app (our declarations as a consumer sees them): the
+ *      browser side strictly (bundler resolution, skipLibCheck off), and a small
+ *      `tabcast/server` backend file (NodeNext, skipLibCheck on, as most Node setups);
  *   4. a real reference server from the packed `tabcast/server` (port 0, demo off),
  *      counting WebSocket upgrades on its HTTP server;
  *   5. `vite` (dev) and then `vite build` + `vite preview`: each time a fresh Chromium
@@ -49,7 +51,7 @@ const CHROMIUM_ARGS = [
   '--disable-quic',
 ]
 /** Linked into the app from this repo's node_modules (the app's toolchain, not tabcast's). */
-const LINKED = ['vite', '@vitejs/plugin-react', 'react', 'react-dom', 'typescript', '@types/react', '@types/react-dom']
+const LINKED = ['vite', '@vitejs/plugin-react', 'react', 'react-dom', 'typescript', '@types/react', '@types/react-dom', '@types/node']
 /**
  * To try another Vite: a folder whose node_modules holds that `vite` and a matching
  * `@vitejs/plugin-react` (e.g. `npm install vite@7 @vitejs/plugin-react@5` in it).
@@ -191,6 +193,40 @@ createRoot(root).render(
           noEmit: true,
         },
         include: ['src'],
+      },
+      null,
+      2,
+    )}\n`,
+  )
+  // The backend side: what the server docs show, type-checked under Node's own ESM rules.
+  writeFileSync(
+    join(dir, 'server.ts'),
+    `import { createTabcastServer, type TabcastServerOptions } from 'tabcast/server'
+
+const options: TabcastServerOptions = { allowedOrigins: ['http://127.0.0.1:5173'], demo: false }
+const tabcast = createTabcastServer(options)
+const address = await tabcast.listen(0)
+const task = await tabcast.createTask({ taskName: 'typed' })
+await tabcast.progress(task.taskId, 0.5, 'half')
+await tabcast.complete(task.taskId, { url: address.url })
+await tabcast.close()
+`,
+  )
+  writeFileSync(
+    join(dir, 'tsconfig.server.json'),
+    `${JSON.stringify(
+      {
+        compilerOptions: {
+          target: 'ES2022',
+          lib: ['ES2023'],
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          skipLibCheck: true,
+          types: ['node'],
+          noEmit: true,
+        },
+        include: ['server.ts'],
       },
       null,
       2,
@@ -414,8 +450,11 @@ async function main() {
   log(`linked from this repo: ${LINKED.join(', ')}${TOOLCHAIN ? ` (vite and @vitejs/plugin-react from ${TOOLCHAIN})` : ''}`)
   log(`vite.config.js: plugins: [react()]${CONFIG_LINE ? ` + ${CONFIG_LINE}` : ' and nothing else'}`)
 
-  log('tsc --noEmit in the app (strict, skipLibCheck off)')
-  run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', app], { cwd: app })
+  const tsc = join(app, 'node_modules/typescript/bin/tsc')
+  log('tsc --noEmit: src/main.tsx (bundler resolution, strict, skipLibCheck off)')
+  run(process.execPath, [tsc, '-p', app], { cwd: app })
+  log('tsc --noEmit: server.ts with tabcast/server (NodeNext, strict)')
+  run(process.execPath, [tsc, '-p', join(app, 'tsconfig.server.json')], { cwd: app })
 
   const tabcastServer = /** @type {typeof import('tabcast/server')} */ (
     await import(pathToFileURL(createRequire(join(app, 'package.json')).resolve('tabcast/server')).href)
