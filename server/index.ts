@@ -24,6 +24,7 @@ import { TaskFanout } from './fanout.js'
 import { HttpRoutes } from './http-routes.js'
 import { MemoryTaskStore } from './memory-store.js'
 import { resolveServerOptions, type ResolvedServerOptions, type TabcastServerOptions } from './options.js'
+import { openRedisTaskStore } from './redis-store.js'
 import { refuseUpgrade, StreamEndpoint } from './stream.js'
 import type { TaskState, TaskStore } from './store.js'
 import { TaskPublisher, type CompleteExtra, type CreateTaskOptions, type ProgressExtra } from './tasks.js'
@@ -48,6 +49,7 @@ export type {
   Unsubscribe,
 } from './store.js'
 export { MemoryTaskStore, type MemoryTaskStoreOptions } from './memory-store.js'
+export { createRedisTaskStore, RedisTaskStore, TaskStoreUnavailableError, type RedisTaskStoreOptions } from './redis-store.js'
 export { TaskUpdateError, type CompleteExtra, type CreateTaskOptions, type ProgressExtra, type TaskUpdateErrorCode } from './tasks.js'
 export { createConsoleLogger, silentLogger, type LogFields, type Logger, type LogLevel } from './logger.js'
 export { toStatusResponse } from './http-routes.js'
@@ -101,7 +103,8 @@ export class TabcastServer {
     this.options = resolveServerOptions(options)
     const logger = this.options.logger
     this.ownsStore = this.options.store === undefined
-    this.store = this.options.store ?? new MemoryTaskStore()
+    const redis = this.options.redis
+    this.store = this.options.store ?? (redis === undefined ? new MemoryTaskStore() : openRedisTaskStore(redis, logger))
     this.publisher = new TaskPublisher(this.store, {
       historyLimit: this.options.historyLimit,
       retention: this.options.retention,

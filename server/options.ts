@@ -8,6 +8,7 @@ import type { JsonRecord, ServerMessage } from '../src/protocol.js'
 import { createConsoleLogger, type Logger } from './logger.js'
 import { createOriginCheck, isLocalhostOrigin, type AllowedOrigins, type OriginCheck } from './origin.js'
 import type { RateLimitOptions } from './rate-limit.js'
+import { validateRedisUrl, type RedisTaskStoreOptions } from './redis-store.js'
 import type { TaskStore } from './store.js'
 
 /** The connection a client message arrived on, as `onClientMessage` sees it. */
@@ -166,6 +167,14 @@ export interface TabcastServerOptions {
    */
   store?: TaskStore
   /**
+   * Keep tasks in Redis (a `redis://` URL, or settings), so that several server
+   * processes serve the same tasks: see docs/redis.md. Needs the optional `ioredis`
+   * package. The server opens the store (in the background: `/healthz` answers 503
+   * until Redis is reached) and closes it on `close()`. Not with `store`.
+   * @default undefined (tasks are kept in this process's memory)
+   */
+  redis?: string | Omit<RedisTaskStoreOptions, 'waitForConnection'>
+  /**
    * Handles application messages clients send on a stream. Without it, such messages
    * are answered with a connection-scoped `unsupported` error.
    * @default undefined
@@ -199,6 +208,7 @@ export interface ResolvedServerOptions {
   maxBufferedBytes: number
   closeTimeout: number
   store: TaskStore | undefined
+  redis: RedisTaskStoreOptions | undefined
   onClientMessage: ClientMessageHandler | undefined
   demo: Required<DemoOptions> | false
   logger: Logger
@@ -260,6 +270,15 @@ function resolveBasePath(value: unknown): string {
   return trimmed
 }
 
+function resolveRedis(options: TabcastServerOptions): RedisTaskStoreOptions | undefined {
+  const redis = options.redis
+  if (redis === undefined) return undefined
+  if (options.store !== undefined) throw new TypeError('pass either store or redis, not both')
+  if (typeof redis === 'string') return { url: validateRedisUrl(redis, 'redis') }
+  if (typeof redis !== 'object' || redis === null) throw new TypeError(`redis must be a URL or an object with a url, got ${typeof redis}`)
+  return { ...redis, url: validateRedisUrl(redis.url, 'redis.url') }
+}
+
 export function resolveServerOptions(options: TabcastServerOptions): ResolvedServerOptions {
   const allowed = options.allowedOrigins ?? isLocalhostOrigin
   if (allowed !== '*' && typeof allowed !== 'function' && !Array.isArray(allowed)) {
@@ -291,6 +310,7 @@ export function resolveServerOptions(options: TabcastServerOptions): ResolvedSer
     maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 1024 * 1024),
     closeTimeout: positiveNumber('closeTimeout', options.closeTimeout ?? 2000),
     store: options.store,
+    redis: resolveRedis(options),
     onClientMessage: options.onClientMessage,
     demo:
       demo === false
