@@ -2,7 +2,7 @@
  * `npm run bench:server`: how many subscribers the reference backend holds, how fast
  * it fans progress out to them, and what each connection costs in server memory.
  *
- *   npm run bench:server                  1,000 and 10,000 subscribers (about 1.5 minutes)
+ *   npm run bench:server                  1,000 and 10,000 subscribers (under 2 minutes)
  *   npm run bench:server -- --quick       a few subscribers, a few seconds (smoke test)
  *   npm run bench:server -- --sizes 2000 --duration 5 --modes off --out /tmp/server.json
  *
@@ -23,7 +23,7 @@
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem, type } from 'node:os'
+import { cpus, loadavg, totalmem, type } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -93,7 +93,17 @@ export interface BenchReport {
   benchmark: 'server'
   quick: boolean
   date: string
-  environment: { node: string; os: string; cpus: number; cpuModel: string; memoryMiB: number; fdSoftLimit: number; fdHardLimit: number }
+  environment: {
+    node: string
+    os: string
+    cpus: number
+    cpuModel: string
+    memoryMiB: number
+    fdSoftLimit: number
+    fdHardLimit: number
+    /** 1-minute load average before and after the run: other work on the machine skews latency. */
+    loadAverage: { before: number; after: number }
+  }
   settings: { sizes: number[]; durationS: number; subscribersPerTask: number }
   target: { subscribers: number; p99Ms: number; memoryPerConnectionKiB: number }
   scenarios: ScenarioResult[]
@@ -115,7 +125,7 @@ function readSettings(): Settings {
   const quick = values.quick ?? false
   const sizes = (values.sizes ?? (quick ? '24' : '1000,10000')).split(',').map((size) => Number(size.trim()))
   if (sizes.some((size) => !Number.isInteger(size) || size < 1)) throw new Error(`--sizes must be positive integers, got ${values.sizes ?? ''}`)
-  const durationS = Number(values.duration ?? (quick ? 1.5 : 8))
+  const durationS = Number(values.duration ?? (quick ? 1.5 : 6))
   if (!(durationS > 0)) throw new Error(`--duration must be a positive number of seconds, got ${values.duration ?? ''}`)
   const perTask = Number(values['per-task'] ?? (quick ? 4 : 10))
   if (!Number.isInteger(perTask) || perTask < 1) throw new Error(`--per-task must be a positive integer, got ${values['per-task'] ?? ''}`)
@@ -222,7 +232,7 @@ async function runScenario(size: number, mode: CompressionMode, settings: Settin
     // Every subscriber of a task gets each of its messages: deliveries = published × subscribers per task.
     const expected = Math.round((publish.published / tasks) * held)
     const shareExpected = connects.map((result) => Math.round((publish.published / tasks) * result.connected))
-    await Promise.all(clients.map((client, i) => client.call('drain', { expected: shareExpected[i], timeoutMs: 5000 })))
+    await Promise.all(clients.map((client, i) => client.call('drain', { expected: shareExpected[i], timeoutMs: 10_000 })))
     const reports = await Promise.all(clients.map((client) => client.call<ReportResult>('report')))
 
     const all = new Float64Array(reports.reduce((sum, report) => sum + report.latencies.length, 0))
@@ -301,7 +311,9 @@ function printTable(report: BenchReport): void {
   const line = (cells: string[]): string => cells.map((cell, column) => pad(cell, widths[column] ?? 0, column !== 1)).join('  ')
   console.log(`\n${line(header)}\n${widths.map((width) => '-'.repeat(width)).join('  ')}`)
   for (const row of rows) console.log(line(row))
+  const load = report.environment.loadAverage
   console.log(`\n${report.verdict.note}`)
+  console.log(`load average (1 min) ${load.before} before, ${load.after} after, on ${report.environment.cpus} CPUs`)
 }
 
 function verdict(scenarios: ScenarioResult[], target: BenchReport['target']): BenchReport['verdict'] {
@@ -322,6 +334,7 @@ function verdict(scenarios: ScenarioResult[], target: BenchReport['target']): Be
 async function main(): Promise<void> {
   const settings = readSettings()
   const limits = fdLimits()
+  const loadBefore = round(loadavg()[0] ?? 0)
   // The benchmark must end by itself even if a child hangs.
   const watchdog = setTimeout(
     () => {
@@ -362,6 +375,7 @@ async function main(): Promise<void> {
       memoryMiB: Math.round(totalmem() / 1024 / 1024),
       fdSoftLimit: limits.soft,
       fdHardLimit: limits.hard,
+      loadAverage: { before: loadBefore, after: round(loadavg()[0] ?? 0) },
     },
     settings: { sizes: settings.sizes, durationS: settings.durationS, subscribersPerTask: settings.perTask },
     target,
