@@ -1,0 +1,24 @@
+/** A promise with its resolve/reject exposed, for tests that control when things answer. */
+export interface Deferred<T> {
+  promise: Promise<T>
+  resolve(value: T): void
+  reject(error: unknown): void
+}
+
+export function deferred<T>(): Deferred<T> {
+  let resolve: (value: T) => void = () => {}
+  let reject: (error: unknown) => void = () => {}
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/** Polls `check` on each macrotask turn until it passes (or the test times out). */
+export async function until(check: () => boolean, what = 'condition'): Promise<void> {
+  for (let turns = 0; !check(); turns++) {
+    if (turns > 10_000) throw new Error(`gave up waiting for ${what}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}

@@ -1,0 +1,431 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { initialSnapshot, type BrokerStats, type ServerMessage, type TaskSnapshot } from 'tabcast'
+import type { BrokerLink } from '../../src/client/link.js'
+import { TabClient, type LinkFactory } from '../../src/client/tab-client.js'
+import type { Batch, Hello, WireEvent } from '../../src/core/tab-hub.js'
+import type { SendResult } from '../../src/core/task-channel.js'
+import { FakeClock } from '../support/fake-clock.js'
+import { settle } from '../support/fake-fetch.js'
+
+const TASK = 'mix_7'
+
+/** A broker link the test drives: it records calls and pushes batches. */
+class FakeLink implements BrokerLink {
+  readonly hellos: string[] = []
+  readonly subscribed: number[] = []
+  readonly seeds = new Map<number, TaskSnapshot | undefined>()
+  readonly unsubscribed: number[] = []
+  disposed = false
+  onBatch: ((batch: Batch) => void) | null = null
+  /** Resolves hello; `null` makes it never answer. */
+  helloAnswer: Hello | null
+  pingAnswer: () => Promise<string>
+  sendAnswer: SendResult = { ok: true, queued: false }
+  private nextBatch = 1
+
+  constructor(instanceId = 'worker-1') {
+    this.helloAnswer = { instanceId, protocolVersion: 1, mode: 'shared-worker', modeReason: 'test' }
+    this.pingAnswer = () => Promise.resolve(instanceId)
+  }
+
+  hello(tabId: string, onBatch: (batch: Batch) => void): Promise<Hello> {
+    this.hellos.push(tabId)
+    this.onBatch = onBatch
+    return this.helloAnswer ? Promise.resolve(this.helloAnswer) : new Promise(() => {})
+  }
+  subscribe(subId: number, _projectId: string, _options: unknown, seed?: TaskSnapshot): Promise<void> {
+    this.subscribed.push(subId)
+    this.seeds.set(subId, seed)
+    return Promise.resolve()
+  }
+  unsubscribe(subId: number): Promise<void> {
+    this.unsubscribed.push(subId)
+    return Promise.resolve()
+  }
+  send(): Promise<SendResult> {
+    return Promise.resolve(this.sendAnswer)
+  }
+  stats(): Promise<BrokerStats> {
+    return Promise.reject(new Error('not in this fake'))
+  }
+  ping(): Promise<string> {
+    return this.pingAnswer()
+  }
+  suspend(): Promise<void> {
+    return Promise.resolve()
+  }
+  resume(): Promise<void> {
+    return Promise.resolve()
+  }
+  bye(): Promise<void> {
+    return Promise.resolve()
+  }
+  dispose(): void {
+    this.disposed = true
+  }
+
+  /** Subscriptions the host holds for this tab right now. */
+  get active(): number[] {
+    const held = new Set<number>()
+    // Replays calls in order: that is what the host sees.
+    for (const call of this.calls) {
+      if (call.kind === 'sub') held.add(call.id)
+      else held.delete(call.id)
+    }
+    return [...held]
+  }
+
+  private get calls(): { kind: 'sub' | 'unsub'; id: number }[] {
+    return this.log
+  }
+  readonly log: { kind: 'sub' | 'unsub'; id: number }[] = []
+
+  push(...events: WireEvent[]): void {
+    if (!this.onBatch) throw new Error('hello() was not called')
+    this.onBatch({ type: 'batch', id: this.nextBatch++, instanceId: this.helloAnswer?.instanceId ?? '?', events })
+  }
+}
+
+/** Records subscribe/unsubscribe order in `log` as well. */
+function loggingLink(instanceId?: string): FakeLink {
+  const link = new FakeLink(instanceId)
+  const subscribe = link.subscribe.bind(link)
+  const unsubscribe = link.unsubscribe.bind(link)
+  link.subscribe = (subId, projectId, options, seed) => {
+    link.log.push({ kind: 'sub', id: subId })
+    return subscribe(subId, projectId, options, seed)
+  }
+  link.unsubscribe = (subId: number) => {
+    link.log.push({ kind: 'unsub', id: subId })
+    return unsubscribe(subId)
+  }
+  return link
+}
+
+let clock: FakeClock
+let frames: (() => void)[]
+let links: FakeLink[]
+let factoryCalls: (readonly string[])[]
+
+beforeEach(() => {
+  clock = new FakeClock()
+  frames = []
+  links = []
+  factoryCalls = []
+  vi.stubGlobal('reportError', vi.fn())
+})
+
+afterEach(() => {
+  vi.unstubAllGlobals()
+})
+
+function factory(make: () => FakeLink = () => loggingLink()): LinkFactory {
+  return (failures) => {
+    factoryCalls.push([...failures])
+    const link = make()
+    links.push(link)
+    return link
+  }
+}
+
+function client(factories: LinkFactory[] = [factory()], extra: { healthInterval?: number; handshakeTimeout?: number } = {}): TabClient {
+  return new TabClient({
+    links: factories,
+    tabId: 'tab-1',
+    scheduleFrame: (callback) => frames.push(callback),
+    setTimeout: (callback, ms) => clock.setTimeout(callback, ms),
+    clearTimeout: (handle) => clock.clearTimeout(handle),
+    healthInterval: extra.healthInterval ?? 0,
+    ...(extra.handshakeTimeout === undefined ? {} : { handshakeTimeout: extra.handshakeTimeout }),
+  })
+}
+
+function runFrames(): void {
+  for (const frame of frames.splice(0)) frame()
+}
+
+function link(index = 0): FakeLink {
+  const found = links[index]
+  if (!found) throw new Error(`link ${index} was not created`)
+  return found
+}
+
+const snap = (progress: number, extra: Partial<TaskSnapshot> = {}): TaskSnapshot =>
+  Object.freeze({ ...initialSnapshot(TASK), status: 'running', progress, connection: 'live', isConnected: true, ...extra })
+
+const msg = (seq: number): ServerMessage => ({ type: 'progress', progress: seq / 10, seq })
+
+describe('TabClient: delivery', () => {
+  it('delivers messages at once and in order, and snapshots on the next frame', async () => {
+    const tab = client()
+    const messages: ServerMessage[] = []
+    const snapshots: TaskSnapshot[] = []
+    tab.subscribe(TASK, { message: (m) => messages.push(m), snapshot: (s) => snapshots.push(s) })
+    await settle()
+    const sub = link().subscribed[0] ?? -1
+    link().push({ sub, type: 'message', message: msg(1) }, { sub, type: 'message', message: msg(2) }, { sub, type: 'snapshot', snapshot: snap(0.2) })
+    expect(messages.map((m) => m.seq)).toEqual([1, 2])
+    expect(snapshots).toEqual([])
+    link().push({ sub, type: 'message', message: msg(3) })
+    expect(messages.map((m) => m.seq)).toEqual([1, 2, 3])
+    runFrames()
+    expect(snapshots).toEqual([snap(0.2)])
+  })
+
+  it('coalesces snapshots to one notification per frame, with the newest', async () => {
+    const tab = client()
+    const snapshots: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
+    await settle()
+    const sub = link().subscribed[0] ?? -1
+    const newest = snap(0.9)
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.1) })
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.5) })
+    link().push({ sub, type: 'snapshot', snapshot: newest })
+    expect(frames).toHaveLength(1)
+    runFrames()
+    expect(snapshots).toEqual([newest])
+    expect(tab.getSnapshot(TASK)).toBe(newest)
+    runFrames()
+    expect(snapshots).toHaveLength(1)
+  })
+
+  it('getSnapshot keeps its identity until a new snapshot arrives', async () => {
+    const tab = client()
+    const initial = tab.getSnapshot(TASK)
+    expect(initial).toEqual(initialSnapshot(TASK))
+    expect(tab.getSnapshot(TASK)).toBe(initial)
+    tab.subscribe(TASK, {})
+    await settle()
+    expect(tab.getSnapshot(TASK)).toBe(initial)
+    const next = snap(0.3)
+    link().push({ sub: link().subscribed[0] ?? -1, type: 'snapshot', snapshot: next })
+    expect(tab.getSnapshot(TASK)).toBe(initial)
+    runFrames()
+    expect(tab.getSnapshot(TASK)).toBe(next)
+    expect(tab.getSnapshot(TASK)).toBe(next)
+  })
+
+  it('two subscriptions of one task both hear every message and the snapshot', async () => {
+    const tab = client()
+    const a: ServerMessage[] = []
+    const b: TaskSnapshot[] = []
+    tab.subscribe(TASK, { message: (m) => a.push(m) })
+    tab.subscribe(TASK, { snapshot: (s) => b.push(s) })
+    await settle()
+    expect(link().active.sort()).toEqual([1, 2])
+    link().push({ sub: 1, type: 'message', message: msg(1) }, { sub: 1, type: 'snapshot', snapshot: snap(0.1) })
+    runFrames()
+    expect(a).toHaveLength(1)
+    expect(b).toEqual([snap(0.1)])
+  })
+
+  it('a listener that throws is reported and does not stop the others', async () => {
+    const tab = client()
+    const boom = new Error('listener bug')
+    const seen: string[] = []
+    tab.subscribe(TASK, {
+      message: () => {
+        throw boom
+      },
+      snapshot: () => {
+        throw boom
+      },
+    })
+    tab.subscribe(TASK, { message: (m) => seen.push(`m${m.seq}`), snapshot: (s) => seen.push(`s${s.progress}`) })
+    await settle()
+    link().push(
+      { sub: 1, type: 'message', message: msg(1) },
+      { sub: 2, type: 'message', message: msg(1) },
+      { sub: 1, type: 'message', message: msg(2) },
+      { sub: 2, type: 'message', message: msg(2) },
+      { sub: 1, type: 'snapshot', snapshot: snap(0.2) },
+    )
+    runFrames()
+    expect(seen).toEqual(['m1', 'm2', 's0.2'])
+    expect(globalThis.reportError).toHaveBeenCalledWith(boom)
+    expect(vi.mocked(globalThis.reportError).mock.calls).toHaveLength(3)
+  })
+
+  it('events for a subscription that was dropped are ignored', async () => {
+    const tab = client()
+    const seen: ServerMessage[] = []
+    const stop = tab.subscribe(TASK, { message: (m) => seen.push(m) })
+    await settle()
+    stop()
+    stop()
+    await settle()
+    expect(link().unsubscribed).toEqual([1])
+    link().push({ sub: 1, type: 'message', message: msg(1) })
+    expect(seen).toEqual([])
+  })
+})
+
+describe('TabClient: subscriptions on the host', () => {
+  it('registers each subscription once the handshake is done', async () => {
+    const tab = client()
+    tab.subscribe(TASK, {})
+    tab.subscribe('other', {}, { backendUrl: 'h:1' })
+    await settle()
+    expect(link().hellos).toEqual(['tab-1'])
+    expect(link().active.sort()).toEqual([1, 2])
+    expect(factoryCalls).toHaveLength(1)
+  })
+
+  it('a subscription dropped before the handshake ends is never left on the host', async () => {
+    const tab = client()
+    const stop = tab.subscribe(TASK, {})
+    stop()
+    tab.subscribe('kept', {})
+    await settle()
+    expect(link().active).toEqual([2])
+  })
+
+  it('a subscription dropped in the same turn it was made, on a live link, is never left on the host', async () => {
+    const tab = client()
+    tab.subscribe('kept', {})
+    await settle()
+    const stop = tab.subscribe(TASK, {})
+    stop()
+    await settle()
+    expect(link().active).toEqual([1])
+  })
+
+  it('send() resolves when the broker accepted it and rejects with its reason', async () => {
+    const tab = client()
+    tab.subscribe(TASK, {})
+    await expect(tab.send(TASK, { action: 'pause' })).resolves.toBeUndefined()
+    link().sendAnswer = { ok: false, error: 'send queue is full (100 messages wait for the connection)' }
+    await expect(tab.send(TASK, 'x')).rejects.toThrow('tabcast: send queue is full')
+  })
+})
+
+describe('TabClient: falling back and recovering', () => {
+  it('a handshake that times out falls back to the next link factory, with the reason', async () => {
+    const silent = factory(() => {
+      const l = loggingLink()
+      l.helloAnswer = null
+      return l
+    })
+    const tab = client([silent, factory()], { handshakeTimeout: 3000 })
+    const seen: ServerMessage[] = []
+    tab.subscribe(TASK, { message: (m) => seen.push(m) })
+    await settle()
+    expect(links).toHaveLength(1)
+    clock.advance(2999)
+    await settle()
+    expect(links).toHaveLength(1)
+    clock.advance(1)
+    await settle()
+    expect(links).toHaveLength(2)
+    expect(link(0).disposed).toBe(true)
+    expect(factoryCalls[1]).toEqual(['the tabcast broker did not answer the handshake within 3000 ms'])
+    expect(link(1).active).toEqual([1])
+    await expect(tab.mode()).resolves.toMatchObject({ mode: 'shared-worker' })
+    // Batches from the abandoned link are not trusted any more.
+    link(1).push({ sub: 1, type: 'message', message: msg(1) })
+    expect(seen).toHaveLength(1)
+  })
+
+  it('a factory that throws is skipped with its reason', async () => {
+    const broken: LinkFactory = (failures) => {
+      factoryCalls.push([...failures])
+      throw new Error('SharedWorker unavailable: this browser has no SharedWorker')
+    }
+    const tab = client([broken, factory()])
+    tab.subscribe(TASK, {})
+    await settle()
+    expect(factoryCalls[1]).toEqual(['SharedWorker unavailable: this browser has no SharedWorker'])
+    expect(link(0).active).toEqual([1])
+  })
+
+  it('when no link works, every followed task shows closed with the reasons', async () => {
+    const tab = client([
+      () => {
+        throw new Error('no SharedWorker')
+      },
+    ])
+    const snapshots: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
+    await expect(tab.stats()).rejects.toThrow('tabcast: no broker could be reached (no SharedWorker)')
+    await settle()
+    runFrames()
+    expect(snapshots).toHaveLength(1)
+    expect(snapshots[0]).toMatchObject({ projectId: TASK, connection: 'closed', isConnected: false })
+    expect(snapshots[0]?.connectionError).toBe('tabcast: no broker could be reached (no SharedWorker)')
+    expect(tab.getSnapshot(TASK)).toBe(snapshots[0])
+  })
+
+  it('when the fallback link fails too after a switch, every followed task shows closed', async () => {
+    const silent = (): FakeLink => {
+      const l = loggingLink()
+      l.pingAnswer = () => new Promise(() => {})
+      return l
+    }
+    const tab = client([factory(silent)], { healthInterval: 1000 })
+    const snapshots: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
+    await settle()
+    clock.advance(6000)
+    await settle()
+    runFrames()
+    expect(snapshots[snapshots.length - 1]).toMatchObject({ connection: 'closed' })
+    expect(snapshots[snapshots.length - 1]?.connectionError).toMatch(/no broker could be reached \(the tabcast broker did not answer a health check/)
+  })
+
+  it('a health check that sees another instance id registers every subscription again', async () => {
+    let instance = 'worker-1'
+    const tab = client([factory(() => loggingLink(instance))], { healthInterval: 1000 })
+    tab.subscribe(TASK, {})
+    tab.subscribe('other', {})
+    await settle()
+    expect(link(0).seeds.get(1)).toBeUndefined()
+    const seen = snap(0.4, { seq: 4 })
+    link(0).push({ sub: 1, type: 'snapshot', snapshot: seen })
+    runFrames()
+    clock.advance(1000)
+    await settle()
+    expect(links).toHaveLength(1)
+    // The worker restarted: same port, new instance that knows nothing of this tab.
+    instance = 'worker-2'
+    link(0).pingAnswer = () => Promise.resolve('worker-2')
+    clock.advance(1000)
+    await settle()
+    expect(links).toHaveLength(2)
+    expect(link(0).disposed).toBe(true)
+    expect(link(1).hellos).toEqual(['tab-1'])
+    expect(link(1).active.sort()).toEqual([1, 2])
+    // The new instance resumes from what this tab last showed; a task it never saw gets no seed.
+    expect(link(1).seeds.get(1)).toBe(seen)
+    expect(link(1).seeds.get(2)).toBeUndefined()
+    // Same factory again: a restart is not a reason to give up the SharedWorker.
+    expect(factoryCalls[1]).toEqual([])
+  })
+
+  it('a health check that gets no answer moves on to the next link', async () => {
+    const first = factory(() => {
+      const l = loggingLink()
+      l.pingAnswer = () => new Promise(() => {})
+      return l
+    })
+    const tab = client([first, factory()], { healthInterval: 1000 })
+    tab.subscribe(TASK, {})
+    await settle()
+    clock.advance(1000)
+    clock.advance(5000)
+    await settle()
+    expect(links).toHaveLength(2)
+    expect(factoryCalls[1]).toEqual(['the tabcast broker did not answer a health check within 5000 ms'])
+    expect(link(1).active).toEqual([1])
+  })
+
+  it('no health checks once nothing is followed', async () => {
+    const tab = client([factory()], { healthInterval: 1000 })
+    const stop = tab.subscribe(TASK, {})
+    await settle()
+    stop()
+    clock.advance(10_000)
+    await settle()
+    expect(clock.pendingCount).toBe(0)
+  })
+})
