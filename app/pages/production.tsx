@@ -4,7 +4,7 @@
  * follows it → the result, or the error with a retry. This is where the guide replaced
  * a 2-second polling loop with the ProgressBar.
  */
-import { useRef, useState, type ReactNode } from 'react'
+import { useEffect, useRef, useState, type ReactNode } from 'react'
 import type { JsonRecord } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
 import { backendFromSearch, createDemoTask, pacingFromSearch } from '../backend.js'
@@ -51,6 +51,7 @@ export function ProductionPage(): ReactNode {
   const [flakyProvider, setFlakyProvider] = useState(false)
   const [generation, setGeneration] = useState<Generation>({ state: 'idle' })
   const request = useRef<AbortController | null>(null)
+  useEffect(() => () => request.current?.abort(), [])
 
   const trimmed = script.trim()
   const busy = generation.state === 'creating' || generation.state === 'running'

@@ -4,7 +4,7 @@
  * (`?taskId=…&backendUrl=…`), so the same view opens in another tab, where it shares
  * the first tab's connection; the inspector shows that sharing.
  */
-import { useRef, useState, type FormEvent, type ReactNode } from 'react'
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react'
 import { DEFAULT_BACKEND_URL, type JsonRecord, type TaskOptions } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
 import { backendFromSearch, backendProblem, createDemoTask, isConflict, pacingFromSearch, taskIdProblem } from '../backend.js'
@@ -134,6 +134,8 @@ export function TestWebSocketPage(): ReactNode {
   }
 
   const createAbort = useRef<AbortController | null>(null)
+  // Leaving the page cancels a pending creation, so its answer cannot rewrite the address of another page.
+  useEffect(() => () => createAbort.current?.abort(), [])
   const onStartDemo = async (): Promise<void> => {
     const backendUrl = backendInput.trim() || DEFAULT_BACKEND_URL
     const backendError = backendProblem(backendUrl)
