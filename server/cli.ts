@@ -3,18 +3,31 @@
  *
  *   npm run server -- --port 8000 --host 127.0.0.1
  *   PORT=9000 HOST=0.0.0.0 npm run server
+ *   REDIS_URL=redis://127.0.0.1:6379 npm run server     (several processes, one Redis: docs/redis.md)
  *
  * Flags win over environment variables. Other settings (origins, compression) are
  * available through `TABCAST_ORIGINS` (comma-separated, or `*`) and
  * `TABCAST_COMPRESSION=1`, `TABCAST_LOG=debug|info|warn|error`.
  */
 import { parseArgs } from 'node:util'
-import { createConsoleLogger, createTabcastServer, DEFAULT_HOST, DEFAULT_PORT, type LogLevel, type TabcastServerOptions } from './index.js'
+import {
+  createConsoleLogger,
+  createRedisTaskStore,
+  createTabcastServer,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  type LogLevel,
+  type TabcastServerOptions,
+  type TaskStore,
+} from './index.js'
+import { redactRedisUrl, validateRedisUrl } from './redis-store.js'
 
-const USAGE = `usage: npm run server -- [--port <port>] [--host <host>]
+const USAGE = `usage: npm run server -- [--port <port>] [--host <host>] [--redis-url <url>]
 
-  --port   TCP port (env PORT)            default ${DEFAULT_PORT}
-  --host   interface to bind (env HOST)   default ${DEFAULT_HOST}; 0.0.0.0 for all
+  --port       TCP port (env PORT)            default ${DEFAULT_PORT}
+  --host       interface to bind (env HOST)   default ${DEFAULT_HOST}; 0.0.0.0 for all
+  --redis-url  keep tasks in Redis, shared by every process given the same URL
+               (env REDIS_URL; needs the ioredis package)   default: in memory
 env: TABCAST_ORIGINS="https://a.example,https://b.example" or "*" (default: localhost pages)
      TABCAST_COMPRESSION=1   TABCAST_LOG=debug|info|warn|error (default info)`
 
@@ -30,10 +43,15 @@ function parsePort(value: string, from: string): number {
 }
 
 async function main(): Promise<void> {
-  let values: { port?: string | undefined; host?: string | undefined; help?: boolean | undefined }
+  let values: { port?: string | undefined; host?: string | undefined; 'redis-url'?: string | undefined; help?: boolean | undefined }
   try {
     values = parseArgs({
-      options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string' },
+        'redis-url': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values
   } catch (error) {
@@ -62,6 +80,21 @@ async function main(): Promise<void> {
   }
   if (process.env['TABCAST_COMPRESSION'] === '1') options.compression = true
 
+  const redisSetting = values['redis-url'] ?? (process.env['REDIS_URL'] || undefined)
+  let redisStore: TaskStore | null = null
+  if (redisSetting !== undefined) {
+    let url: string
+    try {
+      url = validateRedisUrl(redisSetting, values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL')
+    } catch (error) {
+      fail(error instanceof Error ? error.message : String(error))
+    }
+    // Not waiting for Redis: a process may start while Redis is away; it answers 503 on
+    // /healthz and refuses publishes until Redis is reached. A missing ioredis fails here.
+    redisStore = await createRedisTaskStore({ url, logger, waitForConnection: false })
+    options.store = redisStore
+  }
+
   const server = createTabcastServer(options)
   let address
   try {
@@ -80,6 +113,7 @@ async function main(): Promise<void> {
       `  create   POST ${address.url}/api/v1/projects   (demo audio generation)`,
       `  health   ${address.url}/healthz`,
       `  origins  ${origins?.trim() ? origins : 'localhost pages (http/https, any port)'}; compression ${options.compression ? 'on' : 'off'}`,
+      `  store    ${redisSetting === undefined ? 'in memory (this process only)' : `redis ${redactRedisUrl(redisSetting.trim())}`}`,
     ].join('\n'),
   )
 
@@ -91,16 +125,19 @@ async function main(): Promise<void> {
     }
     stopping = true
     console.log(`tabcast server: ${signal}, closing connections (going away)…`)
-    server.close().then(
-      () => {
-        console.log('tabcast server: stopped')
-        process.exit(0)
-      },
-      (error: unknown) => {
-        console.error('tabcast server: failed to stop cleanly', error)
-        process.exit(1)
-      },
-    )
+    server
+      .close()
+      .then(() => redisStore?.close())
+      .then(
+        () => {
+          console.log('tabcast server: stopped')
+          process.exit(0)
+        },
+        (error: unknown) => {
+          console.error('tabcast server: failed to stop cleanly', error)
+          process.exit(1)
+        },
+      )
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
