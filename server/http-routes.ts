@@ -8,6 +8,7 @@ import { DEMO_TASK_NAME, parseDemoRequest, type DemoJobs } from './demo-job.js'
 import type { Logger } from './logger.js'
 import { requestOrigin, setCorsHeaders, type OriginCheck } from './origin.js'
 import { matchRoute, parseTarget, taskPaths, type Route, type TaskIdSegment } from './routes.js'
+import { TaskStoreUnavailableError } from './redis-store.js'
 import type { TaskState, TaskStore } from './store.js'
 import { TaskUpdateError, type TaskPublisher } from './tasks.js'
 
@@ -116,6 +117,13 @@ export class HttpRoutes {
     this.dispatch(route, req, res).catch((error: unknown) => {
       if (error instanceof HttpError) {
         if (!res.headersSent) sendJson(res, error.status, { error: error.message }, { Connection: 'close' })
+        return
+      }
+      if (error instanceof TaskStoreUnavailableError) {
+        // Redis is away (see /healthz): retryable, not a server bug.
+        this.context.logger.warn('HTTP request refused: the task store is unavailable', { method: req.method, url: req.url, error: error.message })
+        if (!res.headersSent) sendJson(res, 503, { error: 'the task store is unavailable; try again later' }, { 'Retry-After': '2' })
+        else res.destroy()
         return
       }
       this.context.logger.error('HTTP handler failed', {
