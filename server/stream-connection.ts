@@ -59,6 +59,8 @@ export function closeReason(text: string): string {
 
 type Phase = 'starting' | 'live' | 'closed'
 
+const MAX_EARLY_FRAMES = 32
+
 export class StreamConnection implements TaskSubscriber, ClientConnection {
   readonly id: number
   readonly taskId: string
@@ -72,6 +74,8 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
   private phase: Phase = 'starting'
   /** Live messages that arrive while the catch-up is being read. */
   private pending: TaskMessage[] = []
+  /** Replies to client frames that arrived before the connection went live (see `whenLive`). */
+  private early: Array<() => void> = []
   private lastSentSeq = 0
 
   constructor(
@@ -144,6 +148,9 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
     for (const message of this.pending) this.sendTask(message)
     this.pending = []
     this.phase = 'live'
+    const early = this.early
+    this.early = []
+    for (const action of early) action()
   }
 
   /** Live messages from the fan-out. */
@@ -227,10 +234,30 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
         return
       }
       if (decision === 'reject-first') {
-        this.sendConnectionError('rate_limited', 'too many messages; this one and the next ones are dropped until the rate falls')
+        this.whenLive(() => {
+          this.sendConnectionError('rate_limited', 'too many messages; this one and the next ones are dropped until the rate falls')
+        })
       }
       if (decision !== 'accept') return
     }
+    this.whenLive(() => this.handleClientFrame(data, isBinary))
+  }
+
+  /**
+   * Runs a reply now, or after `connected` and the catch-up have gone out if the
+   * connection is still starting, so `connected` is always the first message even
+   * when the store is slow.
+   */
+  private whenLive(action: () => void): void {
+    if (this.phase === 'live') action()
+    else if (this.phase === 'starting') {
+      // Bounded even without a rate limit: a client has no reason to send much before `connected`.
+      if (this.early.length >= MAX_EARLY_FRAMES) this.close(CloseCode.RateLimited, 'too many messages before connected')
+      else this.early.push(action)
+    }
+  }
+
+  private handleClientFrame(data: RawData, isBinary: boolean): void {
     const parsed = parseClientMessage(isBinary ? rawToBuffer(data) : rawToBuffer(data).toString('utf8'), {
       maxBytes: this.context.maxMessageBytes,
     })
@@ -280,6 +307,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
   private onClosed(): void {
     this.phase = 'closed'
     this.pending = []
+    this.early = []
     this.context.fanout.leave(this.taskId, this)
   }
 }

@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws'
 import { parseServerMessage, type ServerMessage, type TaskMessage } from 'tabcast'
-import { createTabcastServer, silentLogger, type TabcastServer, type TabcastServerOptions } from 'tabcast/server'
+import { createTabcastServer, MemoryTaskStore, silentLogger, type TabcastServer, type TabcastServerOptions, type TaskStore } from 'tabcast/server'
 
 /** Upper bound on any single wait, so a broken server fails a test with a message instead of hanging it. */
 const WAIT_LIMIT_MS = 5000
@@ -211,4 +211,55 @@ export async function connect(url: string, options: ClientOptions = {}): Promise
 /** Task messages only (what must be identical for every subscriber). */
 export function taskMessages(messages: readonly ServerMessage[]): TaskMessage[] {
   return messages.filter((message): message is TaskMessage => message.seq !== undefined)
+}
+
+export interface GatedStore {
+  store: TaskStore
+  inner: MemoryTaskStore
+  /** Resolves when the server has called `get` (its snapshot is already taken). */
+  getCalled: Promise<void>
+  /** Lets `get` answer. */
+  openGet: () => void
+  readCalled: Promise<void>
+  openRead: () => void
+}
+
+/**
+ * A store with latency, like a network store: `get` and `readSince` take their snapshot
+ * at once but answer only when the test opens their gate, so a test can append
+ * messages (or send frames) in between.
+ */
+export function gatedStore(): GatedStore {
+  const inner = new MemoryTaskStore()
+  const getCalled = deferred<void>()
+  const getGate = deferred<void>()
+  const readCalled = deferred<void>()
+  const readGate = deferred<void>()
+  const store: TaskStore = {
+    create: (...args) => inner.create(...args),
+    append: (...args) => inner.append(...args),
+    subscribe: (...args) => inner.subscribe(...args),
+    health: () => inner.health(),
+    close: () => inner.close(),
+    get: async (taskId) => {
+      const snapshot = await inner.get(taskId)
+      getCalled.resolve()
+      await getGate.promise
+      return snapshot
+    },
+    readSince: async (taskId, since) => {
+      const snapshot = await inner.readSince(taskId, since)
+      readCalled.resolve()
+      await readGate.promise
+      return snapshot
+    },
+  }
+  return {
+    store,
+    inner,
+    getCalled: getCalled.promise,
+    openGet: () => getGate.resolve(),
+    readCalled: readCalled.promise,
+    openRead: () => readGate.resolve(),
+  }
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, isConnectionScopedError, type TaskMessage } from 'tabcast'
-import { createTabcastServer, MemoryTaskStore, silentLogger, TaskUpdateError, type TaskStore } from 'tabcast/server'
-import { connect, deferred, startServer, TestClient, waitUntil, type RunningServer } from './server-helpers.js'
+import { createTabcastServer, MemoryTaskStore, silentLogger, TaskUpdateError } from 'tabcast/server'
+import { connect, gatedStore, startServer, TestClient, waitUntil, type RunningServer } from './server-helpers.js'
 
 const running: RunningServer[] = []
 const clients: TestClient[] = []
@@ -47,6 +47,24 @@ describe('stream: connect', () => {
       message: 'TTS 생성 중... (시도 2/5)',
       seq: 1,
     })
+  })
+
+  it('sends connected first even when the client pings before a slow store has answered', async () => {
+    const { store, inner, getCalled, openGet, openRead } = gatedStore()
+    const { server, streamUrl } = await start({ store })
+    await server.progress('slow', 0.5, 'half')
+    const client = new TestClient(streamUrl('slow'))
+    clients.push(client)
+    await client.opened
+    client.socket.send('ping')
+    client.socket.send('{not json')
+    await getCalled
+    await waitUntil(() => server.stats().messagesReceived === 2, 'the server received both frames')
+    openGet()
+    openRead()
+    const read = await client.until((message) => message.type === 'error')
+    expect(read.map((message) => message.type)).toEqual(['connected', 'progress', 'pong', 'error'])
+    await inner.close()
   })
 
   it('closes with TaskNotFound (4004) for an unknown task when allowUnknownTasks is false, and serves known ones', async () => {
@@ -156,45 +174,20 @@ describe('stream: since', () => {
   })
 
   it('neither drops nor repeats messages appended while the catch-up is being read from a slow store', async () => {
-    // A store with latency (like a network store): reads take their snapshot at once but
-    // answer only when the test opens the gate, so messages can be appended in between.
-    const inner = new MemoryTaskStore()
-    const getCalled = deferred<void>()
-    const getGate = deferred<void>()
-    const readCalled = deferred<void>()
-    const readGate = deferred<void>()
-    const store: TaskStore = {
-      create: (...args) => inner.create(...args),
-      append: (...args) => inner.append(...args),
-      subscribe: (...args) => inner.subscribe(...args),
-      health: () => inner.health(),
-      close: () => inner.close(),
-      get: async (taskId) => {
-        const snapshot = await inner.get(taskId)
-        getCalled.resolve()
-        await getGate.promise
-        return snapshot
-      },
-      readSince: async (taskId, since) => {
-        const snapshot = await inner.readSince(taskId, since)
-        readCalled.resolve()
-        await readGate.promise
-        return snapshot
-      },
-    }
+    const { store, inner, getCalled, openGet, readCalled, openRead } = gatedStore()
     const { server, streamUrl } = await start({ store })
     for (let i = 1; i <= 20; i += 1) await server.progress('busy', i / 100, `m${i}`)
     const client = new TestClient(streamUrl('busy', 5))
     clients.push(client)
 
-    await getCalled.promise
+    await getCalled
     // Subscribed, state read: these arrive live *and* will be in the history read.
     for (let i = 21; i <= 25; i += 1) await server.progress('busy', i / 100, `m${i}`)
-    getGate.resolve()
-    await readCalled.promise
+    openGet()
+    await readCalled
     // History read: these arrive only live, while the replay is still on its way.
     for (let i = 26; i <= 30; i += 1) await server.progress('busy', i / 100, `m${i}`)
-    readGate.resolve()
+    openRead()
 
     const messages = await client.untilSeq(30)
     expect(messages.map((message) => message.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 6))
