@@ -141,13 +141,23 @@ export class TabcastServer {
     const server = createServer()
     this.ownServer = server
     this.attach(server)
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => {
-        server.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, host, () => {
+          server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (error) {
+      // A port in use (say) leaves the object as it was, so listen() may be retried.
+      this.detach?.()
+      this.detach = null
+      this.ownServer = null
+      throw error
+    }
+    // Errors after listening (accept failures, for one) are logged; unhandled they would end the process.
+    server.on('error', (error) => this.options.logger.error('HTTP server error', { error: error.message }))
     const address = server.address() as AddressInfo
     return { port: address.port, host, url: `http://${urlHost(host)}:${address.port}${this.options.basePath}` }
   }

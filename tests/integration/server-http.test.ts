@@ -270,3 +270,19 @@ describe('health and mounting', () => {
     expect(connected).toMatchObject({ project_id: 'prefixed', last_seq: 1 })
   })
 })
+
+describe('listen', () => {
+  it('rejects when the port is taken and can listen again afterwards', async () => {
+    const first = await start()
+    const port = Number(new URL(first.http).port)
+    const second = createTabcastServer({ logger: silentLogger })
+    try {
+      await expect(second.listen(port, '127.0.0.1')).rejects.toMatchObject({ code: 'EADDRINUSE' })
+      const address = await second.listen(0, '127.0.0.1')
+      expect(address.port).not.toBe(port)
+      expect((await getStatus(`${address.url}/healthz`)).status).toBe(200)
+    } finally {
+      await second.close()
+    }
+  })
+})
