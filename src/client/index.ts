@@ -126,13 +126,27 @@ export function createTabcastClient(options: ClientOptions = {}): TabcastBrowser
   })
 }
 
-let defaultClient: TabcastBrowserClient | null = null
-let defaultOptions: ClientOptions = {}
+interface DefaultClientSlot {
+  client: TabcastBrowserClient | null
+  options: ClientOptions
+}
+
+// Kept on the global object, not in module state: a dev server that hot-reloads this
+// module (or two copies of tabcast in one bundle) must not give the page a second
+// client, which would register the tab with the broker twice.
+const SLOT = Symbol.for('tabcast.defaultClient')
+
+function slot(): DefaultClientSlot {
+  const holder = globalThis as { [SLOT]?: DefaultClientSlot }
+  holder[SLOT] ??= { client: null, options: {} }
+  return holder[SLOT]
+}
 
 /** Sets the options of the default client; call before anything subscribes. */
 export function configureTabcast(options: ClientOptions): void {
-  if (defaultClient) throw new Error('tabcast: configureTabcast() must be called before the first subscription')
-  defaultOptions = options
+  const current = slot()
+  if (current.client) throw new Error('tabcast: configureTabcast() must be called before the first subscription')
+  current.options = options
 }
 
 /**
@@ -140,8 +154,9 @@ export function configureTabcast(options: ClientOptions): void {
  * API; the worker starts with the first subscription.
  */
 export function getTabcastClient(): TabcastBrowserClient {
-  defaultClient ??= createTabcastClient(defaultOptions)
-  return defaultClient
+  const current = slot()
+  current.client ??= createTabcastClient(current.options)
+  return current.client
 }
 
 export { TabClient } from './tab-client.js'
