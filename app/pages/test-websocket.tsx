@@ -66,6 +66,17 @@ function followedFromSearch(search: string): Followed | null {
   return { taskId, backendUrl }
 }
 
+/** Why the task named in the address cannot be followed (a link with a bad id or backend), or null. */
+function addressProblem(search: string): string | null {
+  const params = new URLSearchParams(search)
+  const taskId = params.get('taskId')?.trim() ?? ''
+  if (taskId === '') return null
+  const idError = taskIdProblem(taskId)
+  if (idError) return `Task ID in the address: ${idError}`
+  const backendError = backendProblem(backendFromSearch(search))
+  return backendError ? `Backend URL in the address: ${backendError}` : null
+}
+
 /**
  * `/test-websocket?taskId=…[&backendUrl=…]` for a followed task. Other parameters of
  * the current address (`steps`, `stepMs`) are kept.
@@ -83,6 +94,7 @@ function pageUrl(followed: Followed, currentSearch: string): string {
 export function TestWebSocketPage(): ReactNode {
   const search = useSearch()
   const followed = followedFromSearch(search)
+  const addressError = addressProblem(search)
 
   const [taskIdInput, setTaskIdInput] = useState(() => new URLSearchParams(search).get('taskId') ?? '')
   const [backendInput, setBackendInput] = useState(() => backendFromSearch(search))
@@ -243,9 +255,9 @@ export function TestWebSocketPage(): ReactNode {
               &ldquo;데모 작업 시작&rdquo; creates an audio-generation task on the reference backend (
               <code>POST /api/v1/projects</code>), under the id in the field if it is free, and follows it.
             </p>
-            {formError ? (
+            {formError ?? addressError ? (
               <p className="notice notice--error" role="alert" data-testid="form-error">
-                {formError}
+                {formError ?? addressError}
               </p>
             ) : null}
             {createInfo ? <p className="notice">{createInfo}</p> : null}

@@ -88,4 +88,14 @@ describe('bad input seen in the browser', () => {
     expect(scripted.upgradeAttempts).toBe(0)
     expect(scripted.httpRequests).toEqual([])
   })
+
+  it('a link naming an invalid task id shows the problem at once, and follows nothing', async () => {
+    const tab = await env.context.newPage()
+    await tab.goto(`${env.demo.origin}/test-websocket?${new URLSearchParams({ taskId: '../etc', backendUrl: scripted.backendUrl }).toString()}`)
+    const error = tab.getByTestId('form-error')
+    await error.waitFor()
+    expect(await error.textContent()).toContain('task id "../etc" has characters outside')
+    expect(await readBars(tab)).toEqual([])
+    expect(scripted.upgradeAttempts).toBe(0)
+  })
 })
