@@ -435,6 +435,9 @@ export class RedisTaskStore implements TaskStore {
     if (this.closed) return { ok: false, kind: 'redis', detail: 'the store is closed' }
     const down = [this.commands, this.subscriptions].filter((connection) => !connection.up)
     if (down.length > 0) return { ok: false, kind: 'redis', detail: this.describeOutage(down) }
+    if (this.resubscribing !== null) {
+      return { ok: false, kind: 'redis', detail: `reconnected to Redis at ${this.where}; resubscribing to ${this.follows.size} followed tasks` }
+    }
     let timer: ReturnType<typeof setTimeout> | undefined
     try {
       await Promise.race([

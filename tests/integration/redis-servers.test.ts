@@ -1,0 +1,235 @@
+/**
+ * Two reference servers sharing one real redis-server (started here): a job publishes
+ * through one process while tabs follow the task on the other. Each server opens its
+ * own Redis store from the `redis` option, as two processes behind a load balancer
+ * would, so nothing passes between them except through Redis.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { Redis } from 'ioredis'
+import { CloseCode, type TaskMessage } from 'tabcast'
+import { TaskStoreUnavailableError } from 'tabcast/server'
+import { adminClient, connectionsByName, eventually, uniquePrefix } from '../support/redis-helpers.js'
+import { findRedisServer, RedisServer } from '../support/redis-server.js'
+import { connect, startServer, taskMessages, TestClient, type RunningServer } from './server-helpers.js'
+
+const binary = findRedisServer()
+if (binary === null) {
+  console.warn('redis-servers tests SKIPPED: no redis-server binary on PATH (apt-get install redis-server, or set REDIS_SERVER)')
+}
+
+interface Pair {
+  a: RunningServer
+  b: RunningServer
+}
+
+const running: RunningServer[] = []
+const clients: TestClient[] = []
+
+async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url)
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> }
+}
+
+async function healthy(server: RunningServer): Promise<boolean> {
+  return (await getJson(`${server.http}/healthz`)).status === 200
+}
+
+/** Two servers on one Redis, both healthy. */
+async function pair(url: string, name: string): Promise<Pair> {
+  const redis = { url, keyPrefix: uniquePrefix(name), maxReconnectDelay: 100 }
+  const [a, b] = await Promise.all([startServer({ redis, demo: false }), startServer({ redis, demo: false })])
+  running.push(a, b)
+  await eventually(async () => (await healthy(a)) && (await healthy(b)), 'both servers reach Redis')
+  return { a, b }
+}
+
+async function follow(url: string): Promise<TestClient> {
+  const { client } = await connect(url)
+  clients.push(client)
+  return client
+}
+
+function seqs(messages: readonly TaskMessage[]): number[] {
+  return messages.map((message) => message.seq ?? -1)
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+}
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.socket.terminate()
+  await Promise.all(running.splice(0).map((server) => server.server.close()))
+})
+
+describe.skipIf(binary === null)('two server processes on one Redis', () => {
+  let redis: RedisServer
+  let admin: Redis
+
+  beforeAll(async () => {
+    redis = await RedisServer.start()
+    admin = adminClient(redis.url)
+  })
+
+  afterAll(async () => {
+    admin?.disconnect()
+    await redis?.stop()
+  })
+
+  it('delivers a job published through one process to every client of the other, in order, exactly once', async () => {
+    const { a, b } = await pair(redis.url, 'fanout')
+    const onB = await Promise.all([1, 2, 3].map(() => follow(b.streamUrl('render-1'))))
+    const onA = await follow(a.streamUrl('render-1'))
+    await a.server.createTask({ taskId: 'render-1', taskName: '오디오 생성' })
+    for (let step = 1; step <= 30; step += 1) await a.server.progress('render-1', step / 31, `TTS 생성 중... ${step}/30`)
+    const result = { audio_id: 'audio_123', duration: 120.5 }
+    await a.server.complete('render-1', result)
+
+    const seen = await Promise.all([...onB, onA].map(async (client) => taskMessages(await client.untilSeq(31))))
+    for (const messages of seen) {
+      expect(seqs(messages)).toEqual(range(1, 31))
+      expect(messages).toEqual(seen[0])
+    }
+    expect(seen[0]?.[30]).toMatchObject({ type: 'completed', project_id: 'render-1', task_name: '오디오 생성', result, seq: 31 })
+    for (const client of [...onB, onA]) expect(client.unread()).toEqual([])
+  })
+
+  it('keeps seq strictly increasing when both processes publish to one task at once', async () => {
+    const { a, b } = await pair(redis.url, 'publishers')
+    const followers = await Promise.all([follow(a.streamUrl('shared')), follow(b.streamUrl('shared')), follow(b.streamUrl('shared'))])
+    const publish = (server: RunningServer, name: string): Promise<TaskMessage[]> =>
+      Promise.all(Array.from({ length: 40 }, (_, i) => server.server.progress('shared', 0.5, `${name} ${i}`)))
+    const published = (await Promise.all([publish(a, 'a'), publish(b, 'b')])).flat()
+    expect(seqs(published).sort((x, y) => x - y)).toEqual(range(1, 80))
+    await b.server.complete('shared', {})
+
+    const seen = await Promise.all(followers.map(async (client) => taskMessages(await client.untilSeq(81))))
+    for (const messages of seen) {
+      expect(seqs(messages)).toEqual(range(1, 81))
+      expect(messages).toEqual(seen[0])
+    }
+  })
+
+  it('replays with since on the other process after a client drops: nothing is missed', async () => {
+    const { a, b } = await pair(redis.url, 'since')
+    const first = await follow(a.streamUrl('moving'))
+    for (let step = 1; step <= 5; step += 1) await b.server.progress('moving', step / 20, `step ${step}`)
+    const before = taskMessages(await first.untilSeq(5))
+    first.socket.terminate()
+    await first.waitClosed()
+    for (let step = 6; step <= 10; step += 1) await a.server.progress('moving', step / 20, `step ${step}`)
+
+    const { client: again, connected } = await connect(b.streamUrl('moving', 5))
+    clients.push(again)
+    expect(connected).toMatchObject({ type: 'connected', last_seq: 10, status: 'running' })
+    for (let step = 11; step <= 12; step += 1) await a.server.progress('moving', step / 20, `step ${step}`)
+    await a.server.complete('moving', { audio_id: 'audio_9' })
+    const after = taskMessages(await again.untilSeq(13))
+    expect(seqs([...before, ...after])).toEqual(range(1, 13))
+    expect(after.map((message) => message.message)).toEqual(['step 6', 'step 7', 'step 8', 'step 9', 'step 10', 'step 11', 'step 12', undefined])
+  })
+
+  it('answers the status endpoint identically on both processes', async () => {
+    const { a, b } = await pair(redis.url, 'status')
+    await a.server.createTask({ taskId: 'polled', taskName: '오디오 생성' })
+    const same = async (): Promise<Record<string, unknown>> => {
+      const [fromA, fromB] = await Promise.all([getJson(a.statusUrl('polled')), getJson(b.statusUrl('polled'))])
+      expect(fromA.status).toBe(200)
+      expect(fromB).toEqual(fromA)
+      return fromA.body
+    }
+    expect(await same()).toMatchObject({ project_id: 'polled', status: 'running', progress: 0, seq: 0, task_name: '오디오 생성' })
+    await b.server.progress('polled', 0.5, 'TTS 생성 중... (시도 2/5)')
+    expect(await same()).toMatchObject({ status: 'running', progress: 0.5, message: 'TTS 생성 중... (시도 2/5)', seq: 1 })
+    await a.server.fail('polled', 'ElevenLabs API 호출 실패', { status_code: 500 })
+    expect(await same()).toMatchObject({ status: 'failed', error: 'ElevenLabs API 호출 실패', details: { status_code: 500 }, seq: 2 })
+
+    const missing = await Promise.all([getJson(a.statusUrl('nobody')), getJson(b.statusUrl('nobody'))])
+    expect(missing.map((response) => response.status)).toEqual([404, 404])
+    const health = await getJson(`${b.http}/healthz`)
+    expect(health).toMatchObject({ status: 200, body: { ok: true, store: { ok: true, kind: 'redis' } } })
+  })
+
+  it('follows hundreds of tasks over two Redis connections per process', async () => {
+    const { a, b } = await pair(redis.url, 'many')
+    const tasks = Array.from({ length: 200 }, (_, i) => `many_${i}`)
+    const followers = await Promise.all(tasks.map((taskId) => follow(b.streamUrl(taskId))))
+    await Promise.all(tasks.map((taskId, i) => a.server.progress(taskId, 0.5, `task ${i}`)))
+    const received = await Promise.all(followers.map(async (client) => taskMessages(await client.untilSeq(1))))
+    received.forEach((messages, i) => expect(messages).toMatchObject([{ project_id: tasks[i], seq: 1, message: `task ${i}` }]))
+
+    // Two servers: one command and one pub/sub connection each, whatever the task count.
+    const byName = await connectionsByName(admin)
+    expect(byName.get('tabcast-commands')).toBe(2)
+    expect(byName.get('tabcast-subscriptions')).toBe(2)
+    expect(b.server.stats().connections).toBe(200)
+  })
+})
+
+describe.skipIf(binary === null)('Redis restarted in the middle of a task', () => {
+  let redis: RedisServer
+
+  beforeAll(async () => {
+    // With the append-only file fsynced before every reply, what Redis acknowledged
+    // survives the kill: "accepted" means the job API call resolved.
+    redis = await RedisServer.start({ persistent: true })
+  })
+
+  afterAll(async () => {
+    await redis?.stop()
+  })
+
+  it('keeps clients connected, refuses publishes while Redis is away, and completes the task for every client with nothing lost', async () => {
+    const { a, b } = await pair(redis.url, 'restart')
+    const followers = await Promise.all([follow(b.streamUrl('long-job')), follow(b.streamUrl('long-job')), follow(a.streamUrl('long-job'))])
+    await a.server.createTask({ taskId: 'long-job', taskName: '오디오 생성' })
+    for (let step = 1; step <= 10; step += 1) await a.server.progress('long-job', step / 30, `before ${step}`)
+    await Promise.all(followers.map((client) => client.untilSeq(10)))
+
+    await redis.kill()
+    await eventually(async () => !(await healthy(a)) && !(await healthy(b)), 'both servers report Redis down')
+    const health = await getJson(`${b.http}/healthz`)
+    expect(health).toMatchObject({ status: 503, body: { ok: false, store: { ok: false, kind: 'redis' } } })
+    expect(String((health.body['store'] as { detail: string }).detail)).toMatch(/unreachable/)
+
+    // Publishing fails loudly, on either process; nothing is queued behind the job's back.
+    const refused = a.server.progress('long-job', 0.5, 'while Redis is down')
+    await expect(refused).rejects.toBeInstanceOf(TaskStoreUnavailableError)
+    await expect(refused).rejects.toThrow(/nothing was written/)
+    await expect(b.server.complete('long-job', {})).rejects.toMatchObject({ code: 'store_unavailable', maybeApplied: false })
+    // The status endpoint says "try again later" rather than failing as a bug.
+    const status = await fetch(a.statusUrl('long-job'))
+    expect(status.status).toBe(503)
+    expect(status.headers.get('retry-after')).not.toBeNull()
+    // A tab that connects now is told to retry with backoff; followers stay connected.
+    const newcomer = new TestClient(b.streamUrl('long-job'))
+    clients.push(newcomer)
+    expect((await newcomer.waitClosed()).code).toBe(CloseCode.TryAgainLater)
+    for (const client of followers) expect(client.isOpen).toBe(true)
+
+    await redis.restart()
+    // Publish as soon as one process is back: the other may still be resubscribing, and
+    // then catches its followers up from the stream.
+    await eventually(() => healthy(a), 'the publishing server reaches Redis again')
+    for (let step = 11; step <= 15; step += 1) await a.server.progress('long-job', step / 30, `after ${step}`)
+    await eventually(() => healthy(b), 'the other server reaches Redis again')
+    for (let step = 16; step <= 20; step += 1) {
+      const server = step % 2 === 0 ? a : b
+      await server.server.progress('long-job', step / 30, `after ${step}`)
+    }
+    await a.server.complete('long-job', { audio_id: 'audio_123' })
+
+    await Promise.all(followers.map((client) => client.untilSeq(21)))
+    for (const [i, client] of followers.entries()) {
+      const messages = taskMessages(client.messages)
+      expect(seqs(messages)).toEqual(range(1, 21))
+      expect(messages.map((message) => message.message).slice(9, 11)).toEqual(['before 10', 'after 11'])
+      expect(messages[20]).toMatchObject({ type: 'completed', result: { audio_id: 'audio_123' } })
+      expect(client.isOpen, `follower ${i} stayed connected`).toBe(true)
+    }
+    // The state survived too: both processes report the completed task.
+    const [fromA, fromB] = await Promise.all([getJson(a.statusUrl('long-job')), getJson(b.statusUrl('long-job'))])
+    expect(fromA).toMatchObject({ status: 200, body: { status: 'completed', seq: 21 } })
+    expect(fromB).toEqual(fromA)
+  })
+})
