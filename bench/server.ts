@@ -85,7 +85,9 @@ export interface ScenarioResult {
   latencyMs: { p50: number; p90: number; p99: number; max: number }
   messagesPerSecond: number
   wireBytesPerMessage: number
-  server: { cpuPercent: number; eventLoopDelayP99Ms: number }
+  server: { cpuPercent: number; eventLoopDelayP99Ms: number; gcPauseMaxMs: number; gcPauseTotalMs: number }
+  /** CPU used by the subscriber processes together, in % of one core: they share the machine with the server. */
+  subscribersCpuPercent: number
   memoryPerConnection: { afterConnect: MemoryPerConnection; afterFanout: MemoryPerConnection }
 }
 
@@ -275,7 +277,10 @@ async function runScenario(size: number, mode: CompressionMode, settings: Settin
       server: {
         cpuPercent: round(((publish.cpuUserMs + publish.cpuSystemMs) / publish.elapsedMs) * 100, 1),
         eventLoopDelayP99Ms: round(publish.eventLoopDelayP99Ms, 2),
+        gcPauseMaxMs: publish.gc.maxMs,
+        gcPauseTotalMs: publish.gc.totalMs,
       },
+      subscribersCpuPercent: round((reports.reduce((sum, report) => sum + report.cpuMs, 0) / Math.max(...reports.map((report) => report.elapsedMs))) * 100, 1),
       memoryPerConnection: {
         afterConnect: perConnection(afterConnect.memory, started.baseline, afterConnect.connections),
         afterFanout: perConnection(afterFanout.memory, started.baseline, afterFanout.connections),
@@ -294,7 +299,7 @@ function pad(text: string, width: number, right = false): string {
 }
 
 function printTable(report: BenchReport): void {
-  const header = ['subscribers', 'compression', 'held', 'p50 ms', 'p99 ms', 'msg/s', 'B/msg', 'RSS KiB/conn', 'heap KiB/conn', 'server CPU']
+  const header = ['subscribers', 'compression', 'held', 'p50 ms', 'p99 ms', 'msg/s', 'B/msg', 'RSS KiB/conn', 'heap KiB/conn', 'server CPU', 'GC max ms', 'clients CPU']
   const rows = report.scenarios.map((s) => [
     String(s.subscribers),
     s.compressionLabel,
@@ -306,6 +311,8 @@ function printTable(report: BenchReport): void {
     s.memoryPerConnection.afterFanout.rssKiB.toFixed(1),
     s.memoryPerConnection.afterFanout.heapKiB.toFixed(1),
     `${s.server.cpuPercent}%`,
+    s.server.gcPauseMaxMs.toFixed(1),
+    `${s.subscribersCpuPercent}%`,
   ])
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)))
   const line = (cells: string[]): string => cells.map((cell, column) => pad(cell, widths[column] ?? 0, column !== 1)).join('  ')

@@ -3,7 +3,7 @@
  * memory can be measured without the subscribers' memory mixed in. Run with
  * `--expose-gc` so measurements are taken after a full collection.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { createTabcastServer, silentLogger, type TabcastServer } from '../../server/index.js'
 import { preciseNow, serveRequests } from './ipc.js'
 
@@ -31,6 +31,8 @@ export interface PublishResult {
   cpuUserMs: number
   cpuSystemMs: number
   eventLoopDelayP99Ms: number
+  /** Garbage-collection pauses of the server during the fan-out. */
+  gc: { count: number; totalMs: number; maxMs: number }
 }
 
 let server: TabcastServer | null = null
@@ -74,6 +76,15 @@ serveRequests({
     const cpuBefore = process.cpuUsage()
     const loopDelay = monitorEventLoopDelay({ resolution: 10 })
     loopDelay.enable()
+    const gc = { count: 0, totalMs: 0, maxMs: 0 }
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        gc.count += 1
+        gc.totalMs += entry.duration
+        gc.maxMs = Math.max(gc.maxMs, entry.duration)
+      }
+    })
+    gcObserver.observe({ entryTypes: ['gc'] })
     const started = preciseNow()
     let published = 0
     const timers: ReturnType<typeof setTimeout>[] = []
@@ -101,6 +112,7 @@ serveRequests({
     })
     for (const timer of timers) clearTimeout(timer)
     loopDelay.disable()
+    gcObserver.disconnect()
     const cpu = process.cpuUsage(cpuBefore)
     return {
       published,
@@ -109,6 +121,7 @@ serveRequests({
       cpuUserMs: cpu.user / 1000,
       cpuSystemMs: cpu.system / 1000,
       eventLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      gc: { count: gc.count, totalMs: Math.round(gc.totalMs * 10) / 10, maxMs: Math.round(gc.maxMs * 10) / 10 },
     }
   },
 

@@ -32,6 +32,10 @@ export interface ReportResult {
   wireBytes: number
   /** Sockets that closed while they should have stayed open. */
   dropped: number
+  /** CPU time this process used since `resetCounters`, in milliseconds. */
+  cpuMs: number
+  /** Wall time since `resetCounters`, in milliseconds. */
+  elapsedMs: number
 }
 
 const sockets: WebSocket[] = []
@@ -39,6 +43,8 @@ let latencies: number[] = []
 let received = 0
 let dropped = 0
 let closing = false
+let cpuAtReset = process.cpuUsage()
+let resetAt = performance.now()
 const bytesAtReset = new Map<WebSocket, number>()
 
 function bytesRead(socket: WebSocket): number {
@@ -103,6 +109,8 @@ serveRequests({
     latencies = []
     received = 0
     dropped = 0
+    cpuAtReset = process.cpuUsage()
+    resetAt = performance.now()
     for (const socket of sockets) bytesAtReset.set(socket, bytesRead(socket))
     return {}
   },
@@ -119,7 +127,8 @@ serveRequests({
   report(): ReportResult {
     let wireBytes = 0
     for (const socket of sockets) wireBytes += bytesRead(socket) - (bytesAtReset.get(socket) ?? 0)
-    return { received, latencies, wireBytes, dropped }
+    const cpu = process.cpuUsage(cpuAtReset)
+    return { received, latencies, wireBytes, dropped, cpuMs: (cpu.user + cpu.system) / 1000, elapsedMs: performance.now() - resetAt }
   },
 
   close() {
