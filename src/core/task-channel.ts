@@ -67,6 +67,8 @@ export class TaskChannel {
   private readonly maxMessageBytes: number
   /** Started from a tab's snapshot: read the status once after the first open to fill gaps. */
   private seeded = false
+  /** A gap fill is due once the new socket's first message shows whether the server replays (see `receive`). */
+  private gapDue = false
 
   constructor(
     target: ChannelTarget,
@@ -196,7 +198,7 @@ export class TaskChannel {
     for (const effect of effects) this.run(effect)
     if (this.seeded && link.kind === 'live') {
       this.seeded = false
-      this.fetchStatus('gap')
+      this.gapDue = true
     }
     if (link !== before && link.kind === 'closed' && link.reason !== null && !this.finished) {
       this.task = link.fatal ? withFatalError(this.task, link.reason) : withConnectionError(this.task, link.reason)
@@ -234,7 +236,7 @@ export class TaskChannel {
         this.fetchStatus('poll')
         return
       case 'fillGap':
-        this.fetchStatus('gap')
+        this.gapDue = true
         return
       case 'flushQueue':
         for (const data of this.queue.splice(0)) this.transmit(data)
@@ -261,6 +263,7 @@ export class TaskChannel {
 
   private openSocket(): void {
     this.closeSocket(1000, 'replaced')
+    this.gapDue = false
     const generation = ++this.generation
     const url = streamUrl(this.backend, this.projectId, this.task.seq ?? undefined)
     let socket: SocketLike
@@ -319,6 +322,13 @@ export class TaskChannel {
       return
     }
     const message = parsed.value
+    if (this.gapDue) {
+      this.gapDue = false
+      // A server that announces `last_seq` replays everything after `?since=` on this socket.
+      // Reading the status as well could overtake that replay (a slow store) and make its
+      // steps look like duplicates that `onMessage` never hears; only other servers need it.
+      if (message.type !== 'connected' || message.last_seq === undefined) this.fetchStatus('gap')
+    }
     const { task, deliver } = applyMessage(this.task, message, this.env.clock.now())
     this.task = task
     if (deliver) this.emit({ type: 'message', message })

@@ -157,7 +157,7 @@ describe('Broker: one connection per task', () => {
 })
 
 describe('Broker: reconnecting', () => {
-  it('reconnects with backoff and ?since=<last seq>, and fills the gap once', async () => {
+  it('reconnects with backoff and ?since=<last seq>, and takes the replay of a server that announces last_seq', async () => {
     setup()
     const tab = follow()
     const socket = openLive()
@@ -171,17 +171,39 @@ describe('Broker: reconnecting', () => {
     expect(world.sockets.count).toBe(1)
     world.clock.advance(1)
     expect(world.sockets.count).toBe(2)
-    expect(world.sockets.last.url).toBe(`${STREAM}?since=3`)
-    world.sockets.last.open()
-    expect(world.http.requests.map((request) => request.url)).toEqual([STATUS])
-    world.http.last.respond({ body: { project_id: TASK, status: 'running', progress: 0.5, seq: 5, message: 'gap' } })
+    const again = world.sockets.last
+    expect(again.url).toBe(`${STREAM}?since=3`)
+    again.open()
+    again.receive({ type: 'connected', last_seq: 6 })
+    for (const seq of [4, 5, 6]) again.receive(progress(seq / 10, seq, `step ${seq}`))
     await settle()
-    expect(tab.snapshot).toMatchObject({ connection: 'live', progress: 0.5, seq: 5, message: 'gap', connectionError: null })
-    // The replay the server sends after `since` is not delivered twice.
-    world.sockets.last.receive(progress(0.4, 4))
-    world.sockets.last.receive(progress(0.6, 6))
-    expect(tab.messages.filter((message) => message.seq === 4)).toHaveLength(0)
-    expect(tab.snapshot.progress).toBe(0.6)
+    expect(tab.messages.filter((m) => m.type === 'progress').map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(tab.snapshot).toMatchObject({ connection: 'live', progress: 0.6, seq: 6, message: 'step 6', connectionError: null })
+    // The replay is the gap fill: a status read could overtake it and hide its steps as duplicates.
+    expect(world.http.requests).toHaveLength(0)
+  })
+
+  it('a server without last_seq (guide-only) gets one status read after a reconnect, on its first message', async () => {
+    setup()
+    const tab = follow()
+    const socket = world.sockets.last
+    socket.open()
+    socket.receive({ type: 'connected' })
+    socket.receive(progress(0.2))
+    expect(world.http.requests).toHaveLength(0)
+    socket.drop()
+    world.clock.advance(1000)
+    expect(world.sockets.last.url).toBe(STREAM)
+    world.sockets.last.open()
+    expect(world.http.requests).toHaveLength(0)
+    world.sockets.last.receive({ type: 'connected' })
+    expect(world.http.requests.map((request) => request.url)).toEqual([STATUS])
+    world.http.last.respond({ body: { project_id: TASK, status: 'running', progress: 0.5, message: 'missed' } })
+    await settle()
+    expect(tab.snapshot).toMatchObject({ connection: 'live', progress: 0.5, message: 'missed' })
+    expect(tab.messages.at(-1)).toEqual({ type: 'progress', project_id: TASK, progress: 0.5, message: 'missed' })
+    world.sockets.last.receive(progress(0.6))
+    expect(world.http.requests).toHaveLength(1)
   })
 
   it('a gap fill that fails says nothing and keeps the stream live', async () => {
@@ -189,10 +211,25 @@ describe('Broker: reconnecting', () => {
     const tab = follow()
     openLive().drop()
     world.clock.advance(1000)
-    openLive()
+    world.sockets.last.open()
+    world.sockets.last.receive({ type: 'connected' })
     world.http.last.respond({ status: 404, body: 'not found' })
     await settle()
     expect(tab.snapshot).toMatchObject({ connection: 'live', connectionError: null })
+  })
+
+  it("a channel seeded from a tab's last snapshot resumes after its seq and never shows less", async () => {
+    setup()
+    const seed = { ...world.broker.getSnapshot(TASK), status: 'running' as const, progress: 0.7, message: 'seeded', seq: 7 }
+    const events: ChannelEvent[] = []
+    world.broker.subscribe(TASK, {}, (event) => events.push(event), seed)
+    expect(world.sockets.last.url).toBe(`${STREAM}?since=7`)
+    expect(world.broker.getSnapshot(TASK)).toMatchObject({ progress: 0.7, message: 'seeded', seq: 7, status: 'running' })
+    world.sockets.last.open()
+    world.sockets.last.receive({ type: 'connected', last_seq: 8 })
+    world.sockets.last.receive(progress(0.8, 8))
+    expect(world.broker.getSnapshot(TASK)).toMatchObject({ progress: 0.8, seq: 8 })
+    expect(world.http.requests).toHaveLength(0)
   })
 
   it('a server going away (1001) is reconnected to at once', () => {
@@ -408,7 +445,7 @@ describe('Broker: polling fallback', () => {
     world.clock.advance(2000)
     await settle()
     expect(world.http.requests.length).toBe(polls + 1)
-    // The next probe opens: live again, one gap fill, no more polls.
+    // The next probe opens: live again, and no more polls.
     for (let t = 0; t < 8000; t += 2000) {
       world.clock.advance(2000)
       await settle()
