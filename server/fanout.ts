@@ -1,14 +1,15 @@
 /**
  * One store subscription per followed task, shared by all of its sockets in this
- * process. Each message is serialised once and the same frame goes to every socket,
- * so the cost of a message grows with the number of sockets, not with sockets × JSON.
+ * process. Each message is serialised and UTF-8 encoded once, and the same bytes go to
+ * every socket, so the cost of a message grows with the number of sockets, not with
+ * sockets × JSON.
  */
 import type { TaskMessage } from '../src/protocol.js'
 import type { TaskStore, Unsubscribe } from './store.js'
 
 export interface TaskSubscriber {
-  /** Must not throw; `frame` is `message` as JSON. */
-  deliver(message: TaskMessage, frame: string): void
+  /** Must not throw; `frame` is `message` as UTF-8 JSON, shared by all subscribers (do not modify). */
+  deliver(message: TaskMessage, frame: Buffer): void
 }
 
 interface Channel {
@@ -90,7 +91,7 @@ export class TaskFanout {
 
   private publish(taskId: string, channel: Channel, message: TaskMessage): void {
     if (channel.closed) return
-    const frame = JSON.stringify(message)
+    const frame = Buffer.from(JSON.stringify(message))
     for (const subscriber of channel.subscribers) {
       try {
         subscriber.deliver(message, frame)

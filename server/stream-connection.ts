@@ -154,7 +154,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
   }
 
   /** Live messages from the fan-out. */
-  deliver(message: TaskMessage, frame: string): void {
+  deliver(message: TaskMessage, frame: Buffer): void {
     if (this.phase === 'starting') this.pending.push(message)
     else if (this.phase === 'live') this.sendTask(message, frame)
   }
@@ -190,14 +190,14 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
     return history.complete ? history.messages : current
   }
 
-  private sendTask(message: TaskMessage, frame?: string): void {
+  private sendTask(message: TaskMessage, frame?: Buffer): void {
     const seq = message.seq ?? 0
     if (seq <= this.lastSentSeq) return
     this.lastSentSeq = seq
     this.sendFrame(frame ?? JSON.stringify(message))
   }
 
-  private sendFrame(frame: string): void {
+  private sendFrame(frame: string | Buffer): void {
     if (this.socket.readyState !== this.socket.OPEN) return
     if (this.socket.bufferedAmount > this.context.maxBufferedBytes) {
       this.context.logger.warn('closing a stream whose client does not keep up', {
@@ -209,7 +209,8 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
       return
     }
     this.context.counters.sent += 1
-    this.socket.send(frame)
+    // A Buffer is sent as is (ws masks nothing on the server side), as a text frame.
+    this.socket.send(frame, { binary: false })
   }
 
   private sendConnectionError(code: ConnectionErrorCode, error: string): void {
