@@ -267,8 +267,6 @@ function pickFields(raw: Record<string, unknown>): MessageFields {
 }
 
 function byteLength(text: string): number {
-  // UTF-16 length is a lower bound of UTF-8 bytes and cheap; only count exactly near the limit.
-  if (text.length * 3 <= DEFAULT_MAX_MESSAGE_BYTES) return text.length
   return new TextEncoder().encode(text).length
 }
 
@@ -285,7 +283,8 @@ function parseJsonText(data: unknown, what: string, options: ParseOptions): Pars
     return fail('not_text', `${what} must be text (JSON), got ${data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? 'binary data' : describeValue(data)}`)
   }
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-  const size = data.length > maxBytes / 3 ? byteLength(data) : data.length
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only text that could be over the limit is encoded to count.
+  const size = data.length * 3 > maxBytes ? byteLength(data) : data.length
   if (size > maxBytes) {
     return fail('too_large', `${what} is ${size} bytes; the limit is ${maxBytes}`)
   }

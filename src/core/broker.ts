@@ -74,7 +74,7 @@ export class Broker {
     return () => {
       if (!active) return
       active = false
-      if (subscribed.removeSubscriber(id) === 0) this.scheduleRelease(target.key, subscribed, resolved.linger)
+      if (subscribed.removeSubscriber(id) === 0) this.scheduleRelease(target.key, subscribed, subscribed.linger)
     }
   }
 

@@ -62,6 +62,7 @@ export class TabSession {
   private readonly latest = new Map<number, TaskSnapshot>()
   private readonly dirty = new Set<number>()
   private inFlight = 0
+  private lastAcked = 0
   private nextBatch = 1
   private scheduled = false
   private suspended = false
@@ -102,7 +103,9 @@ export class TabSession {
   }
 
   ack(id: number): void {
-    if (id >= this.nextBatch) return
+    // Ports deliver in order, so acks arrive in order: a repeated or stale one counts once.
+    if (id >= this.nextBatch || id <= this.lastAcked) return
+    this.lastAcked = id
     this.inFlight = Math.max(0, this.inFlight - 1)
     this.schedule()
   }
@@ -114,7 +117,9 @@ export class TabSession {
 
   resume(): void {
     this.suspended = false
+    // Batches posted before the page was frozen may never be acknowledged: start afresh.
     this.inFlight = 0
+    this.lastAcked = this.nextBatch - 1
     this.schedule()
   }
 

@@ -65,6 +65,7 @@ export class TaskChannel {
   private readonly requests = new Map<'poll' | 'gap', AbortController>()
   private readonly env: BrokerEnv
   private readonly maxMessageBytes: number
+  private longestLinger = 0
   /** Started from a tab's snapshot: read the status once after the first open to fill gaps. */
   private seeded = false
   /** A gap fill is due once the new socket's first message shows whether the server replays (see `receive`). */
@@ -103,6 +104,11 @@ export class TaskChannel {
     this.snapshot = this.compose()
   }
 
+  /** How long to keep the connection once nobody follows the task: the longest any subscriber asked for. */
+  get linger(): number {
+    return this.longestLinger
+  }
+
   get subscriberCount(): number {
     return this.subscribers.size
   }
@@ -124,6 +130,7 @@ export class TaskChannel {
   addSubscriber(id: number, options: ResolvedTaskOptions, listener: ChannelListener): void {
     this.subscribers.set(id, { options, listener })
     this.options = this.mergedOptions()
+    this.longestLinger = Math.max(this.longestLinger, options.linger)
     this.deliver(listener, { type: 'snapshot', snapshot: this.snapshot })
     if (!this.done && this.link.kind === 'closed') this.dispatch({ type: 'start' })
     else this.publish()

@@ -609,6 +609,19 @@ describe('Broker: linger and release', () => {
     expect(socket.isClosed).toBe(true)
   })
 
+  it('the longest linger any subscriber asked for applies, whoever leaves last', () => {
+    setup()
+    const a = follow(TASK, { linger: 5000 })
+    const b = follow(TASK, { linger: 100 })
+    const socket = openLive()
+    a.unsubscribe()
+    b.unsubscribe()
+    world.clock.advance(4999)
+    expect(socket.isClosed).toBe(false)
+    world.clock.advance(1)
+    expect(socket.isClosed).toBe(true)
+  })
+
   it('linger 0 closes at once', () => {
     setup()
     const a = follow(TASK, { linger: 0 })

@@ -134,6 +134,13 @@ describe('parseServerMessage: rejects, naming the field and the value', () => {
     expect(parseServerMessage(fits).ok).toBe(true)
   })
 
+  it('a custom limit is counted in UTF-8 bytes too', () => {
+    // 300 characters, 600 bytes: over a 500-byte limit although the characters fit.
+    const text = JSON.stringify({ type: 'progress', message: 'é'.repeat(300) })
+    expect(text.length).toBeLessThan(500)
+    expect(errorOf(parseServerMessage(text, { maxBytes: 500 })).code).toBe('too_large')
+  })
+
   it('a custom limit rejects larger ASCII messages', () => {
     const text = JSON.stringify({ type: 'progress', message: 'x'.repeat(200) })
     expect(errorOf(parseServerMessage(text, { maxBytes: 100 })).message).toContain('the limit is 100')

@@ -132,6 +132,25 @@ describe('TabSession: backpressure', () => {
     expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
   })
 
+  it('a repeated ack frees one place only', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    await settle()
+    world.sockets.last.open()
+    for (let seq = 1; seq <= 8; seq++) {
+      world.sockets.last.receive(progress(seq))
+      await settle()
+    }
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
+    const first = tab.batches[0]!.id
+    tab.session.ack(first)
+    tab.session.ack(first)
+    tab.session.ack(first)
+    await settle()
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT + 1)
+  })
+
   it('past OUTBOX_LIMIT the oldest progress is dropped, never connected, error or completed; snapshots coalesce', async () => {
     setup()
     const tab = attach('tab-1')
