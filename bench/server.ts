@@ -5,6 +5,7 @@
  *   npm run bench:server                  1,000 and 10,000 subscribers (under 2 minutes)
  *   npm run bench:server -- --quick       a few subscribers, a few seconds (smoke test)
  *   npm run bench:server -- --sizes 2000 --duration 5 --modes off --out /tmp/server.json
+ *   npm run bench:server -- --skip-redis  without the Redis comparison that runs last
  *
  * Each scenario runs the server alone in a child process (so its memory is measured
  * apart from the clients) and the subscribers in one child per 5,000 sockets, all on
@@ -20,6 +21,9 @@
  * 0: the worst case for memory and CPU).
  *
  * The results go to a table on stdout and to bench-results/server.json.
+ *
+ * Then bench/redis.ts runs (same --quick): two server processes on Redis against the
+ * in-memory single process, results in bench-results/redis.json.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -56,6 +60,8 @@ interface Settings {
   perTask: number
   out: string
   modes: CompressionMode[]
+  /** Leave out the Redis comparison (bench/redis.ts). */
+  skipRedis: boolean
 }
 
 export interface MemoryPerConnection {
@@ -121,6 +127,7 @@ function readSettings(): Settings {
       'per-task': { type: 'string' },
       modes: { type: 'string' },
       out: { type: 'string' },
+      'skip-redis': { type: 'boolean', default: false },
     },
     strict: true,
   })
@@ -142,6 +149,7 @@ function readSettings(): Settings {
     perTask,
     out: resolve(values.out ?? resolve(ROOT, 'bench-results/server.json')),
     modes,
+    skipRedis: values['skip-redis'] ?? false,
   }
 }
 
@@ -394,6 +402,17 @@ async function main(): Promise<void> {
   writeFileSync(settings.out, `${JSON.stringify(report, null, 2)}\n`)
   console.log(`wrote ${settings.out}`)
   clearTimeout(watchdog)
+  if (!settings.skipRedis) await runRedisBench(settings.quick)
+}
+
+/** bench/redis.ts in its own process: two server processes on Redis vs the in-memory single process. */
+function runRedisBench(quick: boolean): Promise<void> {
+  console.log('\nbench:server: the Redis comparison (bench/redis.ts; --skip-redis leaves it out)')
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', resolve(HERE, 'redis.ts'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit', cwd: ROOT })
+    child.once('error', reject)
+    child.once('exit', (code) => (code === 0 ? done() : reject(new Error(`bench/redis.ts exited with code ${String(code)}`))))
+  })
 }
 
 main().catch((error: unknown) => {
