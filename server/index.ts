@@ -130,9 +130,10 @@ export class TabcastServer {
   }
 
   /**
-   * Starts an HTTP server of its own.
-   * @param port `0` picks a free port. @default 8000
-   * @param host @default "127.0.0.1" (use "0.0.0.0" to accept other machines)
+   * Starts an HTTP server of its own and resolves once it listens. Rejects (and may be
+   * called again) when the port is taken.
+   * @param port The TCP port; `0` picks a free one. Default: 8000, the guide's.
+   * @param host The interface to bind. Default: "127.0.0.1"; "0.0.0.0" accepts other machines.
    */
   async listen(port: number = DEFAULT_PORT, host: string = DEFAULT_HOST): Promise<ListenAddress> {
     if (this.options.server) throw new Error('this tabcast server is attached to an existing HTTP server; listen on that one')

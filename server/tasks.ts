@@ -21,22 +21,41 @@ export class TaskUpdateError extends Error {
 }
 
 export interface CreateTaskOptions {
-  /** The id to use; a random `task_…` id when absent. */
+  /**
+   * The id to use (see `validateTaskId` for the rules).
+   * @default a random `task_…` id
+   */
   taskId?: string
-  /** Shown by clients as the task's name (the guide's `task_name`, e.g. "오디오 생성"). */
+  /**
+   * Shown by clients as the task's name (the guide's `task_name`, e.g. "오디오 생성").
+   * @default none
+   */
   taskName?: string
 }
 
 export interface ProgressExtra {
-  /** Overrides the task's name from here on. */
+  /**
+   * Overrides the task's name from this message on.
+   * @default the name given to createTask
+   */
   taskName?: string
-  /** Free-form data for the UI (the guide's `metadata`). */
+  /**
+   * Free-form data for the UI (the guide's `metadata`).
+   * @default none
+   */
   metadata?: JsonRecord
 }
 
 export interface CompleteExtra {
-  /** A closing human-readable message. */
+  /**
+   * A closing human-readable message.
+   * @default none (clients keep the last progress message)
+   */
   message?: string
+  /**
+   * Free-form data for the UI.
+   * @default none
+   */
   metadata?: JsonRecord
 }
 
