@@ -1,0 +1,524 @@
+/**
+ * The browser benchmark's report: per cell (N tabs × M tasks) and variant, medians
+ * with min–max over the repetitions; tabcast-vs-baseline differences and ratios taken
+ * pair by pair (the two runs of one repetition) and summarized the same way; the
+ * goals of issue 7; and the renderings (a console table, Markdown for the README).
+ */
+import type { Variant } from '../pages/api.js'
+import type { BundleSizes } from './pages.js'
+import type { ServerBenchResult } from './server-bench.js'
+import type { BrowserBenchSettings } from './settings.js'
+import { formatSpread, round, spread, type Spread } from './stats.js'
+import type { UnitResult } from './unit.js'
+
+export interface Environment {
+  cpus: number
+  cpuModel: string
+  memoryMiB: number
+  os: string
+  node: string
+  chromium: string
+  chromiumPath: string
+}
+
+export interface VariantSummary {
+  runs: number
+  errors: string[]
+  /** Server sockets of the followed tasks once every tab was live, one value per run. */
+  connections: number[]
+  upgrades: number[]
+  latencyP50Ms: Spread
+  latencyP99Ms: Spread
+  latencySamples: number
+  burst: {
+    plannedMs: number
+    publishMs: Spread
+    drainMs: Spread
+    /** Delivered / expected progress messages, summed over runs. */
+    delivered: number
+    expectedDeliveries: number
+    terminalReceived: number
+    terminalExpected: number
+    rendersPerTabPerSecond: Spread
+    framesPerTabPerSecond: Spread
+    cpuMs: Spread
+    netCpuMs: Spread
+    idleCpuMsPerSecond: Spread
+    benchProcessCpuMs: Spread
+    extraUpgrades: number
+    latencyP50Ms: Spread
+    latencyP99Ms: Spread
+  }
+  /** Medians over runs of each run's median join time. */
+  lateJoinMs: Spread
+  lateJoinLiveOnlyMs: Spread
+  reconnectMs: Spread
+  reconnectTabsLive: number[]
+  lost: number
+  lostExpected: number
+  pageErrors: string[]
+}
+
+export interface PairSummary {
+  /** tabcast − baseline, ms. */
+  latencyP50DiffMs: Spread
+  latencyP99DiffMs: Spread
+  /** tabcast ÷ baseline. */
+  latencyP50Ratio: Spread
+  latencyP99Ratio: Spread
+  cpuRatio: Spread
+  netCpuRatio: Spread
+  lateJoinRatio: Spread
+  reconnectDiffMs: Spread
+}
+
+export interface CellReport {
+  tabs: number
+  tasks: number
+  expectedConnections: Record<Variant, number>
+  tabcast: VariantSummary
+  baseline: VariantSummary
+  pairs: PairSummary
+}
+
+export interface Goal {
+  name: string
+  met: boolean | null
+  detail: string
+}
+
+export interface BrowserBenchReport {
+  benchmark: 'browser'
+  quick: boolean
+  date: string
+  command: string
+  durationS: number
+  environment: Environment
+  settings: BrowserBenchSettings
+  sizes: BundleSizes | { error: string }
+  cells: CellReport[]
+  goals: Goal[]
+  serverBench: ServerBenchResult
+  units: UnitResult[]
+  warmups: UnitResult[]
+}
+
+export interface RunData {
+  settings: BrowserBenchSettings
+  command: string
+  durationS: number
+  environment: Environment
+  sizes: BundleSizes | { error: string }
+  units: UnitResult[]
+  warmups: UnitResult[]
+  server: ServerBenchResult
+}
+
+function median(values: readonly number[]): number {
+  return spread(values).median
+}
+
+function summarizeVariant(runs: readonly UnitResult[]): VariantSummary {
+  const ok = runs.filter((run) => run.error === null)
+  const of = (pick: (run: UnitResult) => number): Spread => spread(ok.map(pick))
+  return {
+    runs: runs.length,
+    errors: runs.flatMap((run) => (run.error === null ? [] : [run.error])),
+    connections: runs.map((run) => run.connections.server),
+    upgrades: runs.map((run) => run.connections.upgrades),
+    latencyP50Ms: of((run) => run.latency.p50),
+    latencyP99Ms: of((run) => run.latency.p99),
+    latencySamples: ok.reduce((sum, run) => sum + run.latency.samples, 0),
+    burst: {
+      plannedMs: runs[0]?.burst.plannedMs ?? Number.NaN,
+      publishMs: of((run) => run.burst.publishMs),
+      drainMs: of((run) => run.burst.drainMs),
+      delivered: ok.reduce((sum, run) => sum + run.burst.delivered, 0),
+      expectedDeliveries: ok.reduce((sum, run) => sum + run.burst.expectedDeliveries, 0),
+      terminalReceived: ok.reduce((sum, run) => sum + run.burst.terminalReceived, 0),
+      terminalExpected: ok.reduce((sum, run) => sum + run.burst.terminalExpected, 0),
+      rendersPerTabPerSecond: of((run) => run.burst.rendersPerTabPerSecond),
+      framesPerTabPerSecond: of((run) => run.burst.framesPerTabPerSecond),
+      cpuMs: of((run) => run.burst.cpu?.totalMs ?? Number.NaN),
+      netCpuMs: of((run) => run.burst.netCpuMs),
+      idleCpuMsPerSecond: of((run) => run.burst.idleCpuMsPerSecond),
+      benchProcessCpuMs: of((run) => run.burst.benchProcessCpuMs),
+      extraUpgrades: ok.reduce((sum, run) => sum + run.burst.extraUpgrades, 0),
+      latencyP50Ms: of((run) => run.burst.latency.p50),
+      latencyP99Ms: of((run) => run.burst.latency.p99),
+    },
+    lateJoinMs: of((run) => median(run.lateJoin.samples)),
+    lateJoinLiveOnlyMs: of((run) => median(run.lateJoin.liveOnlySamples)),
+    reconnectMs: of((run) => run.reconnect.liveAfterRestartMs),
+    reconnectTabsLive: runs.map((run) => run.reconnect.tabsLive),
+    lost: ok.reduce((sum, run) => sum + run.reconnect.lost, 0),
+    lostExpected: ok.reduce((sum, run) => sum + run.reconnect.expected, 0),
+    pageErrors: runs.flatMap((run) => run.pageErrors),
+  }
+}
+
+function summarizePairs(tabcast: readonly UnitResult[], baseline: readonly UnitResult[]): PairSummary {
+  const pairs = tabcast.flatMap((t) => {
+    const b = baseline.find((run) => run.repetition === t.repetition)
+    return b && t.error === null && b.error === null ? [{ t, b }] : []
+  })
+  const of = (pick: (t: UnitResult, b: UnitResult) => number): Spread => spread(pairs.map(({ t, b }) => pick(t, b)))
+  return {
+    latencyP50DiffMs: of((t, b) => t.latency.p50 - b.latency.p50),
+    latencyP99DiffMs: of((t, b) => t.latency.p99 - b.latency.p99),
+    latencyP50Ratio: of((t, b) => t.latency.p50 / b.latency.p50),
+    latencyP99Ratio: of((t, b) => t.latency.p99 / b.latency.p99),
+    cpuRatio: of((t, b) => (t.burst.cpu?.totalMs ?? Number.NaN) / (b.burst.cpu?.totalMs ?? Number.NaN)),
+    netCpuRatio: of((t, b) => t.burst.netCpuMs / b.burst.netCpuMs),
+    lateJoinRatio: of((t, b) => median(t.lateJoin.samples) / median(b.lateJoin.samples)),
+    reconnectDiffMs: of((t, b) => t.reconnect.liveAfterRestartMs - b.reconnect.liveAfterRestartMs),
+  }
+}
+
+const SIZE_GOALS = { clientGzipBytes: 6000, workerGzipBytes: 10_000 }
+const GOAL_TABS = 10
+
+function evaluateGoals(cells: readonly CellReport[], sizes: BundleSizes | { error: string }): Goal[] {
+  const goals: Goal[] = []
+  const connectionsRight = cells.every(
+    (cell) =>
+      cell.tabcast.connections.every((count) => count === cell.expectedConnections.tabcast) &&
+      cell.baseline.connections.every((count) => count === cell.expectedConnections.baseline),
+  )
+  goals.push({
+    name: 'server sockets: tabcast = M, baseline = N·M',
+    met: cells.length === 0 ? null : connectionsRight,
+    detail: cells
+      .map((cell) => `N=${cell.tabs} M=${cell.tasks}: ${cell.tabcast.connections.join('/')} vs ${cell.baseline.connections.join('/')}`)
+      .join('; '),
+  })
+  const atGoal = cells.filter((cell) => cell.tabs === GOAL_TABS)
+  if (atGoal.length === 0) {
+    goals.push({ name: `latency and CPU at ${GOAL_TABS} tabs`, met: null, detail: `no cell with ${GOAL_TABS} tabs was run` })
+  } else {
+    const latencyMet = atGoal.every((cell) => cell.pairs.latencyP50DiffMs.median <= 1 && cell.pairs.latencyP99DiffMs.median <= 5)
+    goals.push({
+      name: `latency at ${GOAL_TABS} tabs: tabcast within 1 ms of the baseline at the median, 5 ms at p99`,
+      met: latencyMet,
+      detail: atGoal
+        .map(
+          (cell) =>
+            `M=${cell.tasks}: Δp50 ${formatSpread(cell.pairs.latencyP50DiffMs, 2, ' ms')}, Δp99 ${formatSpread(cell.pairs.latencyP99DiffMs, 2, ' ms')}`,
+        )
+        .join('; '),
+    })
+    const cpuMet = atGoal.every((cell) => cell.pairs.cpuRatio.median <= 1)
+    const cpuHalf = atGoal.every((cell) => cell.pairs.cpuRatio.median <= 0.5)
+    goals.push({
+      name: `browser CPU under a burst at ${GOAL_TABS} tabs: tabcast ≤ baseline (ideally ≤ half)`,
+      met: cpuMet,
+      detail:
+        atGoal
+          .map((cell) => `M=${cell.tasks}: ${formatSpread(cell.pairs.cpuRatio, 2, '×')} of the baseline (net of idle ${formatSpread(cell.pairs.netCpuRatio, 2, '×')})`)
+          .join('; ') + (cpuMet ? (cpuHalf ? '; half or less: yes' : '; half or less: no') : ''),
+    })
+  }
+  const terminalOk = cells.every((cell) =>
+    (['tabcast', 'baseline'] as const).every((v) => cell[v].burst.terminalReceived === cell[v].burst.terminalExpected),
+  )
+  goals.push({ name: 'every terminal event reached every tab', met: cells.length === 0 ? null : terminalOk, detail: '' })
+  const lostOk = cells.every((cell) => cell.tabcast.lost === 0 && cell.baseline.lost === 0)
+  goals.push({
+    name: 'no message lost over a server restart',
+    met: cells.length === 0 ? null : lostOk,
+    detail: cells.map((cell) => `N=${cell.tabs} M=${cell.tasks}: ${cell.tabcast.lost} vs ${cell.baseline.lost}`).join('; '),
+  })
+  if ('error' in sizes) {
+    goals.push({ name: 'bundle sizes', met: null, detail: sizes.error })
+  } else {
+    goals.push({
+      name: `tab-side bundle < ${SIZE_GOALS.clientGzipBytes / 1000} kB gzip`,
+      met: sizes.client.gzipBytes < SIZE_GOALS.clientGzipBytes,
+      detail: `${sizes.client.gzipBytes} B (plus ${sizes.clientLazy.gzipBytes} B loaded only without SharedWorker)`,
+    })
+    goals.push({
+      name: `worker bundle < ${SIZE_GOALS.workerGzipBytes / 1000} kB gzip`,
+      met: sizes.worker.gzipBytes < SIZE_GOALS.workerGzipBytes,
+      detail: `${sizes.worker.gzipBytes} B`,
+    })
+  }
+  return goals
+}
+
+export function summarizeRun(data: RunData): BrowserBenchReport {
+  const cells: CellReport[] = []
+  for (const tabs of data.settings.tabs) {
+    for (const tasks of data.settings.tasks) {
+      const runs = (variant: Variant): UnitResult[] => data.units.filter((u) => u.tabs === tabs && u.tasks === tasks && u.variant === variant)
+      cells.push({
+        tabs,
+        tasks,
+        expectedConnections: { tabcast: tasks, baseline: tabs * tasks },
+        tabcast: summarizeVariant(runs('tabcast')),
+        baseline: summarizeVariant(runs('baseline')),
+        pairs: summarizePairs(runs('tabcast'), runs('baseline')),
+      })
+    }
+  }
+  return {
+    benchmark: 'browser',
+    quick: data.settings.quick,
+    date: new Date().toISOString(),
+    command: data.command,
+    durationS: data.durationS,
+    environment: data.environment,
+    settings: data.settings,
+    sizes: data.sizes,
+    cells,
+    goals: evaluateGoals(cells, data.sizes),
+    serverBench: data.server,
+    units: data.units,
+    warmups: data.warmups,
+  }
+}
+
+// ---------------------------------------------------------------- rendering
+
+const s1 = (value: Spread, unit = ''): string => formatSpread(value, 1, unit)
+const s2 = (value: Spread, unit = ''): string => formatSpread(value, 2, unit)
+const s0 = (value: Spread, unit = ''): string => formatSpread(value, 0, unit)
+
+function signed(value: Spread, unit: string): string {
+  if (value.n === 0) return '–'
+  const text = (n: number): string => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(1)}`
+  const main = `${text(value.median)}${unit}`
+  return value.n === 1 || value.min === value.max ? main : `${main} (${text(value.min)} … ${text(value.max)})`
+}
+
+function percentOf(part: number, whole: number): string {
+  if (whole === 0) return '–'
+  return `${round((part / whole) * 100, 1)} %`
+}
+
+function markdownTable(header: string[], rows: string[][]): string {
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
+}
+
+function kb(bytes: number): string {
+  return `${(bytes / 1000).toFixed(1)} kB`
+}
+
+function settingsLine(settings: BrowserBenchSettings): string {
+  return (
+    `${settings.repetitions} repetition${settings.repetitions === 1 ? '' : 's'} per cell after ${settings.warmups} warm-up pair${settings.warmups === 1 ? '' : 's'}; ` +
+    `latency: progress every ${settings.latency.intervalMs} ms per task for ${settings.latency.durationMs / 1000} s; ` +
+    `burst: ${settings.burst.ratePerTask.toLocaleString('en-US')} messages/s per task for ${settings.burst.minDurationMs / 1000}–${settings.burst.durationMs / 1000} s ` +
+    `(at most ${settings.burst.deliveryBudget.toLocaleString('en-US')} deliveries per run); ` +
+    `late join: ${settings.lateJoin.joins} tab${settings.lateJoin.joins === 1 ? '' : 's'} per run on tasks sending progress every ${settings.lateJoin.intervalMs} ms; ` +
+    `reconnect: server down ${settings.reconnect.downtimeMs} ms with progress every ${settings.reconnect.intervalMs} ms` +
+    `${settings.frameKeeper ? '; every tab renders like a visible window (frame keeper)' : '; no frame keeper'}`
+  )
+}
+
+/** The Markdown section for the README. */
+export function renderMarkdown(report: BrowserBenchReport): string {
+  const env = report.environment
+  const out: string[] = []
+  out.push(`## Benchmark: what sharing saves`)
+  out.push('')
+  out.push(
+    `\`${report.command}\` on ${report.date.slice(0, 10)}: ${env.cpus} CPUs (${env.cpuModel}), ${(env.memoryMiB / 1024).toFixed(1)} GiB, ` +
+      `${env.os}, Node ${env.node}, Chromium ${env.chromium} (headless, one browser context), ${report.durationS} s in all.`,
+  )
+  out.push('')
+  out.push(
+    `**tabcast**: N tabs follow M tasks through the SharedWorker (one WebSocket per task). **baseline**: N tabs each open their own WebSocket per task ` +
+      `and write the DOM on every message. Both pages make the same DOM writes and stamp them when painted. ` +
+      `Values are medians (min–max) over the repetitions; Δ and × compare the tabcast and baseline runs of the same repetition, pair by pair. ` +
+      `${settingsLine(report.settings)}.`,
+  )
+  out.push('')
+  out.push('### Server sockets and delivery latency (server send → tab paint)')
+  out.push('')
+  out.push(
+    markdownTable(
+      ['tabs', 'tasks', 'sockets tabcast / baseline', 'p50 tabcast', 'p50 baseline', 'Δ p50', 'p99 tabcast', 'p99 baseline', 'Δ p99'],
+      report.cells.map((cell) => [
+        String(cell.tabs),
+        String(cell.tasks),
+        `${unique(cell.tabcast.connections)} / ${unique(cell.baseline.connections)}`,
+        s1(cell.tabcast.latencyP50Ms, ' ms'),
+        s1(cell.baseline.latencyP50Ms, ' ms'),
+        signed(cell.pairs.latencyP50DiffMs, ' ms'),
+        s1(cell.tabcast.latencyP99Ms, ' ms'),
+        s1(cell.baseline.latencyP99Ms, ' ms'),
+        signed(cell.pairs.latencyP99DiffMs, ' ms'),
+      ]),
+    ),
+  )
+  out.push('')
+  out.push(`### Burst: ${report.settings.burst.ratePerTask.toLocaleString('en-US')} progress messages per second per task`)
+  out.push('')
+  out.push(
+    markdownTable(
+      [
+        'tabs',
+        'tasks',
+        'burst',
+        'delivered to onMessage tc / bl',
+        'terminal tc / bl',
+        'DOM writes/s per tab tc / bl',
+        'painted frames/s per tab tc / bl',
+        'browser CPU tabcast',
+        'browser CPU baseline',
+        'CPU ×',
+        'CPU × net of idle',
+        'server+driver CPU tc / bl',
+      ],
+      report.cells.map((cell) => [
+        String(cell.tabs),
+        String(cell.tasks),
+        `${(cell.tabcast.burst.plannedMs / 1000).toFixed(2)} s`,
+        `${percentOf(cell.tabcast.burst.delivered, cell.tabcast.burst.expectedDeliveries)} / ${percentOf(cell.baseline.burst.delivered, cell.baseline.burst.expectedDeliveries)}`,
+        `${cell.tabcast.burst.terminalReceived}/${cell.tabcast.burst.terminalExpected} / ${cell.baseline.burst.terminalReceived}/${cell.baseline.burst.terminalExpected}`,
+        `${s0(cell.tabcast.burst.rendersPerTabPerSecond)} / ${s0(cell.baseline.burst.rendersPerTabPerSecond)}`,
+        `${s0(cell.tabcast.burst.framesPerTabPerSecond)} / ${s0(cell.baseline.burst.framesPerTabPerSecond)}`,
+        s0(cell.tabcast.burst.cpuMs, ' ms'),
+        s0(cell.baseline.burst.cpuMs, ' ms'),
+        s2(cell.pairs.cpuRatio, '×'),
+        s2(cell.pairs.netCpuRatio, '×'),
+        `${s0(cell.tabcast.burst.benchProcessCpuMs)} / ${s0(cell.baseline.burst.benchProcessCpuMs)} ms`,
+      ]),
+    ),
+  )
+  out.push('')
+  out.push('### Late join and server restart')
+  out.push('')
+  out.push(
+    markdownTable(
+      [
+        'tabs',
+        'tasks',
+        'late join tabcast',
+        'late join baseline (server catch-up)',
+        'late join baseline (live messages only)',
+        'live again after restart tabcast',
+        'baseline',
+        'messages lost tc / bl',
+      ],
+      report.cells.map((cell) => [
+        String(cell.tabs),
+        String(cell.tasks),
+        s0(cell.tabcast.lateJoinMs, ' ms'),
+        s0(cell.baseline.lateJoinMs, ' ms'),
+        s0(cell.baseline.lateJoinLiveOnlyMs, ' ms'),
+        s0(cell.tabcast.reconnectMs, ' ms'),
+        s0(cell.baseline.reconnectMs, ' ms'),
+        `${cell.tabcast.lost} / ${cell.baseline.lost} of ${cell.tabcast.lostExpected} / ${cell.baseline.lostExpected}`,
+      ]),
+    ),
+  )
+  out.push('')
+  out.push('Late join: from the new tab\'s navigation start to its first paint of the current progress of every task. Restart: from the server listening again to every tab painting "live"; both clients follow the same reconnect schedule (at once after "going away", then 2 s).')
+  out.push('')
+  if ('error' in report.sizes) {
+    out.push(`### Size\n\nnot measured: ${report.sizes.error}`)
+  } else {
+    const sizes = report.sizes
+    out.push(`### Size (minified, gzip level ${sizes.gzipLevel})`)
+    out.push('')
+    out.push(
+      markdownTable(
+        ['bundle', 'minified', 'gzip', 'goal'],
+        [
+          ['tab side (`tabcast` client, loaded at start)', kb(sizes.client.bytes), kb(sizes.client.gzipBytes), '< 6 kB'],
+          ['tab side, loaded only without SharedWorker', kb(sizes.clientLazy.bytes), kb(sizes.clientLazy.gzipBytes), ''],
+          ['SharedWorker', kb(sizes.worker.bytes), kb(sizes.worker.gzipBytes), '< 10 kB'],
+          ['`tabcast/react` with the client, React excluded', kb(sizes.react.bytes), kb(sizes.react.gzipBytes), ''],
+        ],
+      ),
+    )
+  }
+  out.push('')
+  out.push('### Goals')
+  out.push('')
+  for (const goal of report.goals) {
+    const mark = goal.met === null ? 'not evaluated' : goal.met ? 'met' : '**missed**'
+    out.push(`- ${goal.name}: ${mark}${goal.detail ? ` (${goal.detail})` : ''}`)
+  }
+  out.push('')
+  out.push(renderServerMarkdown(report.serverBench))
+  return `${out.join('\n')}\n`
+}
+
+function unique(values: readonly number[]): string {
+  const distinct = [...new Set(values)]
+  return distinct.length === 0 ? '–' : distinct.join('/')
+}
+
+function renderServerMarkdown(server: ServerBenchResult): string {
+  if (server.mode === 'skip') return '### Server benchmark\n\nskipped (`--server skip`).\n'
+  if (server.report === null) return `### Server benchmark\n\nfailed: ${server.error ?? 'unknown error'}\n`
+  const report = server.report
+  const lines = [
+    `### Server benchmark (\`${server.command ?? ''}\`, ${server.durationS ?? '?'} s)`,
+    '',
+    markdownTable(
+      ['subscribers', 'compression', 'held', 'p50', 'p99', 'msg/s', 'B/msg', 'RSS KiB/conn', 'server CPU'],
+      report.scenarios.map((s) => [
+        String(s.subscribers),
+        s.compressionLabel,
+        `${s.connectionsHeld}/${s.subscribers}`,
+        `${s.latencyMs.p50.toFixed(2)} ms`,
+        `${s.latencyMs.p99.toFixed(2)} ms`,
+        String(s.messagesPerSecond),
+        String(s.wireBytesPerMessage),
+        s.memoryPerConnection.afterFanout.rssKiB.toFixed(1),
+        `${s.server.cpuPercent} %`,
+      ]),
+    ),
+    '',
+    report.verdict.note,
+  ]
+  return `${lines.join('\n')}\n`
+}
+
+/** A compact table for the terminal. */
+export function renderConsole(report: BrowserBenchReport): string {
+  const env = report.environment
+  const header = ['N', 'M', 'sockets tc/bl', 'p50 tc', 'p50 bl', 'Δp50', 'p99 tc', 'p99 bl', 'Δp99', 'CPU tc', 'CPU bl', 'CPU ×', 'join tc', 'join bl', 'restart tc', 'restart bl', 'lost']
+  const rows = report.cells.map((cell) => [
+    String(cell.tabs),
+    String(cell.tasks),
+    `${unique(cell.tabcast.connections)}/${unique(cell.baseline.connections)}`,
+    cell.tabcast.latencyP50Ms.median.toFixed(1),
+    cell.baseline.latencyP50Ms.median.toFixed(1),
+    signed(cell.pairs.latencyP50DiffMs, '').split(' ')[0] ?? '',
+    cell.tabcast.latencyP99Ms.median.toFixed(1),
+    cell.baseline.latencyP99Ms.median.toFixed(1),
+    signed(cell.pairs.latencyP99DiffMs, '').split(' ')[0] ?? '',
+    cell.tabcast.burst.cpuMs.median.toFixed(0),
+    cell.baseline.burst.cpuMs.median.toFixed(0),
+    cell.pairs.cpuRatio.median.toFixed(2),
+    cell.tabcast.lateJoinMs.median.toFixed(0),
+    cell.baseline.lateJoinMs.median.toFixed(0),
+    cell.tabcast.reconnectMs.median.toFixed(0),
+    cell.baseline.reconnectMs.median.toFixed(0),
+    `${cell.tabcast.lost}/${cell.baseline.lost}`,
+  ])
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)))
+  const line = (cells: string[]): string => cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  ')
+  const out = [
+    `${env.cpus} CPUs (${env.cpuModel}), Node ${env.node}, Chromium ${env.chromium}; medians over ${report.settings.repetitions} repetition(s); ms unless noted`,
+    '',
+    line(header),
+    widths.map((width) => '-'.repeat(width)).join('  '),
+    ...rows.map(line),
+    '',
+  ]
+  if (!('error' in report.sizes)) {
+    out.push(
+      `size (gzip): client ${report.sizes.client.gzipBytes} B (+${report.sizes.clientLazy.gzipBytes} B lazy), worker ${report.sizes.worker.gzipBytes} B, react layer + client ${report.sizes.react.gzipBytes} B`,
+    )
+  }
+  for (const goal of report.goals) out.push(`${goal.met === null ? '?' : goal.met ? '✓' : '✗'} ${goal.name}${goal.detail ? `: ${goal.detail}` : ''}`)
+  const errors = report.cells.flatMap((cell) => [...cell.tabcast.errors, ...cell.baseline.errors])
+  if (errors.length > 0) out.push(`runs that broke off: ${errors.join('; ')}`)
+  return out.join('\n')
+}

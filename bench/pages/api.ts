@@ -1,0 +1,63 @@
+/**
+ * What a bench page exposes on `window.tabcastBench`, shared by the pages (which
+ * implement it) and the driver in Node (which reads it through `page.evaluate`).
+ * Types only: nothing here runs.
+ */
+
+export type Variant = 'tabcast' | 'baseline'
+
+/** What one tab knows about one task it follows. */
+export interface TaskProbeReport {
+  taskId: string
+  /** Connection state last painted: connecting | live | reconnecting | polling | closed. */
+  connection: string
+  status: string
+  /** Newest task `seq` painted (0 before any). */
+  paintedSeq: number
+  /** Messages handed to the page's message listener, by `type`. */
+  messages: Record<string, number>
+  /** `completed`/`error` messages received. */
+  terminal: number
+  /** DOM writes for this task (snapshot-listener calls, or one per message in the baseline). */
+  renders: number
+  /** Paint times (epoch ms) at which the connection state was painted, in order. */
+  connectionLog: { state: string; at: number }[]
+  /** `seq` of the newest painted state and when it was painted (epoch ms), one entry per frame. */
+  paints: { seq: number; at: number }[]
+}
+
+export interface PageReport {
+  variant: Variant
+  /** `performance.timeOrigin`: when the tab's navigation started (epoch ms). */
+  timeOrigin: number
+  visibility: DocumentVisibilityState
+  tasks: TaskProbeReport[]
+  /** Delivery latencies (paint time − server `sentAt`, ms), one per progress message. */
+  latencies: number[]
+  /** Frames that painted at least one change. */
+  paintedFrames: number
+  /** Uncaught errors and rejections seen by the page. */
+  errors: string[]
+}
+
+export interface BenchPageApi {
+  readonly variant: Variant
+  /** Starts following the tasks on the backend (`host:port`). Follows nothing else afterwards. */
+  follow(taskIds: readonly string[], backendUrl: string): void
+  /** Stops following everything. */
+  unfollow(): void
+  /** Clears counters, latencies and logs (not the connection state, nor the errors). */
+  reset(): void
+  /** Everything measured since the last `reset()`. */
+  report(options?: { latencies?: boolean; paints?: boolean }): PageReport
+  /** `seq`s in `from..to` (inclusive) that never reached the message listener for this task. */
+  missing(taskId: string, from: number, to: number): number
+  /** The page's clock, for calibration: `performance.timeOrigin + performance.now()`. */
+  now(): number
+}
+
+declare global {
+  interface Window {
+    tabcastBench?: BenchPageApi
+  }
+}
