@@ -25,7 +25,7 @@
  * Then bench/redis.ts runs (same --quick): two server processes on Redis against the
  * in-memory single process, results in bench-results/redis.json.
  */
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, fork, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem, type } from 'node:os'
 import { dirname, resolve } from 'node:path'
@@ -164,25 +164,16 @@ function fdLimits(): { soft: number; hard: number } {
 const children = new Set<ChildChannel>()
 
 /**
- * Starts a child on tsx. When it needs more file descriptors than the current soft
- * limit allows, it is started through a shell that raises the limit (up to the hard
- * limit) first; the IPC channel survives the `exec`.
+ * Starts a child on tsx. Node raises its own soft limit on open files to the hard limit
+ * at startup, so a child can hold as many sockets as `ulimit -Hn` allows; a scenario
+ * that needs more is refused up front with that limit in the message.
  */
 function startChild(name: string, file: string, sockets: number, limits: { soft: number; hard: number }): ChildChannel {
-  const nodeArgs = ['--import', 'tsx', '--expose-gc', file]
   const needed = sockets + FD_HEADROOM
-  let child: ChildProcess
-  if (needed <= limits.soft) {
-    child = fork(file, [], { execArgv: nodeArgs.slice(0, -1), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT })
-  } else {
-    if (needed > limits.hard) {
-      throw new Error(`${name} needs ${needed} file descriptors but the hard limit (ulimit -Hn) is ${limits.hard}; lower --sizes`)
-    }
-    child = spawn('/bin/sh', ['-c', `ulimit -n ${needed} && exec "$0" "$@"`, process.execPath, ...nodeArgs], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      cwd: ROOT,
-    })
+  if (needed > limits.hard) {
+    throw new Error(`${name} needs ${needed} file descriptors but the hard limit (ulimit -Hn) is ${limits.hard}; raise it or lower --sizes`)
   }
+  const child = fork(file, [], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT })
   const channel = new ChildChannel(name, child)
   children.add(channel)
   void channel.exited.then(() => children.delete(channel))
