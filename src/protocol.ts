@@ -124,6 +124,11 @@ export const CloseCode = {
   Normal: 1000,
   /** The server is shutting down or restarting: reconnect at once. */
   GoingAway: 1001,
+  /**
+   * The server is restarting (uvicorn and others send it on shutdown): reconnect at
+   * once, as for 1001.
+   */
+  ServiceRestart: 1012,
   /** `Origin` not allowed, or another policy violation: do not retry. */
   PolicyViolation: 1008,
   /** A client message exceeded the server's size limit. */

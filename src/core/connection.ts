@@ -158,7 +158,8 @@ export function reduceConnection(
       return { link: { kind: 'live', pongSeen: true }, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
 
     case 'socketClose': {
-      const goingAway = event.code === 1001
+      // Both say "this server is going down on purpose": another one is likely already up.
+      const goingAway = event.code === 1001 || event.code === 1012
       if (link.kind === 'live') {
         return withPrefix(SOCKET_TIMERS, afterFailure(0, event.code, event.reason, goingAway, options, random))
       }

@@ -165,6 +165,16 @@ describe('reduceConnection: reconnect schedule', () => {
     expect(armed(effects)).toEqual({ retry: 0 })
   })
 
+  it('a server restarting (1012, as uvicorn closes) from live is retried at once too', () => {
+    const { link } = run(LIVE, [drop(1012, 'Service Restart')])
+    expect(link).toEqual({ kind: 'waiting', attempt: 1, delay: 0 })
+  })
+
+  it('any other drop from live waits the first backoff step', () => {
+    const { link } = run(LIVE, [drop(1006)])
+    expect(link).toEqual({ kind: 'waiting', attempt: 1, delay: 1000 })
+  })
+
   it('a 1001 on a reconnect attempt backs off as usual', () => {
     const { link } = run({ kind: 'connecting', attempt: 1 }, [drop(1001)])
     expect(link).toEqual({ kind: 'waiting', attempt: 2, delay: 2000 })
