@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `npm run server`: the reference backend on the guide's port.
  *
