@@ -54,10 +54,13 @@ describe('leader mode, when SharedWorker is unavailable', () => {
     await expectEveryTab(tabs, { percent: 50, message: 'half way' })
     expect(backend.upgrades(taskId)).toBe(1)
 
+    const closedAt = performance.now()
     await tabs[0]!.close()
     const survivors = tabs.slice(1)
     // A new leader reconnects; progress never goes back in the meantime.
-    await expect.poll(() => backend.upgrades(taskId), { timeout: 5000, interval: 25 }).toBe(2)
+    await expect.poll(() => backend.upgrades(taskId), { timeout: 5000, interval: 10 }).toBe(2)
+    // Reported, not asserted: timings on a shared machine vary.
+    console.info(`leader failover: new socket ${Math.round(performance.now() - closedAt)} ms after the leader tab closed`)
     await expect.poll(() => backend.connections(taskId), { timeout: 5000, interval: 25 }).toBe(1)
     await expectEveryTab(survivors, { connection: 'live', percent: 50 })
     await expectInspector(survivors[0]!, { tabs: 2, sockets: 1 })
