@@ -86,8 +86,9 @@ export interface RedisTaskStoreOptions {
    */
   readBatch?: number
   /**
-   * More ioredis options (`tls`, `password`, `family`, `connectionName`, …), for both
-   * connections. The store's own settings (no offline queue, no automatic resending or
+   * More ioredis options (`tls`, `password`, `family`, …), for both connections;
+   * `connectionName` (default "tabcast") names them `<name>-commands` and
+   * `<name>-subscriptions` in CLIENT LIST. The store's own settings (no offline queue, no automatic resending or
    * resubscribing) cannot be changed: they are what makes failures visible.
    */
   clientOptions?: Record<string, unknown>
@@ -297,11 +298,13 @@ export class RedisTaskStore implements TaskStore {
       autoResubscribe: false,
       retryStrategy: (times: number) => Math.min(maxDelay, 50 * 2 ** Math.min(times - 1, 10)),
     }
-    const command = new Redis(url, { ...clientOptions, connectionName: 'tabcast-commands' })
+    // Named in CLIENT LIST as <name>-commands and <name>-subscriptions.
+    const name = typeof clientOptions.connectionName === 'string' && clientOptions.connectionName !== '' ? clientOptions.connectionName : 'tabcast'
+    const command = new Redis(url, { ...clientOptions, connectionName: `${name}-commands` })
     command.defineCommand('tabcastCreate', { numberOfKeys: 2, lua: CREATE_SCRIPT })
     command.defineCommand('tabcastAppend', { numberOfKeys: 2, lua: APPEND_SCRIPT })
     this.commands = { role: 'commands', client: command, up: false, downSince: Date.now(), lastError: 'connecting' }
-    const subscriber = new Redis(url, { ...clientOptions, connectionName: 'tabcast-subscriptions' })
+    const subscriber = new Redis(url, { ...clientOptions, connectionName: `${name}-subscriptions` })
     this.subscriptions = { role: 'subscriptions', client: subscriber, up: false, downSince: Date.now(), lastError: 'connecting' }
     this.watch(this.commands, () => this.onCommandsReady())
     this.watch(this.subscriptions, () => this.onSubscriptionsReady())
@@ -611,17 +614,20 @@ export class RedisTaskStore implements TaskStore {
    */
   private async resubscribe(): Promise<void> {
     const follows = [...this.follows.values()]
-    const channels = follows.map((follow) => follow.channel)
     try {
-      for (let i = 0; i < channels.length; i += 1000) {
-        await this.subscriptions.client.subscribe(...channels.slice(i, i + 1000))
+      for (let i = 0; i < follows.length; i += 1000) {
+        // Tasks left meanwhile are not resubscribed (their UNSUBSCRIBE may already be sent).
+        const channels = follows.slice(i, i + 1000).flatMap((follow) => (follow.closed ? [] : [follow.channel]))
+        if (channels.length > 0) await this.subscriptions.client.subscribe(...channels)
       }
     } catch (error) {
-      // The connection dropped again; its next 'ready' starts over.
-      this.logger.warn('resubscribing to followed tasks failed; retrying when Redis is back', {
+      this.logger.warn('resubscribing to followed tasks failed; reconnecting to try again', {
         redis: this.where,
         error: errorText(error),
       })
+      // Usually the connection dropped again and its next 'ready' starts over; if it is
+      // still up (a timeout), drop it so that it does.
+      if (!this.closed && this.subscriptions.client.status === 'ready') this.subscriptions.client.disconnect(true)
       return
     }
     this.logger.info('resubscribed to followed tasks after a reconnect; catching up', { redis: this.where, tasks: follows.length })

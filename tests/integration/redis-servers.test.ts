@@ -166,6 +166,31 @@ describe.skipIf(binary === null)('two server processes on one Redis', () => {
   })
 })
 
+describe.skipIf(binary === null)('a process started while Redis is away', () => {
+  it('answers 503 and refuses publishes until Redis comes up, then serves', async () => {
+    const redis = await RedisServer.start()
+    try {
+      await redis.kill()
+      const server = await startServer({ redis: { url: redis.url, keyPrefix: uniquePrefix('late'), maxReconnectDelay: 100 }, demo: false })
+      running.push(server)
+      expect((await getJson(`${server.http}/healthz`)).status).toBe(503)
+      await expect(server.server.createTask({ taskId: 'early' })).rejects.toBeInstanceOf(TaskStoreUnavailableError)
+      const refused = new TestClient(server.streamUrl('early'))
+      clients.push(refused)
+      expect((await refused.waitClosed()).code).toBe(CloseCode.TryAgainLater)
+
+      await redis.restart()
+      await eventually(() => healthy(server), 'the server reaches Redis')
+      const client = await follow(server.streamUrl('early'))
+      await server.server.createTask({ taskId: 'early' })
+      await server.server.progress('early', 0.5, 'half')
+      expect(taskMessages(await client.untilSeq(1))).toMatchObject([{ seq: 1, message: 'half' }])
+    } finally {
+      await redis.stop()
+    }
+  })
+})
+
 describe.skipIf(binary === null)('Redis restarted in the middle of a task', () => {
   let redis: RedisServer
 
