@@ -4,6 +4,8 @@
  * own Redis store from the `redis` option, as two processes behind a load balancer
  * would, so nothing passes between them except through Redis.
  */
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Redis } from 'ioredis'
 import { CloseCode, type TaskMessage } from 'tabcast'
@@ -30,7 +32,7 @@ async function getJson(url: string): Promise<{ status: number; body: Record<stri
   return { status: response.status, body: (await response.json()) as Record<string, unknown> }
 }
 
-async function healthy(server: RunningServer): Promise<boolean> {
+async function healthy(server: Pick<RunningServer, 'http'>): Promise<boolean> {
   return (await getJson(`${server.http}/healthz`)).status === 200
 }
 
@@ -148,6 +150,52 @@ describe.skipIf(binary === null)('two server processes on one Redis', () => {
     expect(missing.map((response) => response.status)).toEqual([404, 404])
     const health = await getJson(`${b.http}/healthz`)
     expect(health).toMatchObject({ status: 200, body: { ok: true, store: { ok: true, kind: 'redis' } } })
+  })
+
+  it('works with a separate process started by the CLI with --redis-url', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/cli.ts', '--port', '0', '--redis-url', redis.url], {
+      cwd: root,
+      env: { ...process.env, TABCAST_LOG: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<void>((done) => child.once('exit', () => done()))
+    try {
+      let output = ''
+      child.stderr.on('data', (chunk: Buffer) => {
+        output += chunk.toString()
+      })
+      const http = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString()
+          const url = /listening on (http:\/\/\S+)/.exec(output)?.[1]
+          if (url !== undefined) resolve(url)
+        })
+        child.once('exit', (code) => reject(new Error(`the CLI exited with ${String(code)}:\n${output}`)))
+      })
+      expect(output).toContain(`store    redis ${redis.url}`)
+      const cli: Pick<RunningServer, 'http' | 'streamUrl' | 'statusUrl'> = {
+        http,
+        streamUrl: (taskId, since) => `${http.replace(/^http/, 'ws')}/api/v1/ws/projects/${taskId}/stream${since === undefined ? '' : `?since=${since}`}`,
+        statusUrl: (taskId) => `${http}/api/v1/projects/${taskId}/status`,
+      }
+      await eventually(() => healthy(cli), 'the CLI process reaches Redis')
+      // The CLI uses the default key prefix; so does this in-process server.
+      const job = await startServer({ redis: { url: redis.url, maxReconnectDelay: 100 }, demo: false })
+      running.push(job)
+      await eventually(() => healthy(job), 'the job process reaches Redis')
+      const client = await follow(cli.streamUrl('cli-task'))
+      await job.server.createTask({ taskId: 'cli-task', taskName: '오디오 생성' })
+      await job.server.progress('cli-task', 0.5, 'half')
+      await job.server.complete('cli-task', { audio_id: 'audio_1' })
+      expect(seqs(taskMessages(await client.untilSeq(2)))).toEqual([1, 2])
+      const [fromJob, fromCli] = await Promise.all([getJson(job.statusUrl('cli-task')), getJson(cli.statusUrl('cli-task'))])
+      expect(fromCli).toEqual(fromJob)
+      expect(fromCli.body).toMatchObject({ status: 'completed', seq: 2 })
+    } finally {
+      if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM')
+      await exited
+    }
   })
 
   it('follows hundreds of tasks over two Redis connections per process', async () => {
