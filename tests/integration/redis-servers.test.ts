@@ -305,4 +305,34 @@ describe.skipIf(binary === null)('Redis restarted in the middle of a task', () =
     expect(fromA).toMatchObject({ status: 200, body: { status: 'completed', seq: 21 } })
     expect(fromB).toEqual(fromA)
   })
+
+  it('loses no accepted message when Redis is killed in the middle of a stream of publishes', async () => {
+    const { a, b } = await pair(redis.url, 'crash')
+    const follower = await follow(b.streamUrl('crashing'))
+    const accepted: number[] = []
+    let failure: unknown = null
+    const publishing = (async () => {
+      for (let step = 1; failure === null; step += 1) {
+        try {
+          accepted.push((await a.server.progress('crashing', 0.5, `step ${step}`)).seq ?? -1)
+        } catch (error) {
+          failure = error
+        }
+      }
+    })()
+    await eventually(() => accepted.length >= 25, 'some publishes were accepted')
+    await redis.kill()
+    await publishing
+    expect(failure).toBeInstanceOf(TaskStoreUnavailableError)
+
+    await redis.restart()
+    await eventually(async () => (await healthy(a)) && (await healthy(b)), 'both servers reach Redis again')
+    const last = await a.server.complete('crashing', { audio_id: 'audio_7' })
+    const delivered = seqs(taskMessages(await follower.untilSeq(last.seq ?? 0)))
+    // Contiguous from 1, each once, in order; every accepted seq among them. (A publish
+    // that failed as "may or may not have been applied" may be there too.)
+    expect(delivered).toEqual(range(1, last.seq ?? 0))
+    for (const seq of accepted) expect(delivered).toContain(seq)
+    expect(accepted.length).toBeGreaterThanOrEqual(25)
+  })
 })
