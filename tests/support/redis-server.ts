@@ -14,6 +14,20 @@ import { delimiter, join } from 'node:path'
 /** Upper bound on a start or a stop, so a broken binary fails the test instead of hanging it. */
 const START_LIMIT_MS = 15_000
 
+/** Servers still running, killed by pid if the process exits without stopping them (a test runner crash). */
+const live = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of live) {
+    if (child.pid !== undefined && child.exitCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
+})
+
 /** The `redis-server` binary: `$REDIS_SERVER`, or the first on `PATH`; null when there is none. */
 export function findRedisServer(): string | null {
   const candidates = [process.env['REDIS_SERVER'], ...(process.env['PATH'] ?? '').split(delimiter).map((dir) => join(dir, 'redis-server')), '/usr/bin/redis-server']
@@ -115,8 +129,10 @@ export class RedisServer {
     else args.push('--appendonly', 'no')
     const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
+    live.add(child)
     this.exited = new Promise((resolve) => {
       child.once('exit', () => {
+        live.delete(child)
         if (this.child === child) this.child = null
         resolve()
       })
