@@ -5,7 +5,7 @@
  * Redis is away). Each store instance stands for one server process: it holds its own
  * two connections.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Redis } from 'ioredis'
 import type { TaskMessage } from 'tabcast'
 import {
@@ -31,6 +31,17 @@ const append = { historyLimit: 1000, expireAfterMs: HOUR }
 describe('redis store: setup', () => {
   it('has a redis-server binary on CI (the Redis tests must not be skipped there)', () => {
     if (process.env['CI']) expect(binary, '.ci/run installs redis-server; the Redis tests need it').not.toBeNull()
+  })
+
+  it('says to install ioredis when it is missing (it is an optional peer dependency)', async () => {
+    vi.doMock('ioredis', () => {
+      throw new Error("Cannot find package 'ioredis'")
+    })
+    try {
+      await expect(createRedisTaskStore({ url: 'redis://127.0.0.1:6379' })).rejects.toThrow(/needs the "ioredis" package .*npm install ioredis/)
+    } finally {
+      vi.doUnmock('ioredis')
+    }
   })
 
   it('validates its options with messages that name them', async () => {
