@@ -444,6 +444,9 @@ async function main() {
   run(npm, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel', 'error', packed.tarball], { cwd: app })
   for (const name of LINKED) {
     const link = join(app, 'node_modules', name)
+    // The tarball's own dependencies may already have brought one in (@types/ws needs
+    // @types/node): use this repo's copy either way, so the versions are the tested ones.
+    rmSync(link, { recursive: true, force: true })
     mkdirSync(dirname(link), { recursive: true })
     symlinkSync(installedDir(name), link, 'dir')
   }
