@@ -112,6 +112,8 @@ async function startBackend(settings: Settings): Promise<{ server: TabcastServer
     // The default policy (pages on localhost / 127.0.0.1 / [::1], any port) admits the
     // demo at http://localhost:3020 and http://127.0.0.1:3020, and any --port.
     logger: createConsoleLogger(settings.logLevel),
+    // Like `npm run server`: with REDIS_URL set, tasks live in Redis (docs/redis.md).
+    ...(process.env['REDIS_URL'] ? { redis: process.env['REDIS_URL'] } : {}),
   })
   try {
     const address = await server.listen(settings.backendPort, HOST)
