@@ -15,6 +15,8 @@ export interface ProcessCpu {
   type: string
   /** utime + stime in milliseconds. */
   ms: number
+  /** The same per thread (by thread id), with the thread's name. */
+  threads: Map<number, { name: string; ms: number }>
 }
 
 export interface CpuSample {
@@ -27,6 +29,12 @@ export interface CpuDelta {
   totalMs: number
   /** The same split by process type. */
   byType: Record<string, number>
+  /**
+   * The same split by thread name (Chromium names its threads: `CrRendererMain` runs
+   * pages, `DedicatedWorker thread` runs workers, shared ones included, `Compositor`
+   * …), so the broker's share shows apart from the tabs'.
+   */
+  byThread: Record<string, number>
 }
 
 let ticksPerSecond: number | null = null
@@ -55,19 +63,36 @@ export function cpuSamplingAvailable(): boolean {
 interface Stat {
   pid: number
   ppid: number
+  name: string
   ticks: number
 }
 
-function readStat(pid: number): Stat | null {
+function readStat(path: string, pid: number): Stat | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const text = readFileSync(path, 'utf8')
     // The command name (field 2) may contain spaces and parentheses: fields start after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    const close = text.lastIndexOf(')')
+    const fields = text.slice(close + 2).split(' ')
     // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    return { pid, ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }
+    return { pid, ppid: Number(fields[1]), name: text.slice(text.indexOf('(') + 1, close), ticks: Number(fields[11]) + Number(fields[12]) }
   } catch {
     return null
   }
+}
+
+function readThreads(pid: number, msPerTick: number): Map<number, { name: string; ms: number }> {
+  const threads = new Map<number, { name: string; ms: number }>()
+  let tids: string[]
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return threads
+  }
+  for (const tid of tids) {
+    const stat = readStat(`/proc/${pid}/task/${tid}/stat`, Number(tid))
+    if (stat) threads.set(stat.pid, { name: stat.name, ms: stat.ticks * msPerTick })
+  }
+  return threads
 }
 
 function chromiumType(pid: number): string | null {
@@ -92,7 +117,7 @@ export function sampleBrowserCpu(): CpuSample {
   const stats = new Map<number, Stat>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    const stat = readStat(Number(entry))
+    const stat = readStat(`/proc/${entry}/stat`, Number(entry))
     if (stat) stats.set(stat.pid, stat)
   }
   // A pid that went away may come back as another process.
@@ -116,19 +141,25 @@ export function sampleBrowserCpu(): CpuSample {
     }
     const stat = stats.get(pid)
     if (type === null || !stat) continue
-    processes.set(pid, { pid, type, ms: stat.ticks * msPerTick })
+    processes.set(pid, { pid, type, ms: stat.ticks * msPerTick, threads: readThreads(pid, msPerTick) })
   }
   return { at: performance.now(), processes }
 }
 
-/** CPU spent between two samples; processes that appeared in between count from zero. */
+/** CPU spent between two samples; processes and threads that appeared in between count from zero. */
 export function cpuBetween(before: CpuSample, after: CpuSample): CpuDelta {
   const byType: Record<string, number> = {}
+  const byThread: Record<string, number> = {}
   let totalMs = 0
   for (const [pid, now] of after.processes) {
-    const spent = Math.max(0, now.ms - (before.processes.get(pid)?.ms ?? 0))
+    const earlier = before.processes.get(pid)
+    const spent = Math.max(0, now.ms - (earlier?.ms ?? 0))
     totalMs += spent
     byType[now.type] = (byType[now.type] ?? 0) + spent
+    for (const [tid, thread] of now.threads) {
+      const threadSpent = Math.max(0, thread.ms - (earlier?.threads.get(tid)?.ms ?? 0))
+      if (threadSpent > 0) byThread[thread.name] = (byThread[thread.name] ?? 0) + threadSpent
+    }
   }
-  return { totalMs, byType }
+  return { totalMs, byType, byThread }
 }

@@ -19,6 +19,8 @@ export interface Environment {
   node: string
   chromium: string
   chromiumPath: string
+  /** 1-, 5- and 15-minute load averages when the run started and ended: other work on the machine shows here. */
+  loadAverage: { start: number[]; end: number[] }
 }
 
 export interface VariantSummary {
@@ -29,6 +31,9 @@ export interface VariantSummary {
   upgrades: number[]
   latencyP50Ms: Spread
   latencyP99Ms: Spread
+  /** Server send → the page's message listener, before any rendering. */
+  arrivalP50Ms: Spread
+  arrivalP99Ms: Spread
   latencySamples: number
   burst: {
     plannedMs: number
@@ -42,6 +47,8 @@ export interface VariantSummary {
     rendersPerTabPerSecond: Spread
     framesPerTabPerSecond: Spread
     cpuMs: Spread
+    /** The part of `cpuMs` spent on the SharedWorker's thread (the broker), tabcast only. */
+    workerThreadCpuMs: Spread
     netCpuMs: Spread
     idleCpuMsPerSecond: Spread
     benchProcessCpuMs: Spread
@@ -128,6 +135,8 @@ function summarizeVariant(runs: readonly UnitResult[]): VariantSummary {
     upgrades: runs.map((run) => run.connections.upgrades),
     latencyP50Ms: of((run) => run.latency.p50),
     latencyP99Ms: of((run) => run.latency.p99),
+    arrivalP50Ms: of((run) => run.latency.arrivalP50),
+    arrivalP99Ms: of((run) => run.latency.arrivalP99),
     latencySamples: ok.reduce((sum, run) => sum + run.latency.samples, 0),
     burst: {
       plannedMs: runs[0]?.burst.plannedMs ?? Number.NaN,
@@ -140,6 +149,7 @@ function summarizeVariant(runs: readonly UnitResult[]): VariantSummary {
       rendersPerTabPerSecond: of((run) => run.burst.rendersPerTabPerSecond),
       framesPerTabPerSecond: of((run) => run.burst.framesPerTabPerSecond),
       cpuMs: of((run) => run.burst.cpu?.totalMs ?? Number.NaN),
+      workerThreadCpuMs: of((run) => (run.variant === 'tabcast' ? (run.burst.cpu?.byThread[SHARED_WORKER_THREAD] ?? 0) : Number.NaN)),
       netCpuMs: of((run) => run.burst.netCpuMs),
       idleCpuMsPerSecond: of((run) => run.burst.idleCpuMsPerSecond),
       benchProcessCpuMs: of((run) => run.burst.benchProcessCpuMs),
@@ -174,6 +184,9 @@ function summarizePairs(tabcast: readonly UnitResult[], baseline: readonly UnitR
     reconnectDiffMs: of((t, b) => t.reconnect.liveAfterRestartMs - b.reconnect.liveAfterRestartMs),
   }
 }
+
+/** Chromium's name for a shared worker's thread, as /proc shows it (15 characters). */
+const SHARED_WORKER_THREAD = 'SharedWorker th'
 
 const SIZE_GOALS = { clientGzipBytes: 6000, workerGzipBytes: 10_000 }
 const GOAL_TABS = 10
@@ -324,7 +337,8 @@ export function renderMarkdown(report: BrowserBenchReport): string {
   out.push('')
   out.push(
     `\`${report.command}\` on ${report.date.slice(0, 10)}: ${env.cpus} CPUs (${env.cpuModel}), ${(env.memoryMiB / 1024).toFixed(1)} GiB, ` +
-      `${env.os}, Node ${env.node}, Chromium ${env.chromium} (headless, one browser context), ${report.durationS} s in all.`,
+      `${env.os}, Node ${env.node}, Chromium ${env.chromium} (headless, one browser context), ${report.durationS} s in all; ` +
+      `load average ${env.loadAverage.start.map((n) => n.toFixed(1)).join(' ')} at the start, ${env.loadAverage.end.map((n) => n.toFixed(1)).join(' ')} at the end.`,
   )
   out.push('')
   out.push(
@@ -338,7 +352,7 @@ export function renderMarkdown(report: BrowserBenchReport): string {
   out.push('')
   out.push(
     markdownTable(
-      ['tabs', 'tasks', 'sockets tabcast / baseline', 'p50 tabcast', 'p50 baseline', 'Δ p50', 'p99 tabcast', 'p99 baseline', 'Δ p99'],
+      ['tabs', 'tasks', 'sockets tabcast / baseline', 'p50 tabcast', 'p50 baseline', 'Δ p50', 'p99 tabcast', 'p99 baseline', 'Δ p99', 'to onMessage p50 tc / bl'],
       report.cells.map((cell) => [
         String(cell.tabs),
         String(cell.tasks),
@@ -349,6 +363,7 @@ export function renderMarkdown(report: BrowserBenchReport): string {
         s1(cell.tabcast.latencyP99Ms, ' ms'),
         s1(cell.baseline.latencyP99Ms, ' ms'),
         signed(cell.pairs.latencyP99DiffMs, ' ms'),
+        `${s1(cell.tabcast.arrivalP50Ms)} / ${s1(cell.baseline.arrivalP50Ms)} ms`,
       ]),
     ),
   )
@@ -366,6 +381,7 @@ export function renderMarkdown(report: BrowserBenchReport): string {
         'DOM writes/s per tab tc / bl',
         'painted frames/s per tab tc / bl',
         'browser CPU tabcast',
+        'of which SharedWorker',
         'browser CPU baseline',
         'CPU ×',
         'CPU × net of idle',
@@ -380,6 +396,7 @@ export function renderMarkdown(report: BrowserBenchReport): string {
         `${s0(cell.tabcast.burst.rendersPerTabPerSecond)} / ${s0(cell.baseline.burst.rendersPerTabPerSecond)}`,
         `${s0(cell.tabcast.burst.framesPerTabPerSecond)} / ${s0(cell.baseline.burst.framesPerTabPerSecond)}`,
         s0(cell.tabcast.burst.cpuMs, ' ms'),
+        s0(cell.tabcast.burst.workerThreadCpuMs, ' ms'),
         s0(cell.baseline.burst.cpuMs, ' ms'),
         s2(cell.pairs.cpuRatio, '×'),
         s2(cell.pairs.netCpuRatio, '×'),

@@ -6,7 +6,7 @@
  * the two alternating from one repetition to the next. The server benchmark runs last.
  */
 import { mkdirSync } from 'node:fs'
-import { cpus, totalmem, type as osType } from 'node:os'
+import { cpus, loadavg, totalmem, type as osType } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
 import { startBackend, type E2eBackend } from '../../tests/e2e/support/backend.js'
@@ -38,7 +38,7 @@ function describeUnit(result: UnitResult): string {
   const b = result.burst
   return (
     `conns ${result.connections.server}/${result.connections.expected}, ` +
-    `latency p50 ${result.latency.p50.toFixed(1)} p99 ${result.latency.p99.toFixed(1)} ms, ` +
+    `latency p50 ${result.latency.p50.toFixed(1)} p99 ${result.latency.p99.toFixed(1)} ms (to onMessage p50 ${result.latency.arrivalP50.toFixed(1)}), ` +
     `burst CPU ${b.cpu?.totalMs ?? '–'} ms (net ${b.netCpuMs}), ${b.delivered}/${b.expectedDeliveries} delivered, ` +
     `join ${result.lateJoin.samples.join('/')} ms, reconnect ${result.reconnect.liveAfterRestartMs} ms, lost ${result.reconnect.lost}`
   )
@@ -48,6 +48,7 @@ function describeUnit(result: UnitResult): string {
 export async function runBrowserBench(settings: BrowserBenchSettings, options: RunOptions): Promise<BrowserBenchReport> {
   const log = options.log ?? ((line: string) => console.log(line))
   const started = performance.now()
+  const loadAtStart = loadavg()
   mkdirSync(settings.outDir, { recursive: true })
 
   let pages: ServedPages | null = null
@@ -105,6 +106,7 @@ export async function runBrowserBench(settings: BrowserBenchSettings, options: R
   }
 
   const server = await runServerBench(settings.server, join(settings.outDir, 'server.json'), log)
+  const loadAtEnd = loadavg()
   return summarizeRun({
     settings,
     command: options.command,
@@ -117,6 +119,7 @@ export async function runBrowserBench(settings: BrowserBenchSettings, options: R
       node: process.version,
       chromium: chromiumVersion,
       chromiumPath,
+      loadAverage: { start: loadAtStart.map((n) => Math.round(n * 100) / 100), end: loadAtEnd.map((n) => Math.round(n * 100) / 100) },
     },
     sizes,
     units,

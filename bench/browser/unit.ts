@@ -35,6 +35,9 @@ export interface UnitContext {
 
 export interface LatencySummary {
   samples: number
+  /** Server send → the page's message listener (before any rendering), ms. */
+  arrivalP50: number
+  arrivalP99: number
   /** Progress messages × tabs: how many samples a complete run has. */
   expectedSamples: number
   p50: number
@@ -109,6 +112,8 @@ export interface UnitResult {
     /** Task messages the server holds for the tasks, × tabs. */
     expected: number
   }
+  /** Wall time of each phase, seconds (where a run's time goes). */
+  phaseSeconds: Record<string, number>
   pageErrors: string[]
   /** Set when the run broke off; the fields above are then partial. */
   error: string | null
@@ -116,15 +121,19 @@ export interface UnitResult {
 
 const PAGE_PATH: Record<Variant, string> = { tabcast: '/tabcast.html', baseline: '/baseline.html' }
 
-function summarizeLatency(samples: number[], expected: number): LatencySummary {
+function summarizeLatency(reports: readonly PageReport[], expected: number): LatencySummary {
+  const samples = reports.flatMap((report) => report.latencies)
+  const arrivals = reports.flatMap((report) => report.arrivals)
   const mean = samples.length === 0 ? Number.NaN : samples.reduce((sum, value) => sum + value, 0) / samples.length
   return {
     samples: samples.length,
+    arrivalP50: round(percentile(arrivals, 50), 3),
+    arrivalP99: round(percentile(arrivals, 99), 3),
     expectedSamples: expected,
     p50: round(percentile(samples, 50), 3),
     p99: round(percentile(samples, 99), 3),
     mean: round(mean, 3),
-    max: round(samples.length === 0 ? Number.NaN : Math.max(...samples), 3),
+    max: round(samples.length === 0 ? Number.NaN : samples.reduce((max, value) => Math.max(max, value), -Infinity), 3),
   }
 }
 
@@ -234,7 +243,7 @@ async function clockOffset(page: Page): Promise<number> {
 }
 
 function emptyResult(context: UnitContext, variant: Variant, tabs: number, tasks: number, repetition: number, warmup: boolean): UnitResult {
-  const noLatency: LatencySummary = { samples: 0, expectedSamples: 0, p50: Number.NaN, p99: Number.NaN, mean: Number.NaN, max: Number.NaN }
+  const noLatency: LatencySummary = { samples: 0, arrivalP50: Number.NaN, arrivalP99: Number.NaN, expectedSamples: 0, p50: Number.NaN, p99: Number.NaN, mean: Number.NaN, max: Number.NaN }
   return {
     variant,
     tabs,
@@ -265,6 +274,7 @@ function emptyResult(context: UnitContext, variant: Variant, tabs: number, tasks
     },
     lateJoin: { samples: [], liveOnlySamples: [] },
     reconnect: { liveAfterRestartMs: Number.NaN, liveAfterStopMs: Number.NaN, tabsLive: 0, lost: 0, expected: 0 },
+    phaseSeconds: {},
     pageErrors: [],
     error: null,
   }
@@ -297,10 +307,7 @@ async function latencyPhase(context: UnitContext, pages: readonly Page[], result
     return everyTaskIs(all, ids, (task) => task.paintedSeq >= (finalSeq.get(task.taskId) ?? Infinity)) ? all : null
   })
   const published = feeds.reduce((sum, feed) => sum + feed.published, 0)
-  result.latency = summarizeLatency(
-    reports.flatMap((report) => report.latencies),
-    published * pages.length,
-  )
+  result.latency = summarizeLatency(reports, published * pages.length)
   result.hiddenTabs = reports.filter((report) => report.visibility !== 'visible').length
   await unfollow(pages)
 }
@@ -382,18 +389,19 @@ async function burstPhase(context: UnitContext, pages: readonly Page[], result: 
     netCpuMs: cpu && cpuAfter && cpuBefore ? round(cpu.totalMs - (idleCpuMsPerSecond * (cpuAfter.at - cpuBefore.at)) / 1000, 0) : Number.NaN,
     benchProcessCpuMs: round((node.user + node.system) / 1000, 0),
     extraUpgrades: serverUpgrades(backend, ids) - upgradesBefore,
-    latency: summarizeLatency(
-      reports.flatMap((report) => report.latencies),
-      published * tabs,
-    ),
+    latency: summarizeLatency(reports, published * tabs),
   }
   await unfollow(pages)
 }
 
 function roundCpu(delta: CpuDelta): CpuDelta {
-  const byType: Record<string, number> = {}
-  for (const [type, ms] of Object.entries(delta.byType)) byType[type] = round(ms, 0)
-  return { totalMs: round(delta.totalMs, 0), byType }
+  const rounded = (record: Record<string, number>): Record<string, number> =>
+    Object.fromEntries(
+      Object.entries(record)
+        .sort(([, a], [, b]) => b - a)
+        .map(([name, ms]) => [name, round(ms, 0)]),
+    )
+  return { totalMs: round(delta.totalMs, 0), byType: rounded(delta.byType), byThread: rounded(delta.byThread) }
 }
 
 async function joinOnce(
@@ -533,13 +541,24 @@ export async function runUnit(
   browserContext.on('page', (page) => {
     page.on('pageerror', (error) => result.pageErrors.push(error.message))
   })
+  let phaseStart = performance.now()
+  const phaseDone = (name: string): void => {
+    const now = performance.now()
+    result.phaseSeconds[name] = round((now - phaseStart) / 1000, 2)
+    phaseStart = now
+  }
   try {
     const pages = await openTabs(browserContext, pageUrl(context, variant), tabs)
     result.clockOffsetMs = await clockOffset(pages[0] as Page)
+    phaseDone('open')
     await latencyPhase(context, pages, result)
+    phaseDone('latency')
     await burstPhase(context, pages, result)
+    phaseDone('burst')
     await lateJoinPhase(context, browserContext, pages, result)
+    phaseDone('lateJoin')
     await reconnectPhase(context, pages, result)
+    phaseDone('reconnect')
     const reports = await reportsOf(pages, { latencies: false, paints: false })
     for (const report of reports) result.pageErrors.push(...report.errors)
   } catch (error) {

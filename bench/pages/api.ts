@@ -34,6 +34,8 @@ export interface PageReport {
   tasks: TaskProbeReport[]
   /** Delivery latencies (paint time − server `sentAt`, ms), one per progress message. */
   latencies: number[]
+  /** Arrival latencies (message listener call − server `sentAt`, ms), one per progress message received. */
+  arrivals: number[]
   /** Frames that painted at least one change. */
   paintedFrames: number
   /** Uncaught errors and rejections seen by the page. */

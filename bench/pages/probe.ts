@@ -93,6 +93,7 @@ const container = document.getElementById('tasks') ?? document.body
 const tasks = new Map<string, TaskProbe>()
 const errors: string[] = []
 let latencies: number[] = []
+let arrivals: number[] = []
 let paintedFrames = 0
 let pending: PendingPaint[] = []
 let stampPosted = false
@@ -185,7 +186,10 @@ export function recordMessage(taskId: string, message: ProbedMessage): void {
   if (message.seq === undefined) return
   probe.received.add(message.seq)
   const sentAt = message.metadata?.['sentAt']
-  if (message.type === 'progress' && typeof sentAt === 'number' && message.seq > probe.paintedSeq) probe.sentAt.set(message.seq, sentAt)
+  if (message.type === 'progress' && typeof sentAt === 'number') {
+    arrivals.push(clock() - sentAt)
+    if (message.seq > probe.paintedSeq) probe.sentAt.set(message.seq, sentAt)
+  }
 }
 
 /** Writes a task's row: the same writes in both variants. */
@@ -231,6 +235,7 @@ function report(options: { latencies?: boolean; paints?: boolean } = {}): PageRe
     visibility: document.visibilityState,
     tasks: taskReports,
     latencies: options.latencies === false ? [] : latencies.slice(),
+    arrivals: options.latencies === false ? [] : arrivals.slice(),
     paintedFrames,
     errors: errors.slice(),
   }
@@ -254,6 +259,7 @@ export function installBenchApi(variant: Variant, follower: Follower): void {
     unfollow: () => follower.unfollow(),
     reset() {
       latencies = []
+      arrivals = []
       paintedFrames = 0
       for (const probe of tasks.values()) probe.reset()
     },
