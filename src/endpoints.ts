@@ -4,8 +4,7 @@
  */
 import { validateTaskId } from './protocol.js'
 
-/** The guide's default backend. */
-export const DEFAULT_BACKEND_URL = 'localhost:8000'
+export { DEFAULT_BACKEND_URL } from './defaults.js'
 
 export interface Backend {
   /** `ws://host:port[/prefix]` or `wss://…`, no trailing slash. */

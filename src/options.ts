@@ -2,7 +2,7 @@
  * Option defaults, validation and the rule for two subscriptions of one task with
  * different options.
  */
-import { DEFAULT_BACKEND_URL } from './endpoints.js'
+import { DEFAULT_BACKEND_URL } from './defaults.js'
 import type { ResolvedTaskOptions, TaskOptions, TaskSnapshot } from './types.js'
 
 export const DEFAULT_OPTIONS: Readonly<ResolvedTaskOptions> = Object.freeze({

@@ -13,8 +13,7 @@
  * bad message means (tabcast turns it into an error note on the task snapshot).
  */
 
-/** Bumped when the shape of the tab ↔ worker handshake or the wire changes incompatibly. */
-export const PROTOCOL_VERSION = 1
+export { PROTOCOL_VERSION } from './protocol-version.js'
 
 // The guide types these bags as `Record<string, any>`; keeping that exact type lets code
 // written against the guide's hook compile unchanged after switching the import.

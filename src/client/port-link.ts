@@ -8,7 +8,7 @@
  */
 import * as Comlink from 'comlink'
 import type { Batch } from '../core/tab-hub.js'
-import { PROTOCOL_VERSION } from '../protocol.js'
+import { PROTOCOL_VERSION } from '../protocol-version.js'
 import type { EventsPort, TabApi } from '../../worker/tab-api.js'
 import type { BrokerLink } from './link.js'
 

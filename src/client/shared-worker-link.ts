@@ -3,7 +3,7 @@
  * a constructor that throws (opaque origins), an `error` event (site data blocked, a
  * worker script that fails to load) and the handshake deadline of the tab client.
  */
-import { PROTOCOL_VERSION } from '../protocol.js'
+import { PROTOCOL_VERSION } from '../protocol-version.js'
 import type { BrokerLink } from './link.js'
 import { createPortLink } from './port-link.js'
 

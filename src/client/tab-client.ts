@@ -11,8 +11,8 @@
  *   by the next candidate link (SharedWorker → in-page broker).
  */
 import type { Batch, Hello } from '../core/tab-hub.js'
-import { tabLockName } from '../core/tab-hub.js'
-import { DEFAULT_BACKEND_URL } from '../endpoints.js'
+import { tabLockName } from '../core/tab-lock.js'
+import { DEFAULT_BACKEND_URL } from '../defaults.js'
 import { initialSnapshot } from '../options.js'
 import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
 import type { BrokerLink } from './link.js'

@@ -44,10 +44,7 @@ export interface Hello {
 export const MAX_IN_FLIGHT = 4
 export const OUTBOX_LIMIT = 500
 
-/** The tab-lock name: a tab holds it for its whole life. */
-export function tabLockName(tabId: string): string {
-  return `tabcast:tab:${tabId}`
-}
+export { tabLockName } from './tab-lock.js'
 
 /**
  * Calls `onGone` when the tab that holds `tabLockName(tabId)` is gone: the lock is
