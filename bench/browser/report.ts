@@ -303,6 +303,10 @@ function signed(value: Spread, unit: string): string {
   return value.n === 1 || value.min === value.max ? main : `${main} (${text(value.min)} … ${text(value.max)})`
 }
 
+function perTask(value: Spread, tasks: number): Spread {
+  return { median: value.median / tasks, min: value.min / tasks, max: value.max / tasks, n: value.n }
+}
+
 function percentOf(part: number, whole: number): string {
   if (whole === 0) return '–'
   return `${round((part / whole) * 100, 1)} %`
@@ -378,7 +382,7 @@ export function renderMarkdown(report: BrowserBenchReport): string {
         'burst',
         'delivered to onMessage tc / bl',
         'terminal tc / bl',
-        'DOM writes/s per tab tc / bl',
+        'DOM writes/s per tab and task tc / bl',
         'painted frames/s per tab tc / bl',
         'browser CPU tabcast',
         'of which SharedWorker',
@@ -393,7 +397,7 @@ export function renderMarkdown(report: BrowserBenchReport): string {
         `${(cell.tabcast.burst.plannedMs / 1000).toFixed(2)} s`,
         `${percentOf(cell.tabcast.burst.delivered, cell.tabcast.burst.expectedDeliveries)} / ${percentOf(cell.baseline.burst.delivered, cell.baseline.burst.expectedDeliveries)}`,
         `${cell.tabcast.burst.terminalReceived}/${cell.tabcast.burst.terminalExpected} / ${cell.baseline.burst.terminalReceived}/${cell.baseline.burst.terminalExpected}`,
-        `${s0(cell.tabcast.burst.rendersPerTabPerSecond)} / ${s0(cell.baseline.burst.rendersPerTabPerSecond)}`,
+        `${s0(perTask(cell.tabcast.burst.rendersPerTabPerSecond, cell.tasks))} / ${s0(perTask(cell.baseline.burst.rendersPerTabPerSecond, cell.tasks))}`,
         `${s0(cell.tabcast.burst.framesPerTabPerSecond)} / ${s0(cell.baseline.burst.framesPerTabPerSecond)}`,
         s0(cell.tabcast.burst.cpuMs, ' ms'),
         s0(cell.tabcast.burst.workerThreadCpuMs, ' ms'),

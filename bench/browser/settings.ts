@@ -83,7 +83,7 @@ export function defaultSettings(quick: boolean, outDir: string): BrowserBenchSet
     tasks: [1, 5],
     repetitions: 3,
     warmups: 1,
-    latency: { intervalMs: 40, durationMs: 2000 },
+    latency: { intervalMs: 40, durationMs: 1500 },
     burst: { ratePerTask: 1000, durationMs: 2000, minDurationMs: 250, deliveryBudget: 15_000, drainTimeoutMs: 60_000, idleSampleMs: 500 },
     lateJoin: { joins: 2, intervalMs: 500 },
     reconnect: { intervalMs: 50, downtimeMs: 300, timeoutMs: 20_000 },

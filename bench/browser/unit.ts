@@ -478,7 +478,7 @@ async function reconnectPhase(context: UnitContext, pages: readonly Page[], resu
   let stopAt: number
   let restartAt: number
   try {
-    await sleep(300)
+    await sleep(200)
     stopAt = clock()
     await backend.stop()
     // The job goes on publishing into the store while nothing serves it.
@@ -502,7 +502,7 @@ async function reconnectPhase(context: UnitContext, pages: readonly Page[], resu
     result.reconnect.tabsLive = times.filter((row) => row.every((at) => at !== null)).length
     result.reconnect.liveAfterRestartMs = allLive ? round(latest - restartAt, 1) : Number.NaN
     result.reconnect.liveAfterStopMs = allLive ? round(latest - stopAt, 1) : Number.NaN
-    await sleep(300)
+    await sleep(200)
   } finally {
     await periodic.stop()
   }
