@@ -1,9 +1,11 @@
 /**
  * `npm run bench`: what sharing saves, measured side by side in one run (issue 7).
  *
- *   npm run bench                          N = 1, 5, 10, 20 tabs × M = 1, 5 tasks, 3 repetitions, then bench/server.ts --quick
+ *   npm run bench                          N = 1, 5, 10, 20 tabs × M = 1, 5 tasks, 3 repetitions, then bench/server.ts
+ *                                          at 1,000 subscribers (about ten minutes on two CPUs)
  *   npm run bench -- --quick               tiny sizes, a minute or so (the smoke test runs this)
- *   npm run bench -- --tabs 10 --tasks 1 --repetitions 5 --server full
+ *   npm run bench -- --tabs 10 --tasks 1 --repetitions 5 --server full   (full | short | quick | skip)
+ *   npm run bench -- --no-frame-keeper     let headless Chromium throttle the windows behind the front one
  *
  * Real Chromium (playwright-core, one browser context per run) against the reference
  * server in this process, on loopback. Each cell of the matrix runs a tabcast run and
@@ -54,7 +56,7 @@ function readSettings(argv: string[]): BrowserBenchSettings {
     settings.warmups = warmups
   }
   if (values.server !== undefined) {
-    if (!['full', 'quick', 'skip'].includes(values.server)) throw new Error(`--server must be full, quick or skip, got ${values.server}`)
+    if (!['full', 'short', 'quick', 'skip'].includes(values.server)) throw new Error(`--server must be full, short, quick or skip, got ${values.server}`)
     settings.server = values.server as ServerBenchMode
   }
   if (values['no-frame-keeper']) settings.frameKeeper = false

@@ -216,7 +216,7 @@ function evaluateGoals(cells: readonly CellReport[], sizes: BundleSizes | { erro
       detail: atGoal
         .map(
           (cell) =>
-            `M=${cell.tasks}: Δp50 ${formatSpread(cell.pairs.latencyP50DiffMs, 2, ' ms')}, Δp99 ${formatSpread(cell.pairs.latencyP99DiffMs, 2, ' ms')}`,
+            `M=${cell.tasks}: Δp50 ${signed(cell.pairs.latencyP50DiffMs, ' ms')}, Δp99 ${signed(cell.pairs.latencyP99DiffMs, ' ms')}`,
         )
         .join('; '),
     })
@@ -227,7 +227,7 @@ function evaluateGoals(cells: readonly CellReport[], sizes: BundleSizes | { erro
       met: cpuMet,
       detail:
         atGoal
-          .map((cell) => `M=${cell.tasks}: ${formatSpread(cell.pairs.cpuRatio, 2, '×')} of the baseline (net of idle ${formatSpread(cell.pairs.netCpuRatio, 2, '×')})`)
+          .map((cell) => `M=${cell.tasks}: ${formatSpread(cell.pairs.cpuRatio, 2, '×')} of the baseline, net of idle ${formatSpread(cell.pairs.netCpuRatio, 2, '×')}`)
           .join('; ') + (cpuMet ? (cpuHalf ? '; half or less: yes' : '; half or less: no') : ''),
     })
   }
@@ -478,7 +478,7 @@ function renderServerMarkdown(server: ServerBenchResult): string {
   if (server.report === null) return `### Server benchmark\n\nfailed: ${server.error ?? 'unknown error'}\n`
   const report = server.report
   const lines = [
-    `### Server benchmark (\`${server.command ?? ''}\`, ${server.durationS ?? '?'} s)`,
+    `### Server benchmark (\`${server.command ?? ''}\`, ${server.durationS ?? '?'} s${server.mode === 'full' ? '' : '; 10,000 subscribers: `npm run bench:server`'})`,
     '',
     markdownTable(
       ['subscribers', 'compression', 'held', 'p50', 'p99', 'msg/s', 'B/msg', 'RSS KiB/conn', 'server CPU'],

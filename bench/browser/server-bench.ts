@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { REPO_ROOT } from '../../tests/e2e/support/demo.js'
 import type { ServerBenchMode } from './settings.js'
 
@@ -44,8 +44,9 @@ export async function runServerBench(mode: ServerBenchMode, out: string, log: (l
   if (mode === 'skip') return { mode, command: null, durationS: null, report: null, error: null }
   if (!existsSync(SCRIPT)) return { mode, command: null, durationS: null, report: null, error: `${SCRIPT} does not exist` }
   // The Redis comparison bench/server.ts runs last by default has its own script (npm run bench:redis).
-  const args = [...(mode === 'quick' ? ['--quick'] : []), '--skip-redis', '--out', out]
-  const command = `npx tsx bench/server.ts ${args.join(' ')}`
+  const sizing = { full: [], short: ['--sizes', '1000', '--duration', '4'], quick: ['--quick'] }[mode]
+  const args = [...sizing, '--skip-redis', '--out', out]
+  const command = `npx tsx bench/server.ts ${[...sizing, '--skip-redis', '--out', relative(REPO_ROOT, out)].join(' ')}`
   const started = performance.now()
   log(`server benchmark: ${command}`)
   const code = await new Promise<number | null>((resolve) => {
