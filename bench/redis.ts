@@ -26,7 +26,8 @@
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, totalmem, type } from 'node:os'
+import { loadavg } from 'node:os'
+import { describeMachine, type Machine } from './machine.js'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -84,12 +85,7 @@ export interface RedisBenchReport {
   benchmark: 'redis'
   quick: boolean
   date: string
-  environment: {
-    node: string
-    os: string
-    cpus: number
-    cpuModel: string
-    memoryMiB: number
+  environment: Machine & {
     redis: string | null
     /** 1-minute load average before and after: other work on the machine skews latency. */
     loadAverage: { before: number; after: number }
@@ -313,11 +309,7 @@ async function main(): Promise<void> {
     quick: settings.quick,
     date: new Date().toISOString(),
     environment: {
-      node: process.version,
-      os: type(),
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryMiB: Math.round(totalmem() / 1024 / 1024),
+      ...describeMachine(),
       redis: redisVersion,
       loadAverage: { before: loadBefore, after: round(loadavg()[0] ?? 0) },
     },

@@ -27,7 +27,8 @@
  */
 import { execFileSync, fork, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, totalmem, type } from 'node:os'
+import { loadavg } from 'node:os'
+import { describeMachine, type Machine } from './machine.js'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -101,12 +102,7 @@ export interface BenchReport {
   benchmark: 'server'
   quick: boolean
   date: string
-  environment: {
-    node: string
-    os: string
-    cpus: number
-    cpuModel: string
-    memoryMiB: number
+  environment: Machine & {
     fdSoftLimit: number
     fdHardLimit: number
     /** 1-minute load average before and after the run: other work on the machine skews latency. */
@@ -374,11 +370,7 @@ async function main(): Promise<void> {
     quick: settings.quick,
     date: new Date().toISOString(),
     environment: {
-      node: process.version,
-      os: type(),
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryMiB: Math.round(totalmem() / 1024 / 1024),
+      ...describeMachine(),
       fdSoftLimit: limits.soft,
       fdHardLimit: limits.hard,
       loadAverage: { before: loadBefore, after: round(loadavg()[0] ?? 0) },

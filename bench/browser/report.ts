@@ -7,16 +7,12 @@
 import type { Variant } from '../pages/api.js'
 import type { BundleSizes } from './pages.js'
 import type { ServerBenchResult } from './server-bench.js'
+import type { Machine } from '../machine.js'
 import type { BrowserBenchSettings } from './settings.js'
 import { formatSpread, round, spread, type Spread } from './stats.js'
 import type { UnitResult } from './unit.js'
 
-export interface Environment {
-  cpus: number
-  cpuModel: string
-  memoryMiB: number
-  os: string
-  node: string
+export interface Environment extends Machine {
   chromium: string
   chromiumPath: string
   /** 1-, 5- and 15-minute load averages when the run started and ended: other work on the machine shows here. */

@@ -6,7 +6,8 @@
  * the two alternating from one repetition to the next. The server benchmark runs last.
  */
 import { mkdirSync } from 'node:fs'
-import { cpus, loadavg, totalmem, type as osType } from 'node:os'
+import { loadavg } from 'node:os'
+import { describeMachine } from '../machine.js'
 import { join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
 import { startBackend, type E2eBackend } from '../../tests/e2e/support/backend.js'
@@ -68,7 +69,7 @@ export async function runBrowserBench(settings: BrowserBenchSettings, options: R
     chromiumPath = launched.path
     chromiumVersion = browser.version()
     backend = started_
-    log(`Chromium ${chromiumVersion}; ${cpus().length} CPUs; pages at ${pages.origin}; backend at ${backend.backendUrl}`)
+    log(`Chromium ${chromiumVersion}; ${describeMachine().cpus} CPUs; pages at ${pages.origin}; backend at ${backend.backendUrl}`)
 
     let taskCounter = 0
     const runId = Date.now().toString(36)
@@ -112,11 +113,7 @@ export async function runBrowserBench(settings: BrowserBenchSettings, options: R
     command: options.command,
     durationS: Math.round((performance.now() - started) / 100) / 10,
     environment: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryMiB: Math.round(totalmem() / 1024 / 1024),
-      os: osType(),
-      node: process.version,
+      ...describeMachine(),
       chromium: chromiumVersion,
       chromiumPath,
       loadAverage: { start: loadAtStart.map((n) => Math.round(n * 100) / 100), end: loadAtEnd.map((n) => Math.round(n * 100) / 100) },
