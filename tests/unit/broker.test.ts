@@ -596,23 +596,13 @@ describe('Broker: linger and release', () => {
     expect(world.sockets.count).toBe(1)
   })
 
-  it("the last subscriber's longer linger applies", () => {
+  it.each([
+    ['the first to leave', 5000, 100],
+    ['the last to leave', 100, 5000],
+  ])('the longest linger any subscriber asked for applies, when it is %s', (_who, first, second) => {
     setup()
-    const a = follow(TASK, { linger: 100 })
-    const b = follow(TASK, { linger: 5000 })
-    const socket = openLive()
-    a.unsubscribe()
-    b.unsubscribe()
-    world.clock.advance(4999)
-    expect(socket.isClosed).toBe(false)
-    world.clock.advance(1)
-    expect(socket.isClosed).toBe(true)
-  })
-
-  it('the longest linger any subscriber asked for applies, whoever leaves last', () => {
-    setup()
-    const a = follow(TASK, { linger: 5000 })
-    const b = follow(TASK, { linger: 100 })
+    const a = follow(TASK, { linger: first })
+    const b = follow(TASK, { linger: second })
     const socket = openLive()
     a.unsubscribe()
     b.unsubscribe()
