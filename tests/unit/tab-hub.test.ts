@@ -117,31 +117,29 @@ describe('TabSession: backpressure', () => {
     expect(tab.session.stats().backlog).toBe(0)
   })
 
-  it('an ack for a batch never sent is ignored', async () => {
+  /** A tab following TASK that received `count` progress messages and acknowledged none. */
+  async function tabWithoutAcks(count: number): Promise<ReturnType<typeof attach>> {
     setup()
     const tab = attach('tab-1')
     tab.session.subscribe(1, TASK, {})
     await settle()
     world.sockets.last.open()
-    for (let seq = 1; seq <= 6; seq++) {
+    for (let seq = 1; seq <= count; seq++) {
       world.sockets.last.receive(progress(seq))
       await settle()
     }
+    return tab
+  }
+
+  it('an ack for a batch never sent is ignored', async () => {
+    const tab = await tabWithoutAcks(6)
     tab.session.ack(99)
     await settle()
     expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
   })
 
   it('a repeated ack frees one place only', async () => {
-    setup()
-    const tab = attach('tab-1')
-    tab.session.subscribe(1, TASK, {})
-    await settle()
-    world.sockets.last.open()
-    for (let seq = 1; seq <= 8; seq++) {
-      world.sockets.last.receive(progress(seq))
-      await settle()
-    }
+    const tab = await tabWithoutAcks(8)
     expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
     const first = tab.batches[0]!.id
     tab.session.ack(first)
