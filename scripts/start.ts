@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { build, createServer, preview, type PreviewServer, type ViteDevServer } from 'vite'
 import { createConsoleLogger, createTabcastServer, DEFAULT_PORT as DEFAULT_BACKEND_PORT, type TabcastServer } from '../server/index.js'
+import { stopOnSignals } from '../server/shutdown.js'
 import { newestMtime } from './mtime.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -214,31 +215,11 @@ async function main(): Promise<void> {
   printUrls(settings, backend.url, port)
 
   takeOverShutdown()
-  let stoppingSince: number | null = null
-  const stop = (signal: string): void => {
-    if (stoppingSince !== null) {
-      // A process-group kill plus tsx relaying the signal delivers it twice in a row:
-      // only a deliberate second signal forces the exit.
-      if (Date.now() - stoppingSince < 500) return
-      console.log(`tabcast demo: ${signal} again, exiting now`)
-      process.exit(1)
-    }
-    stoppingSince = Date.now()
-    console.log(`tabcast demo: ${signal}, stopping…`)
-    const closeFrontend = frontend.server.close()
-    Promise.all([closeFrontend, backend.server?.close()]).then(
-      () => {
-        console.log('tabcast demo: stopped')
-        process.exit(0)
-      },
-      (error: unknown) => {
-        console.error('tabcast demo: failed to stop cleanly', error)
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGINT', () => stop('SIGINT'))
-  process.on('SIGTERM', () => stop('SIGTERM'))
+  stopOnSignals({
+    label: 'tabcast demo',
+    action: 'stopping',
+    close: () => Promise.all([frontend.server.close(), backend.server?.close()]),
+  })
 }
 
 /**

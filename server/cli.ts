@@ -22,6 +22,7 @@ import {
   type TaskStore,
 } from './index.js'
 import { redactRedisUrl, validateRedisUrl } from './redis-store.js'
+import { stopOnSignals } from './shutdown.js'
 
 const USAGE = `usage: npm run server -- [--port <port>] [--host <host>] [--redis-url <url>]
 
@@ -118,30 +119,11 @@ async function main(): Promise<void> {
     ].join('\n'),
   )
 
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) {
-      console.log(`tabcast server: ${signal} again, exiting now`)
-      process.exit(1)
-    }
-    stopping = true
-    console.log(`tabcast server: ${signal}, closing connections (going away)…`)
-    server
-      .close()
-      .then(() => redisStore?.close())
-      .then(
-        () => {
-          console.log('tabcast server: stopped')
-          process.exit(0)
-        },
-        (error: unknown) => {
-          console.error('tabcast server: failed to stop cleanly', error)
-          process.exit(1)
-        },
-      )
-  }
-  process.on('SIGINT', () => stop('SIGINT'))
-  process.on('SIGTERM', () => stop('SIGTERM'))
+  stopOnSignals({
+    label: 'tabcast server',
+    action: 'closing connections (going away)',
+    close: () => server.close().then(() => redisStore?.close()),
+  })
 }
 
 main().catch((error: unknown) => {
