@@ -10,11 +10,10 @@
  * layer with React left out), gzipped with zlib.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { join, relative } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { build, preview } from 'vite'
-import { REPO_ROOT } from '../../tests/e2e/support/demo.js'
+import { build } from 'vite'
+import { REPO_ROOT, serveDemo } from '../../tests/e2e/support/demo.js'
 
 export const PAGES_DIR = join(REPO_ROOT, 'bench', 'pages')
 const CONFIG_FILE = join(REPO_ROOT, 'vite.config.ts')
@@ -50,19 +49,11 @@ export async function buildAndServePages(): Promise<ServedPages> {
         rolldownOptions: { input: { tabcast: join(PAGES_DIR, 'tabcast.html'), baseline: join(PAGES_DIR, 'baseline.html') } },
       },
     })
-    const server = await preview({
-      configFile: CONFIG_FILE,
-      root: PAGES_DIR,
-      logLevel: 'warn',
-      build: { outDir },
-      preview: { host: '127.0.0.1', port: 0, strictPort: true, open: false },
-    })
-    const address = server.httpServer.address() as AddressInfo | null
-    if (!address) throw new Error('vite preview is not listening')
+    const served = await serveDemo(outDir, PAGES_DIR)
     return {
-      origin: `http://127.0.0.1:${address.port}`,
+      origin: served.origin,
       async close() {
-        await server.close()
+        await served.close()
         rmSync(outDir, { recursive: true, force: true })
       },
     }

@@ -94,11 +94,11 @@ export interface ServedDemo {
   close(): Promise<void>
 }
 
-/** Serves a built demo with `vite preview` on 127.0.0.1 and a free port. */
-export async function serveDemo(outDir: string): Promise<ServedDemo> {
+/** Serves a built demo (or other pages built from `root`) with `vite preview` on 127.0.0.1 and a free port. */
+export async function serveDemo(outDir: string, root = REPO_ROOT): Promise<ServedDemo> {
   const server: PreviewServer = await preview({
     configFile: CONFIG_FILE,
-    root: REPO_ROOT,
+    root,
     logLevel: 'warn',
     build: { outDir },
     preview: { host: '127.0.0.1', port: 0, strictPort: true, open: false },
