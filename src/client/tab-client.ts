@@ -10,8 +10,9 @@
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
  */
-import type { Batch, Hello } from '../core/tab-hub.js'
-import { tabLockName } from '../core/tab-lock.js'
+import type { Batch, Hello, TabRequestHandlers } from '../core/session-protocol.js'
+import { tabLockName, type LocksLike } from '../core/tab-lock.js'
+import { errorText } from '../error-text.js'
 import { DEFAULT_BACKEND_URL } from '../defaults.js'
 import { initialSnapshot } from '../options.js'
 import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
@@ -19,10 +20,6 @@ import type { BrokerLink } from './link.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
 export type LinkFactory = (failures: readonly string[]) => BrokerLink | Promise<BrokerLink>
-
-export interface LockManagerLike {
-  request(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>
-}
 
 export interface PageEventsLike {
   addEventListener(type: 'pagehide' | 'pageshow', listener: (event: { persisted?: boolean }) => void): void
@@ -33,7 +30,7 @@ export interface TabClientConfig {
   links: readonly LinkFactory[]
   tabId: string
   /** Web Locks of the page, to tell the host when this tab is gone. */
-  locks?: LockManagerLike | null
+  locks?: LocksLike | null
   /** Where `pagehide`/`pageshow` are heard (the window). */
   pageEvents?: PageEventsLike | null
   /** Runs a callback before the next paint. */
@@ -58,17 +55,13 @@ interface LocalSubscription {
   key: string
 }
 
-interface Active {
-  link: BrokerLink
-  hello: Hello
-}
-
 function keyOf(projectId: string, options: TaskOptions | undefined): string {
   return `${options?.backendUrl ?? DEFAULT_BACKEND_URL} ${projectId}`
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
+interface Active {
+  link: BrokerLink
+  hello: Hello
 }
 
 export class TabClient implements TabcastClient {
@@ -87,6 +80,10 @@ export class TabClient implements TabcastClient {
   /** Re-registrations in quick succession, to back off from a host that keeps failing. */
   private quickRetries = 0
   private lastReestablish = -Infinity
+  /** How this tab answers its host's requests (`TabRequests`). */
+  private readonly requests: TabRequestHandlers = {
+    ping: () => this.config.tabId,
+  }
 
   constructor(config: TabClientConfig) {
     this.config = config
@@ -166,7 +163,7 @@ export class TabClient implements TabcastClient {
         link = await factory(this.failures)
         const created = link
         const hello = await this.call(
-          created.hello(this.config.tabId, (batch) => this.onBatch(created, batch)),
+          created.hello(this.config.tabId, { batch: (batch) => this.onBatch(created, batch), requests: this.requests }),
           'the handshake',
           this.config.handshakeTimeout ?? 5000,
         )

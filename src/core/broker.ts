@@ -37,17 +37,14 @@ export class Broker {
   /** Snapshots of subscriptions that can never connect (a bad task id or backend URL). */
   private readonly invalid = new Map<string, TaskSnapshot>()
   private nextId = 1
-  private readonly env: BrokerEnv
-  private info: BrokerInfo
+  /** The injected environment, shared with the hub that hosts this broker. */
+  readonly env: BrokerEnv
+  private readonly info: BrokerInfo
 
   constructor(env: BrokerEnv, info: BrokerInfo, instanceId = randomId(env)) {
     this.env = env
     this.info = info
     this.instanceId = instanceId
-  }
-
-  setInfo(info: BrokerInfo): void {
-    this.info = info
   }
 
   /**

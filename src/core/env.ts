@@ -32,6 +32,15 @@ export interface ResponseLike {
 
 export type FetchLike = (url: string, init: { signal: AbortSignal; headers: Record<string, string> }) => Promise<ResponseLike>
 
+/**
+ * A change in the environment that the broker reacts to. `online`: the network is
+ * back, so a task waiting out a reconnect delay tries at once.
+ */
+export type EnvSignal = 'online'
+
+/** Subscribes to the environment's signals; returns the function that stops listening. */
+export type SignalSource = (listener: (signal: EnvSignal) => void) => () => void
+
 export interface BrokerEnv {
   clock: Clock
   createSocket: SocketFactory
@@ -40,6 +49,8 @@ export interface BrokerEnv {
   random: () => number
   /** Whether bare `host:port` backends should use wss/https (the page is served over https). */
   secure: boolean
+  /** Where the host hears `online` (the window's or the worker's global events). */
+  signals: SignalSource
 }
 
 /** The real environment of a browser page or worker (or Node 22+, which has WebSocket). */
@@ -48,6 +59,8 @@ export function globalEnv(): BrokerEnv {
     WebSocket: new (url: string) => SocketLike
     fetch: FetchLike
     location?: { protocol?: string }
+    addEventListener?: (type: 'online', listener: () => void) => void
+    removeEventListener?: (type: 'online', listener: () => void) => void
   }
   return {
     // Never capture the global functions themselves: tests and polyfills may replace them later.
@@ -60,5 +73,11 @@ export function globalEnv(): BrokerEnv {
     fetch: (url, init) => g.fetch(url, init),
     random: () => Math.random(),
     secure: g.location?.protocol === 'https:',
+    // A window and a worker scope both fire `online` on their global object.
+    signals: (listener) => {
+      const onOnline = (): void => listener('online')
+      g.addEventListener?.('online', onOnline)
+      return () => g.removeEventListener?.('online', onOnline)
+    },
   }
 }

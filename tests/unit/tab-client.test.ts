@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { initialSnapshot, type BrokerStats, type ServerMessage, type TaskSnapshot } from 'tabcast'
-import type { BrokerLink } from '../../src/client/link.js'
+import type { BrokerLink, TabEndpoint } from '../../src/client/link.js'
 import { TabClient, type LinkFactory } from '../../src/client/tab-client.js'
-import type { Batch, Hello, WireEvent } from '../../src/core/tab-hub.js'
+import type { Batch, Hello, WireEvent } from '../../src/core/session-protocol.js'
 import type { SendResult } from '../../src/core/task-channel.js'
 import { FakeClock } from '../support/fake-clock.js'
 import { settle } from '../support/fake-fetch.js'
@@ -17,6 +17,7 @@ class FakeLink implements BrokerLink {
   readonly unsubscribed: number[] = []
   disposed = false
   onBatch: ((batch: Batch) => void) | null = null
+  tab: TabEndpoint | null = null
   /** Resolves hello; `null` makes it never answer. */
   helloAnswer: Hello | null
   pingAnswer: () => Promise<string>
@@ -28,9 +29,10 @@ class FakeLink implements BrokerLink {
     this.pingAnswer = () => Promise.resolve(instanceId)
   }
 
-  hello(tabId: string, onBatch: (batch: Batch) => void): Promise<Hello> {
+  hello(tabId: string, tab: TabEndpoint): Promise<Hello> {
     this.hellos.push(tabId)
-    this.onBatch = onBatch
+    this.tab = tab
+    this.onBatch = (batch) => tab.batch(batch)
     return this.helloAnswer ? Promise.resolve(this.helloAnswer) : new Promise(() => {})
   }
   subscribe(subId: number, _projectId: string, _options: unknown, seed?: TaskSnapshot): Promise<void> {
