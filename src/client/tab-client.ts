@@ -13,8 +13,8 @@
 import type { Batch, Hello, TabRequestHandlers } from '../core/session-protocol.js'
 import { tabLockName, type LocksLike } from '../core/tab-lock.js'
 import { errorText } from '../error-text.js'
-import { DEFAULT_BACKEND_URL } from '../defaults.js'
 import { initialSnapshot } from '../options.js'
+import { taskKey } from '../task-key.js'
 import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
 import type { BrokerLink } from './link.js'
 
@@ -53,10 +53,6 @@ interface LocalSubscription {
   options: TaskOptions
   listener: TaskListener
   key: string
-}
-
-function keyOf(projectId: string, options: TaskOptions | undefined): string {
-  return `${options?.backendUrl ?? DEFAULT_BACKEND_URL} ${projectId}`
 }
 
 interface Active {
@@ -104,7 +100,7 @@ export class TabClient implements TabcastClient {
   }
 
   subscribe(projectId: string, listener: TaskListener, options: TaskOptions = {}): () => void {
-    const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: keyOf(projectId, options) }
+    const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: taskKey(projectId, options) }
     this.subscriptions.set(subscription.id, subscription)
     void this.connect().then(
       (active) => {
@@ -122,7 +118,7 @@ export class TabClient implements TabcastClient {
   }
 
   getSnapshot(projectId: string, options?: TaskOptions): TaskSnapshot {
-    const key = keyOf(projectId, options)
+    const key = taskKey(projectId, options)
     let snapshot = this.snapshots.get(key)
     if (!snapshot) {
       snapshot = initialSnapshot(projectId, options)

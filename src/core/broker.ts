@@ -3,7 +3,7 @@
  * follow it. Hosts (the SharedWorker, a leader tab, a lone tab) put a `Broker` behind
  * their own transport; the broker itself knows nothing about tabs or ports.
  */
-import { resolveTarget } from '../endpoints.js'
+import { resolveTarget, taskKey } from '../endpoints.js'
 import { PROTOCOL_VERSION } from '../protocol.js'
 import { initialSnapshot, resolveOptions } from '../options.js'
 import type { BrokerMode, TaskOptions, TaskSnapshot, TaskStats } from '../types.js'
@@ -160,7 +160,7 @@ export class Broker {
   }
 
   private invalidSnapshot(projectId: string, options: TaskOptions, error: string): TaskSnapshot {
-    const cacheKey = `${options.backendUrl ?? ''} ${projectId}`
+    const cacheKey = taskKey(projectId, options, this.env.secure)
     let snapshot = this.invalid.get(cacheKey)
     if (!snapshot) {
       snapshot = Object.freeze({

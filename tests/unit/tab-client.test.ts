@@ -192,6 +192,22 @@ describe('TabClient: delivery', () => {
     expect(snapshots).toHaveLength(1)
   })
 
+  it('two spellings of one backend are one task: one cached snapshot, delivered to both subscriptions', async () => {
+    const tab = client()
+    const bare: TaskSnapshot[] = []
+    const full: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => bare.push(s) }, { backendUrl: 'localhost:8000' })
+    tab.subscribe(TASK, { snapshot: (s) => full.push(s) }, { backendUrl: 'http://localhost:8000/' })
+    await settle()
+    const newest = snap(0.5)
+    link().push({ sub: 1, type: 'snapshot', snapshot: newest })
+    runFrames()
+    expect(bare).toEqual([newest])
+    expect(full).toEqual([newest])
+    expect(tab.getSnapshot(TASK, { backendUrl: 'http://localhost:8000' })).toBe(newest)
+    expect(tab.getSnapshot(TASK)).toBe(newest)
+  })
+
   it('getSnapshot keeps its identity until a new snapshot arrives', async () => {
     const tab = client()
     const initial = tab.getSnapshot(TASK)
