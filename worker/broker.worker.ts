@@ -6,7 +6,7 @@
  * anything asynchronous, or tabs that connect early would hang (comlink#463). No
  * top-level `await`: a consumer's Vite may bundle this file as an iife.
  */
-import { globalEnv } from '../src/core/env.js'
+import { globalEnv } from '../src/global-env.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from './shared-worker-host.js'
 
 // `online` reaches the hub through `globalEnv().signals`, like in every other host.
