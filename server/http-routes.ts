@@ -8,7 +8,7 @@ import { DEMO_TASK_NAME, parseDemoRequest, type DemoJobs } from './demo-job.js'
 import type { Logger } from './logger.js'
 import { requestOrigin, setCorsHeaders, type OriginCheck } from './origin.js'
 import { matchRoute, parseTarget, taskPaths, type Route, type TaskIdSegment } from './routes.js'
-import { TaskStoreUnavailableError } from './redis-store.js'
+import { TaskStoreUnavailableError } from './store-errors.js'
 import type { TaskState, TaskStore } from './store.js'
 import { TaskUpdateError, type TaskPublisher } from './tasks.js'
 
