@@ -4,6 +4,7 @@
  * than `status`, `seq` and the times are JSON text written by Node, so Lua never parses
  * user data (results keep their number precision and exact shape).
  */
+import { randomBytes } from 'node:crypto'
 import type { TaskMessage } from '../src/protocol.js'
 import type { TaskLifecycle, TaskMessageInput, TaskState } from './store.js'
 
@@ -49,6 +50,10 @@ export function toState(taskId: string, flat: readonly string[]): TaskState | nu
   if (typeof error === 'string') state.error = error
   const details = json('details')
   if (details !== undefined) state.details = details as NonNullable<TaskState['details']>
+  const epoch = fields.get('epoch')
+  if (epoch !== undefined) state.epoch = epoch
+  const lease = fields.get('lease')
+  if (lease !== undefined && status === 'running') state.leaseExpiresAt = Number(lease)
   const latest = fields.get('latest')
   if (latest !== undefined) state.latest = parseMessage(latest)
   return state
@@ -88,6 +93,11 @@ export function streamMessages(range: readonly [string, string[]][] | undefined 
     if (json !== undefined) messages.push(parseMessage(json))
   }
   return messages
+}
+
+/** A new epoch: 12 characters of base64url, inside the protocol's epoch alphabet. */
+export function newEpoch(): string {
+  return randomBytes(9).toString('base64url')
 }
 
 /** Whole milliseconds, at least 1 (PEXPIRE takes an integer). */

@@ -22,11 +22,11 @@ import type { Redis as RedisClient } from 'ioredis'
 import type { TaskMessage } from '../src/protocol.js'
 import { DeferredTaskStore } from './deferred-store.js'
 import { createConsoleLogger, type Logger } from './logger.js'
-import { flatten, statusAfter, stateFields, streamMessages, toState, ttl } from './redis-codec.js'
+import { flatten, newEpoch, parseMessage, statusAfter, stateFields, streamMessages, toState, ttl } from './redis-codec.js'
 import { RedisConnections } from './redis-connections.js'
 import { TaskFollows } from './redis-follows.js'
 import { redactRedisUrl, validateKeyPrefix, validateRedisUrl, type RedisTaskStoreOptions } from './redis-options.js'
-import { APPEND_SCRIPT, CREATE_SCRIPT } from './redis-scripts.js'
+import { APPEND_SCRIPT, CREATE_SCRIPT, EXPIRED_LEASES_SCRIPT, RENEW_LEASE_SCRIPT } from './redis-scripts.js'
 import { errorText } from './store-errors.js'
 import type {
   AppendOptions,
@@ -35,6 +35,7 @@ import type {
   CreateTaskInit,
   ExpiryOptions,
   HistoryRead,
+  LeaseRenewal,
   StoreHealth,
   TaskListener,
   TaskMessageInput,
@@ -42,14 +43,27 @@ import type {
   TaskStore,
   Unsubscribe,
 } from './store.js'
+import { PUBLISH_ID_WINDOW } from './store.js'
 
 // Where these lived before the split; kept so existing imports keep working.
 export { redactRedisUrl, validateRedisUrl, type RedisTaskStoreOptions } from './redis-options.js'
 export { TaskStoreUnavailableError } from './store-errors.js'
 
+/** The scripts' replies: a code, the state hash (flat), and for a duplicate the message it appended. */
+type ScriptReply = [number, string[], (string | null)?]
+
 type CommandClient = RedisClient & {
-  tabcastCreate(state: string, log: string, ...args: string[]): Promise<[number, string[]]>
-  tabcastAppend(state: string, log: string, ...args: string[]): Promise<[number, string[]]>
+  tabcastCreate(...keysThenArgs: string[]): Promise<ScriptReply>
+  tabcastAppend(...keysThenArgs: string[]): Promise<ScriptReply>
+  tabcastRenewLease(...keysThenArgs: string[]): Promise<ScriptReply>
+  tabcastExpiredLeases(leases: string, limit: string): Promise<string[]>
+}
+
+interface TaskKeys {
+  state: string
+  log: string
+  pubs: string
+  channel: string
 }
 
 export class RedisTaskStore implements TaskStore {
@@ -72,8 +86,10 @@ export class RedisTaskStore implements TaskStore {
       onLive: (channel, payload) => this.follows.onLive(channel, payload),
     })
     const command = this.connections.commands.client
-    command.defineCommand('tabcastCreate', { numberOfKeys: 2, lua: CREATE_SCRIPT })
-    command.defineCommand('tabcastAppend', { numberOfKeys: 2, lua: APPEND_SCRIPT })
+    command.defineCommand('tabcastCreate', { numberOfKeys: 4, lua: CREATE_SCRIPT })
+    command.defineCommand('tabcastAppend', { numberOfKeys: 4, lua: APPEND_SCRIPT })
+    command.defineCommand('tabcastRenewLease', { numberOfKeys: 4, lua: RENEW_LEASE_SCRIPT })
+    command.defineCommand('tabcastExpiredLeases', { numberOfKeys: 1, lua: EXPIRED_LEASES_SCRIPT })
     this.follows = new TaskFollows(
       this.connections,
       { readFrom: (taskId, seq) => this.readFrom(taskId, seq), currentSeq: (taskId) => this.currentSeq(taskId) },
@@ -110,8 +126,9 @@ export class RedisTaskStore implements TaskStore {
     const keys = this.keys(taskId)
     const now = new Date().toISOString()
     const name = init.taskName === undefined ? '' : JSON.stringify(init.taskName)
+    const lease = options.leaseMs === undefined ? '' : String(ttl(options.leaseMs))
     const [created, flat] = await this.connections.run(`create task ${taskId}`, () =>
-      this.client.tabcastCreate(keys.state, keys.log, now, String(ttl(options.expireAfterMs)), name),
+      this.client.tabcastCreate(...this.scriptKeys(keys), now, String(ttl(options.expireAfterMs)), name, newEpoch(), lease, taskId),
     )
     const state = toState(taskId, flat)
     if (state === null) throw new Error(`task ${taskId}: Redis returned no state after create`)
@@ -124,10 +141,9 @@ export class RedisTaskStore implements TaskStore {
     const timestamp = input.timestamp ?? now
     const body = JSON.stringify({ ...input, timestamp })
     const name = input.task_name === undefined ? '' : JSON.stringify(input.task_name)
-    const [appended, flat] = await this.connections.run(`publish a ${input.type} message to task ${taskId}`, () =>
+    const [code, flat, applied] = await this.connections.run(`publish a ${input.type} message to task ${taskId}`, () =>
       this.client.tabcastAppend(
-        keys.state,
-        keys.log,
+        ...this.scriptKeys(keys),
         body,
         name,
         statusAfter(input.type),
@@ -136,12 +152,26 @@ export class RedisTaskStore implements TaskStore {
         now,
         timestamp,
         keys.channel,
+        options.publishId ?? '',
+        options.leaseMs === undefined ? '' : String(ttl(options.leaseMs)),
+        taskId,
+        newEpoch(),
+        options.ifLeaseExpired ? '1' : '',
+        String(PUBLISH_ID_WINDOW),
         ...stateFields(input),
       ),
     )
     const state = toState(taskId, flat)
+    if (code === 2) return { ok: false, reason: 'lease_active', state }
     if (state === null) throw new Error(`task ${taskId}: Redis returned no state after append`)
-    if (appended !== 1) return { ok: false, reason: 'finished', state }
+    if (code === 0) return { ok: false, reason: 'finished', state }
+    if (code === 3) {
+      // The message this publish id appended the first time (the newest one if the
+      // stream no longer holds it).
+      const message = typeof applied === 'string' ? parseMessage(applied) : state.latest
+      if (message === undefined) throw new Error(`task ${taskId}: Redis returned no message for a repeated publish`)
+      return { ok: true, message, state, duplicate: true }
+    }
     if (state.latest === undefined) throw new Error(`task ${taskId}: Redis returned no message after append`)
     return { ok: true, message: state.latest, state }
   }
@@ -164,6 +194,17 @@ export class RedisTaskStore implements TaskStore {
     if (since >= Number(seq)) return { messages: [], complete: true }
     const messages = streamMessages(rangeReply?.[1] as [string, string[]][])
     return { messages, complete: messages[0]?.seq === since + 1 }
+  }
+
+  async renewLease(taskId: string, renewal: LeaseRenewal): Promise<TaskState | null> {
+    const [, flat] = await this.connections.run(`renew the lease of task ${taskId}`, () =>
+      this.client.tabcastRenewLease(...this.scriptKeys(this.keys(taskId)), String(ttl(renewal.leaseMs)), String(ttl(renewal.expireAfterMs)), taskId),
+    )
+    return toState(taskId, flat)
+  }
+
+  expiredLeases(limit: number): Promise<string[]> {
+    return this.connections.run('look for expired leases', () => this.client.tabcastExpiredLeases(this.leasesKey, String(limit)))
   }
 
   subscribe(taskId: string, listener: TaskListener): Promise<Unsubscribe> {
@@ -210,9 +251,19 @@ export class RedisTaskStore implements TaskStore {
     return this.connections.commands.client as CommandClient
   }
 
-  private keys(taskId: string): { state: string; log: string; channel: string } {
+  private keys(taskId: string): TaskKeys {
     const base = `${this.prefix}:task:{${taskId}}`
-    return { state: `${base}:state`, log: `${base}:log`, channel: `${base}:live` }
+    return { state: `${base}:state`, log: `${base}:log`, pubs: `${base}:pubs`, channel: `${base}:live` }
+  }
+
+  /** The lease index: one key per prefix, outside the tasks' hash slots (see docs/redis.md, Limits). */
+  private get leasesKey(): string {
+    return `${this.prefix}:leases`
+  }
+
+  /** The KEYS of the create, append and renew scripts. */
+  private scriptKeys(keys: TaskKeys): [string, string, string, string] {
+    return [keys.state, keys.log, this.leasesKey, keys.pubs]
   }
 
   private async currentSeq(taskId: string): Promise<number> {
