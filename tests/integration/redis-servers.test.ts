@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Redis } from 'ioredis'
 import { CloseCode, type TaskMessage } from 'tabcast'
-import { TaskStoreUnavailableError } from 'tabcast/server'
+import { TaskStoreUnavailableError, type TabcastServerOptions } from 'tabcast/server'
 import { adminClient, connectionsByName, eventually, uniquePrefix } from '../support/redis-helpers.js'
 import { findRedisServer, RedisServer } from '../support/redis-server.js'
 import { connect, startServer, taskMessages, TestClient, type RunningServer } from './server-helpers.js'
@@ -37,9 +37,9 @@ async function healthy(server: Pick<RunningServer, 'http'>): Promise<boolean> {
 }
 
 /** Two servers on one Redis, both healthy. */
-async function pair(url: string, name: string): Promise<Pair> {
+async function pair(url: string, name: string, options: TabcastServerOptions = {}): Promise<Pair> {
   const redis = { url, keyPrefix: uniquePrefix(name), maxReconnectDelay: 100 }
-  const [a, b] = await Promise.all([startServer({ redis, demo: false }), startServer({ redis, demo: false })])
+  const [a, b] = await Promise.all([startServer({ redis, demo: false, ...options }), startServer({ redis, demo: false, ...options })])
   running.push(a, b)
   await eventually(async () => (await healthy(a)) && (await healthy(b)), 'both servers reach Redis')
   return { a, b }
@@ -219,7 +219,7 @@ describe.skipIf(binary === null)('a process started while Redis is away', () => 
     const redis = await RedisServer.start()
     try {
       await redis.kill()
-      const server = await startServer({ redis: { url: redis.url, keyPrefix: uniquePrefix('late'), maxReconnectDelay: 100 }, demo: false })
+      const server = await startServer({ redis: { url: redis.url, keyPrefix: uniquePrefix('late'), maxReconnectDelay: 100 }, demo: false, publishRetryFor: 0 })
       running.push(server)
       expect((await getJson(`${server.http}/healthz`)).status).toBe(503)
       await expect(server.server.createTask({ taskId: 'early' })).rejects.toBeInstanceOf(TaskStoreUnavailableError)
@@ -253,7 +253,8 @@ describe.skipIf(binary === null)('Redis restarted in the middle of a task', () =
   })
 
   it('keeps clients connected, refuses publishes while Redis is away, and completes the task for every client with nothing lost', async () => {
-    const { a, b } = await pair(redis.url, 'restart')
+    // Without retries, to see the store's own refusals (retries are tested below).
+    const { a, b } = await pair(redis.url, 'restart', { publishRetryFor: 0 })
     const followers = await Promise.all([follow(b.streamUrl('long-job')), follow(b.streamUrl('long-job')), follow(a.streamUrl('long-job'))])
     await a.server.createTask({ taskId: 'long-job', taskName: '오디오 생성' })
     for (let step = 1; step <= 10; step += 1) await a.server.progress('long-job', step / 30, `before ${step}`)
@@ -307,7 +308,7 @@ describe.skipIf(binary === null)('Redis restarted in the middle of a task', () =
   })
 
   it('loses no accepted message when Redis is killed in the middle of a stream of publishes', async () => {
-    const { a, b } = await pair(redis.url, 'crash')
+    const { a, b } = await pair(redis.url, 'crash', { publishRetryFor: 0 })
     const follower = await follow(b.streamUrl('crashing'))
     const accepted: number[] = []
     let failure: unknown = null
