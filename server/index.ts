@@ -41,6 +41,7 @@ export type {
   CreateTaskInit,
   ExpiryOptions,
   HistoryRead,
+  LeaseRenewal,
   StoreHealth,
   TaskLifecycle,
   TaskListener,
@@ -117,6 +118,7 @@ export class TabcastServer {
     })
     if (this.options.staleAfter !== false) {
       this.leases = new LeaseMonitor(this.store, this.publisher, { staleAfter: this.options.staleAfter, logger })
+      if (!this.leases.supported) logger.warn('the task store keeps no leases (no expiredLeases()): tasks whose job stops reporting are not failed')
       this.leases.start()
     }
     this.fanout = new TaskFanout(this.store, (error, taskId) => {
