@@ -76,9 +76,6 @@ export interface TaskPublisherSettings {
   /** How long a publish is retried while the store is unavailable (ms); 0 for never. */
   publishRetryFor: number
   now: () => number
-  /** Waits between retries; replaced in tests. */
-  setTimeout?: (callback: () => void, ms: number) => ReturnType<typeof setTimeout>
-  clearTimeout?: (timer: ReturnType<typeof setTimeout>) => void
 }
 
 /** The first pause before retrying a publish; each further pause doubles, up to `RETRY_MAX_DELAY_MS`. */
@@ -251,17 +248,21 @@ export class TaskPublisher {
   private async retrying<T>(what: string, attempt: () => Promise<T>): Promise<T> {
     const started = this.settings.now()
     let delay = RETRY_FIRST_DELAY_MS
+    // Any try that may have been applied makes the whole call "maybe applied".
+    let maybeApplied = false
     for (let tries = 1; ; tries += 1) {
       try {
         return await attempt()
       } catch (error) {
         if (!(error instanceof TaskStoreUnavailableError)) throw error
+        maybeApplied ||= error.maybeApplied
         const waited = this.settings.now() - started
         if (this.closed || waited + delay > this.settings.publishRetryFor) {
           if (tries === 1) throw error
+          const outcome = maybeApplied ? 'an earlier try may have been applied' : 'nothing was written'
           throw new TaskStoreUnavailableError(
-            `could not ${what}: the task store stayed unavailable for ${waited} ms (${tries} tries): ${errorText(error)}`,
-            error.maybeApplied,
+            `could not ${what}: the task store stayed unavailable for ${waited} ms (${tries} tries; ${outcome}): ${errorText(error)}`,
+            maybeApplied,
             { cause: error },
           )
         }
@@ -271,16 +272,15 @@ export class TaskPublisher {
     }
   }
 
+  /** Waits `ms` between two tries; `close()` ends the wait early. */
   private pause(ms: number): Promise<void> {
-    const set = this.settings.setTimeout ?? ((callback, wait) => setTimeout(callback, wait))
-    const clear = this.settings.clearTimeout ?? ((timer) => clearTimeout(timer))
     return new Promise((resolve) => {
       const done = (): void => {
-        clear(timer)
+        clearTimeout(timer)
         this.pauses.delete(done)
         resolve()
       }
-      const timer = set(done, ms)
+      const timer = setTimeout(done, ms)
       this.pauses.add(done)
     })
   }

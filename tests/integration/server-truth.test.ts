@@ -272,7 +272,15 @@ describe('publishes: idempotent, retried in order, bounded', () => {
     const { server } = await start({ store, publishRetryFor: 200 })
     const refused = server.progress('down', 0.5, 'half')
     await expect(refused).rejects.toBeInstanceOf(TaskStoreUnavailableError)
-    await expect(refused).rejects.toThrow(/the task store stayed unavailable for \d+ ms \([2-9]\d* tries\)/)
+    await expect(refused).rejects.toThrow(/the task store stayed unavailable for \d+ ms \([2-9]\d* tries; nothing was written\)/)
+    await expect(refused).rejects.toMatchObject({ maybeApplied: false })
+
+    // A try whose answer was lost, then refusals: the call may have been applied after all.
+    let tries = 0
+    const { store: lossy } = flakyStore(() => (++tries === 1 ? 'after' : 'before'))
+    const uncertain = (await start({ store: lossy, publishRetryFor: 200 })).server.progress('lossy', 0.5, 'half')
+    await expect(uncertain).rejects.toThrow(/tries; an earlier try may have been applied\)/)
+    await expect(uncertain).rejects.toMatchObject({ maybeApplied: true })
 
     const noRetries = await start({ store, publishRetryFor: 0 })
     await expect(noRetries.server.progress('down', 0.5, 'half')).rejects.toThrow('the store is away; nothing was written')
