@@ -107,7 +107,8 @@ export class TaskPublisher {
 
   /**
    * Registers a task before its first message, so the status endpoint answers
-   * `running` for it at once. Rejects with `task_exists` if the id is taken.
+   * `running` for it at once. Rejects with `task_exists` if the id is taken. Its lease
+   * starts now: publish or `heartbeat` within `staleAfter`, or it is failed as stopped.
    */
   async createTask(options: CreateTaskOptions = {}): Promise<TaskState> {
     const taskId = options.taskId ?? `task_${randomUUID().replaceAll('-', '')}`
