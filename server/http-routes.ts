@@ -5,10 +5,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { validateTaskId, type StatusResponse } from '../src/protocol.js'
 import { DEMO_TASK_NAME, parseDemoRequest, type DemoJobs } from './demo-job.js'
+import type { StatusFrame } from './capabilities.js'
 import type { Logger } from './logger.js'
 import { requestOrigin, setCorsHeaders, type OriginCheck } from './origin.js'
 import { matchRoute, parseTarget, taskPaths, type Route, type TaskIdSegment } from './routes.js'
-import { TaskStoreUnavailableError } from './redis-store.js'
+import { TaskStoreUnavailableError } from './store-errors.js'
 import type { TaskState, TaskStore } from './store.js'
 import { TaskUpdateError, type TaskPublisher } from './tasks.js'
 
@@ -29,7 +30,7 @@ export interface HttpRoutesContext {
 
 /** The status endpoint's view of a task. */
 export function toStatusResponse(state: TaskState): StatusResponse {
-  const response: StatusResponse = {
+  const response: StatusFrame = {
     project_id: state.taskId,
     status: state.status,
     progress: state.progress,
@@ -41,6 +42,7 @@ export function toStatusResponse(state: TaskState): StatusResponse {
   if (state.result !== undefined) response.result = state.result
   if (state.error !== undefined) response.error = state.error
   if (state.details !== undefined) response.details = state.details
+  if (state.epoch !== undefined) response.epoch = state.epoch
   return response
 }
 

@@ -22,6 +22,7 @@ import type { JsonRecord, TaskMessage } from '../src/protocol.js'
 import { DemoJobs } from './demo-job.js'
 import { TaskFanout } from './fanout.js'
 import { HttpRoutes } from './http-routes.js'
+import { LeaseMonitor } from './lease.js'
 import { MemoryTaskStore } from './memory-store.js'
 import { resolveServerOptions, type ResolvedServerOptions, type TabcastServerOptions } from './options.js'
 import { openRedisTaskStore } from './redis-store.js'
@@ -40,6 +41,7 @@ export type {
   CreateTaskInit,
   ExpiryOptions,
   HistoryRead,
+  LeaseRenewal,
   StoreHealth,
   TaskLifecycle,
   TaskListener,
@@ -94,6 +96,7 @@ export class TabcastServer {
   private readonly stream: StreamEndpoint
   private readonly routes: HttpRoutes
   private readonly demo: DemoJobs | null
+  private readonly leases: LeaseMonitor | null = null
   private readonly counters = { sent: 0, received: 0 }
   private ownServer: HttpServer | null = null
   private detach: (() => void) | null = null
@@ -109,8 +112,15 @@ export class TabcastServer {
       historyLimit: this.options.historyLimit,
       retention: this.options.retention,
       staleTaskTimeout: this.options.staleTaskTimeout,
+      staleAfter: this.options.staleAfter,
+      publishRetryFor: this.options.publishRetryFor,
       now: () => Date.now(),
     })
+    if (this.options.staleAfter !== false) {
+      this.leases = new LeaseMonitor(this.store, this.publisher, { staleAfter: this.options.staleAfter, logger })
+      if (!this.leases.supported) logger.warn('the task store keeps no leases (no expiredLeases()): tasks whose job stops reporting are not failed')
+      this.leases.start()
+    }
     this.fanout = new TaskFanout(this.store, (error, taskId) => {
       logger.error('delivering a task message failed', { task: taskId, error: error instanceof Error ? error.message : String(error) })
     })
@@ -186,6 +196,14 @@ export class TabcastServer {
     return this.publisher.progress(taskId, fraction, message, extra)
   }
 
+  /**
+   * Renews the task's lease without publishing (see the `staleAfter` option), for jobs
+   * with long silent phases. Rejects with `TaskUpdateError` for an unknown or ended task.
+   */
+  heartbeat(taskId: string): Promise<void> {
+    return this.publisher.heartbeat(taskId)
+  }
+
   /** Ends the task with its result. */
   complete(taskId: string, result: JsonRecord, extra?: CompleteExtra): Promise<TaskMessage> {
     return this.publisher.complete(taskId, result, extra)
@@ -224,6 +242,8 @@ export class TabcastServer {
 
   private async shutdown(): Promise<void> {
     this.demo?.stopAll()
+    this.leases?.stop()
+    this.publisher.close()
     const server = this.ownServer
     // Stop accepting before saying goodbye, so nobody connects into a closing server.
     const serverClosed =

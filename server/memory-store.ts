@@ -4,7 +4,11 @@
  * One server process only, and tasks are lost when the process exits. To keep tasks
  * across a server restart inside one process (tests do this), hand the same instance
  * to the new server.
+ *
+ * Epochs: a random id per store instance (so per process start), plus a counter per
+ * task record created, so a task that expired and starts again also gets a new epoch.
  */
+import { randomBytes } from 'node:crypto'
 import type { TaskMessage } from '../src/protocol.js'
 import type {
   AppendOptions,
@@ -13,6 +17,7 @@ import type {
   CreateTaskInit,
   ExpiryOptions,
   HistoryRead,
+  LeaseRenewal,
   StoreHealth,
   TaskListener,
   TaskMessageInput,
@@ -20,6 +25,7 @@ import type {
   TaskStore,
   Unsubscribe,
 } from './store.js'
+import { PUBLISH_ID_WINDOW } from './store.js'
 
 export interface MemoryTaskStoreOptions {
   /**
@@ -46,6 +52,8 @@ interface Entry {
   /** The newest `historyLimit` messages, oldest first. */
   history: TaskMessage[]
   expiresAt: number
+  /** Recent publish ids and what each appended, oldest first (at most `PUBLISH_ID_WINDOW`). */
+  published: Map<string, TaskMessage>
 }
 
 export class MemoryTaskStore implements TaskStore {
@@ -54,6 +62,9 @@ export class MemoryTaskStore implements TaskStore {
   private readonly now: () => number
   private readonly onListenerError: (error: unknown, taskId: string) => void
   private sweeper: ReturnType<typeof setInterval> | null
+  /** This store's share of every epoch: new with every store, so with every process. */
+  private readonly instance = randomBytes(9).toString('base64url')
+  private records = 0
 
   constructor(options: MemoryTaskStoreOptions = {}) {
     const sweepInterval = options.sweepInterval ?? 60_000
@@ -74,15 +85,24 @@ export class MemoryTaskStore implements TaskStore {
   create(taskId: string, init: CreateTaskInit, options: ExpiryOptions): Promise<CreateResult> {
     const existing = this.live(taskId)
     if (existing) return Promise.resolve({ created: false, state: existing.state })
-    const entry = this.newEntry(taskId, init.taskName, options.expireAfterMs)
+    const entry = this.newEntry(taskId, init.taskName, options)
     this.tasks.set(taskId, entry)
     return Promise.resolve({ created: true, state: entry.state })
   }
 
   append(taskId: string, input: TaskMessageInput, options: AppendOptions): Promise<AppendResult> {
     let entry = this.live(taskId)
+    if (options.ifLeaseExpired) {
+      if (!entry) return Promise.resolve({ ok: false, reason: 'lease_active', state: null })
+      const lease = entry.state.leaseExpiresAt
+      if (entry.state.status === 'running' && (lease === undefined || lease > this.now())) {
+        return Promise.resolve({ ok: false, reason: 'lease_active', state: entry.state })
+      }
+    }
+    const applied = options.publishId === undefined ? undefined : entry?.published.get(options.publishId)
+    if (entry && applied) return Promise.resolve({ ok: true, message: applied, state: entry.state, duplicate: true })
     if (!entry) {
-      entry = this.newEntry(taskId, input.task_name, options.expireAfterMs)
+      entry = this.newEntry(taskId, input.task_name, options)
       this.tasks.set(taskId, entry)
     }
     const previous = entry.state
@@ -112,7 +132,14 @@ export class MemoryTaskStore implements TaskStore {
       if (message.error !== undefined) state.error = message.error
       if (message.details !== undefined) state.details = message.details
     }
+    if (state.status !== 'running') delete state.leaseExpiresAt
+    else if (options.leaseMs !== undefined) state.leaseExpiresAt = this.now() + options.leaseMs
     entry.state = state
+    if (options.publishId !== undefined) {
+      entry.published.set(options.publishId, message)
+      // Maps iterate in insertion order: the first key is the oldest.
+      if (entry.published.size > PUBLISH_ID_WINDOW) entry.published.delete(entry.published.keys().next().value as string)
+    }
     entry.history.push(message)
     if (entry.history.length > options.historyLimit) {
       entry.history.splice(0, entry.history.length - options.historyLimit)
@@ -146,6 +173,26 @@ export class MemoryTaskStore implements TaskStore {
     const complete = oldest !== undefined && oldest <= since + 1
     const messages = entry.history.filter((message) => (message.seq ?? 0) > since)
     return Promise.resolve({ messages, complete })
+  }
+
+  renewLease(taskId: string, renewal: LeaseRenewal): Promise<TaskState | null> {
+    const entry = this.live(taskId)
+    if (!entry) return Promise.resolve(null)
+    if (entry.state.status !== 'running') return Promise.resolve(entry.state)
+    entry.state = { ...entry.state, leaseExpiresAt: this.now() + renewal.leaseMs }
+    entry.expiresAt = Math.max(entry.expiresAt, this.now() + renewal.expireAfterMs)
+    return Promise.resolve(entry.state)
+  }
+
+  expiredLeases(limit: number): Promise<string[]> {
+    const now = this.now()
+    const expired: string[] = []
+    for (const [taskId, entry] of this.tasks) {
+      if (expired.length >= limit) break
+      const lease = entry.state.leaseExpiresAt
+      if (entry.state.status === 'running' && lease !== undefined && lease <= now && entry.expiresAt > now) expired.push(taskId)
+    }
+    return Promise.resolve(expired)
   }
 
   subscribe(taskId: string, listener: TaskListener): Promise<Unsubscribe> {
@@ -184,11 +231,14 @@ export class MemoryTaskStore implements TaskStore {
     return entry
   }
 
-  private newEntry(taskId: string, taskName: string | undefined, expireAfterMs: number): Entry {
+  private newEntry(taskId: string, taskName: string | undefined, options: ExpiryOptions): Entry {
     const now = new Date(this.now()).toISOString()
-    const state: TaskState = { taskId, status: 'running', progress: 0, lastSeq: 0, createdAt: now, updatedAt: now }
+    this.records += 1
+    const epoch = `${this.instance}.${this.records}`
+    const state: TaskState = { taskId, status: 'running', progress: 0, lastSeq: 0, createdAt: now, updatedAt: now, epoch }
     if (taskName !== undefined) state.taskName = taskName
-    return { state, history: [], expiresAt: this.now() + expireAfterMs }
+    if (options.leaseMs !== undefined) state.leaseExpiresAt = this.now() + options.leaseMs
+    return { state, history: [], expiresAt: this.now() + options.expireAfterMs, published: new Map() }
   }
 
   private sweep(): void {

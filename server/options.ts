@@ -135,6 +135,21 @@ export interface TabcastServerOptions {
    */
   staleTaskTimeout?: number
   /**
+   * The lease of a running task, in milliseconds, or `false` for none: a task that gets
+   * no publish and no `heartbeat()` for this long is failed with
+   * `the job stopped reporting (no update for 60 s)` (`details.code: "job_stale"`),
+   * which every subscriber and poller sees. Works across processes on Redis.
+   * @default 60000
+   */
+  staleAfter?: number | false
+  /**
+   * How long the job API retries a publish (and `heartbeat()`) that fails because the
+   * task store is unavailable, in milliseconds; 0 for no retries. Retries keep the call
+   * order per task and are safe (publish ids); past this time the call rejects.
+   * @default 15000
+   */
+  publishRetryFor?: number
+  /**
    * How often the server sends a protocol-level ping to every socket, in milliseconds,
    * or `false` for never. A socket that has not answered the previous ping by the next
    * one is terminated.
@@ -203,6 +218,8 @@ export interface ResolvedServerOptions {
   historyLimit: number
   retention: number
   staleTaskTimeout: number
+  staleAfter: number | false
+  publishRetryFor: number
   heartbeatInterval: number | false
   perMessageDeflate: false | PerMessageDeflateOptions
   maxBufferedBytes: number
@@ -224,6 +241,13 @@ function positiveInteger(name: string, value: unknown): number {
 function positiveNumber(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new TypeError(`${name} must be a positive number, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+function nonNegativeNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`${name} must be a number of milliseconds, 0 or more, got ${JSON.stringify(value) ?? String(value)}`)
   }
   return value
 }
@@ -305,6 +329,8 @@ export function resolveServerOptions(options: TabcastServerOptions): ResolvedSer
     historyLimit: positiveInteger('historyLimit', options.historyLimit ?? 1000),
     retention: positiveNumber('retention', options.retention ?? 60 * 60 * 1000),
     staleTaskTimeout: positiveNumber('staleTaskTimeout', options.staleTaskTimeout ?? 24 * 60 * 60 * 1000),
+    staleAfter: options.staleAfter === false ? false : positiveNumber('staleAfter', options.staleAfter ?? 60_000),
+    publishRetryFor: nonNegativeNumber('publishRetryFor', options.publishRetryFor ?? 15_000),
     heartbeatInterval: heartbeat === false ? false : positiveNumber('heartbeatInterval', heartbeat),
     perMessageDeflate: resolveCompression(options.compression),
     maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 1024 * 1024),

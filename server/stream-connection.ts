@@ -19,6 +19,7 @@ import {
   type ServerMessage,
   type TaskMessage,
 } from '../src/protocol.js'
+import { serverCapabilities, type ConnectedFrame } from './capabilities.js'
 import type { TaskFanout, TaskSubscriber } from './fanout.js'
 import type { Logger } from './logger.js'
 import type { ClientConnection, ClientMessageHandler } from './options.js'
@@ -126,13 +127,15 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
       return
     }
 
-    const connected: ServerMessage = {
+    const connected: ConnectedFrame = {
       type: 'connected',
       project_id: this.taskId,
       timestamp: new Date().toISOString(),
       last_seq: state?.lastSeq ?? 0,
+      capabilities: serverCapabilities(),
     }
     if (state !== null) connected.status = state.status
+    if (state?.epoch !== undefined) connected.epoch = state.epoch
     this.sendFrame(JSON.stringify(connected))
     if (this.sinceProblem !== null) this.sendConnectionError('bad_request', this.sinceProblem)
 
