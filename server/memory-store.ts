@@ -20,6 +20,7 @@ import type {
   TaskStore,
   Unsubscribe,
 } from './store.js'
+import { messageBytes, TASK_OVERHEAD_BYTES, TaskBudget } from './task-budget.js'
 
 export interface MemoryTaskStoreOptions {
   /**
@@ -39,12 +40,28 @@ export interface MemoryTaskStoreOptions {
    * @default logs with console.error
    */
   onListenerError?: (error: unknown, taskId: string) => void
+  /**
+   * Tasks held at most, whatever their state: finished ones are evicted oldest first to
+   * make room, and a new task is refused (`TaskStoreFullError`) when only running ones
+   * are left.
+   * @default 10000
+   */
+  maxTasks?: number
+  /**
+   * Bytes held at most (the JSON text of every task's messages, plus 512 per task),
+   * with the same eviction; a running task that passes it loses its oldest history.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number
 }
 
 interface Entry {
   state: TaskState
   /** The newest `historyLimit` messages, oldest first. */
   history: TaskMessage[]
+  /** The counted bytes of each history message (see `TaskBudget`). */
+  historySizes: number[]
+  historyBytes: number
   expiresAt: number
 }
 
@@ -54,6 +71,7 @@ export class MemoryTaskStore implements TaskStore {
   private readonly now: () => number
   private readonly onListenerError: (error: unknown, taskId: string) => void
   private sweeper: ReturnType<typeof setInterval> | null
+  private readonly budget: TaskBudget
 
   constructor(options: MemoryTaskStoreOptions = {}) {
     const sweepInterval = options.sweepInterval ?? 60_000
@@ -61,6 +79,7 @@ export class MemoryTaskStore implements TaskStore {
       throw new RangeError(`sweepInterval must be a positive number of milliseconds, got ${String(sweepInterval)}`)
     }
     this.now = options.now ?? (() => Date.now())
+    this.budget = new TaskBudget(options.maxTasks ?? 10_000, options.maxBytes ?? 64 * 1024 * 1024)
     this.onListenerError =
       options.onListenerError ??
       ((error, taskId) => {
@@ -74,6 +93,11 @@ export class MemoryTaskStore implements TaskStore {
   create(taskId: string, init: CreateTaskInit, options: ExpiryOptions): Promise<CreateResult> {
     const existing = this.live(taskId)
     if (existing) return Promise.resolve({ created: false, state: existing.state })
+    try {
+      this.admit(taskId)
+    } catch (error) {
+      return Promise.reject(error as Error)
+    }
     const entry = this.newEntry(taskId, init.taskName, options.expireAfterMs)
     this.tasks.set(taskId, entry)
     return Promise.resolve({ created: true, state: entry.state })
@@ -82,6 +106,11 @@ export class MemoryTaskStore implements TaskStore {
   append(taskId: string, input: TaskMessageInput, options: AppendOptions): Promise<AppendResult> {
     let entry = this.live(taskId)
     if (!entry) {
+      try {
+        this.admit(taskId)
+      } catch (error) {
+        return Promise.reject(error as Error)
+      }
       entry = this.newEntry(taskId, input.task_name, options.expireAfterMs)
       this.tasks.set(taskId, entry)
     }
@@ -114,9 +143,13 @@ export class MemoryTaskStore implements TaskStore {
     }
     entry.state = state
     entry.history.push(message)
+    const size = messageBytes(message)
+    entry.historySizes.push(size)
+    entry.historyBytes += size
     if (entry.history.length > options.historyLimit) {
-      entry.history.splice(0, entry.history.length - options.historyLimit)
+      this.trimHistory(entry, entry.history.length - options.historyLimit)
     }
+    this.account(taskId, entry)
     entry.expiresAt = this.now() + options.expireAfterMs
 
     const listeners = this.listeners.get(taskId)
@@ -164,7 +197,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   health(): Promise<StoreHealth> {
-    return Promise.resolve({ ok: true, kind: 'memory', detail: `${this.tasks.size} tasks held` })
+    return Promise.resolve({ ok: true, kind: 'memory', detail: `${this.tasks.size} tasks held, about ${this.budget.bytes} bytes` })
   }
 
   close(): Promise<void> {
@@ -178,7 +211,7 @@ export class MemoryTaskStore implements TaskStore {
     const entry = this.tasks.get(taskId)
     if (!entry) return undefined
     if (entry.expiresAt <= this.now()) {
-      this.tasks.delete(taskId)
+      this.drop(taskId)
       return undefined
     }
     return entry
@@ -188,13 +221,47 @@ export class MemoryTaskStore implements TaskStore {
     const now = new Date(this.now()).toISOString()
     const state: TaskState = { taskId, status: 'running', progress: 0, lastSeq: 0, createdAt: now, updatedAt: now }
     if (taskName !== undefined) state.taskName = taskName
-    return { state, history: [], expiresAt: this.now() + expireAfterMs }
+    return { state, history: [], historySizes: [], historyBytes: 0, expiresAt: this.now() + expireAfterMs }
+  }
+
+  /** Counts a new task, dropping the finished tasks evicted for it; throws `TaskStoreFullError`. */
+  private admit(taskId: string): void {
+    for (const evicted of this.budget.admit(taskId, TASK_OVERHEAD_BYTES)) this.tasks.delete(evicted)
+  }
+
+  /**
+   * Recounts a task after an append. Finished tasks are evicted first; a running task
+   * still over the byte cap then gives up its oldest history (only replays suffer).
+   */
+  private account(taskId: string, entry: Entry): void {
+    const finished = entry.state.status !== 'running'
+    const size = (): number => TASK_OVERHEAD_BYTES + (entry.state.latest ? messageBytes(entry.state.latest) : 0) + entry.historyBytes
+    for (const evicted of this.budget.resize(taskId, size(), finished)) this.tasks.delete(evicted)
+    let excess = this.budget.overBy()
+    if (excess === 0) return
+    let count = 0
+    while (excess > 0 && count < entry.history.length - 1) {
+      excess -= entry.historySizes[count] ?? 0
+      count += 1
+    }
+    this.trimHistory(entry, count)
+    this.budget.resize(taskId, size(), finished)
+  }
+
+  private trimHistory(entry: Entry, count: number): void {
+    entry.history.splice(0, count)
+    for (const bytes of entry.historySizes.splice(0, count)) entry.historyBytes -= bytes
+  }
+
+  private drop(taskId: string): void {
+    this.tasks.delete(taskId)
+    this.budget.remove(taskId)
   }
 
   private sweep(): void {
     const now = this.now()
     for (const [taskId, entry] of this.tasks) {
-      if (entry.expiresAt <= now) this.tasks.delete(taskId)
+      if (entry.expiresAt <= now) this.drop(taskId)
     }
   }
 }
