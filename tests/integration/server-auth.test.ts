@@ -284,3 +284,64 @@ describe('tokens in logs', () => {
     }
   })
 })
+
+describe('the CLI', () => {
+  /** Starts `server/cli.ts` on a free port; resolves with its URL and startup text. */
+  async function startCli(args: string[], env: Record<string, string>): Promise<{ url: string; output: string; stop: () => Promise<void> }> {
+    const { spawn } = await import('node:child_process')
+    const { fileURLToPath } = await import('node:url')
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/cli.ts', '--port', '0', ...args], {
+      cwd: root,
+      env: { ...process.env, TABCAST_LOG: 'warn', TABCAST_AUTH_SECRET: '', TABCAST_DEMO: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<void>((done) => child.once('exit', () => done()))
+    const stop = async (): Promise<void> => {
+      if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM')
+      await exited
+    }
+    let output = ''
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString()
+          // The whole banner: its last line names the store.
+          const url = /listening on (http:\/\/\S+)/.exec(output)?.[1]
+          if (url !== undefined && output.includes('store ')) resolve(url)
+        })
+        child.once('exit', (code) => reject(new Error(`the CLI exited with ${String(code)}:\n${output}`)))
+      })
+      return { url, output, stop }
+    } catch (error) {
+      await stop()
+      throw error
+    }
+  }
+
+  it('says auth is off and serves no demo job unless asked', async () => {
+    const cli = await startCli([], {})
+    try {
+      expect(cli.output).toContain('auth     off (anyone who knows a task id can follow it)')
+      expect((await fetch(`${cli.url}/api/v1/projects`, { method: 'POST', body: '{}' })).status).toBe(404)
+    } finally {
+      await cli.stop()
+    }
+  })
+
+  it('turns on signed tokens with TABCAST_AUTH_SECRET and the demo with --demo', async () => {
+    const cli = await startCli(['--demo'], { TABCAST_AUTH_SECRET: SECRET })
+    try {
+      expect(cli.output).toContain('auth     signed task tokens')
+      expect(cli.output).not.toContain(SECRET)
+      const created = (await (await fetch(`${cli.url}/api/v1/projects`, { method: 'POST', body: '{"stepMs":1}' })).json()) as { task_id: string; token: string }
+      expect(createTaskTokens({ secret: SECRET }).verify(created.token, created.task_id)).toBe('valid')
+      const statusUrl = `${cli.url}/api/v1/projects/${created.task_id}/status`
+      expect((await getStatus(statusUrl)).status).toBe(401)
+      expect((await getStatus(statusUrl, created.token)).status).toBe(200)
+    } finally {
+      await cli.stop()
+    }
+  })
+})
