@@ -39,7 +39,7 @@ async function healthy(server: Pick<RunningServer, 'http'>): Promise<boolean> {
 /** Two servers on one Redis, both healthy. */
 async function pair(url: string, name: string): Promise<Pair> {
   const redis = { url, keyPrefix: uniquePrefix(name), maxReconnectDelay: 100 }
-  const [a, b] = await Promise.all([startServer({ redis, demo: false }), startServer({ redis, demo: false })])
+  const [a, b] = await Promise.all([startServer({ redis, demo: false, healthDetails: true }), startServer({ redis, demo: false, healthDetails: true })])
   running.push(a, b)
   await eventually(async () => (await healthy(a)) && (await healthy(b)), 'both servers reach Redis')
   return { a, b }
