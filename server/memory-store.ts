@@ -226,7 +226,15 @@ export class MemoryTaskStore implements TaskStore {
 
   /** Counts a new task, dropping the finished tasks evicted for it; throws `TaskStoreFullError`. */
   private admit(taskId: string): void {
-    for (const evicted of this.budget.admit(taskId, TASK_OVERHEAD_BYTES)) this.tasks.delete(evicted)
+    let evicted: string[]
+    try {
+      evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
+    } catch {
+      // Expired tasks still count until swept; sweep now rather than refuse for them.
+      this.sweep()
+      evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
+    }
+    for (const id of evicted) this.tasks.delete(id)
   }
 
   /**

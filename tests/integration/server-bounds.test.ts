@@ -100,6 +100,18 @@ describe('stored tasks are capped in count and bytes', () => {
     expect(await follower.next()).toMatchObject({ seq: 30 })
   })
 
+  it('does not count tasks that expired but were not swept yet', async () => {
+    let now = Date.parse('2026-12-03T10:00:00Z')
+    const store = new MemoryTaskStore({ maxTasks: 1, now: () => now })
+    stores.push(store)
+    const server = await start({ store, staleTaskTimeout: 60_000 })
+    await server.server.createTask({ taskId: 'silent' })
+    await expect(server.server.createTask({ taskId: 'next' })).rejects.toBeInstanceOf(TaskStoreFullError)
+    now += 60_000
+    await server.server.createTask({ taskId: 'next' })
+    expect(await server.server.getTask('next')).toMatchObject({ status: 'running' })
+  })
+
   it('applies taskLimits to the server\'s own memory store', async () => {
     const server = await start({ taskLimits: { maxTasks: 1 } })
     await server.server.createTask({ taskId: 'only' })
@@ -155,7 +167,7 @@ describe('task creation', () => {
       req.on('error', reject)
       const chunk = 'x'.repeat(16 * 1024)
       // No Content-Length: Node sends the body chunked.
-      for (let i = 0; i < 12; i += 1) req.write(chunk)
+      for (let i = 0; i < 56; i += 1) req.write(chunk)
       req.end()
     })
     expect(status).toBe(413)
