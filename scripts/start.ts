@@ -187,7 +187,7 @@ function printUrls(settings: Settings, backendUrl: string, port: number): void {
       `  Test page   ${app}${withBackend('/test-websocket?taskId=audio_generation_12345')}`,
       `  Studio      ${app}${withBackend('/production')}`,
       `  Backend     ${backendUrl}  (ws ${backendUrl.replace(/^http/, 'ws')}/api/v1/ws/projects/{task_id}/stream)`,
-      `  Auth        ${process.env['TABCAST_AUTH_SECRET'] ? 'signed task tokens (TABCAST_AUTH_SECRET)' : 'off (anyone who knows a task id can follow it)'}`,
+      `  auth: ${process.env['TABCAST_AUTH_SECRET'] ? 'signed task tokens (TABCAST_AUTH_SECRET)' : 'off (anyone who knows a task id can follow it)'}`,
       '',
       '  Open the test page in three tabs and press "데모 작업 시작": the inspector reads "3 tabs, 1 socket".',
       '  Press Ctrl+C to stop.',

@@ -133,8 +133,8 @@ async function main(): Promise<void> {
       options.demo ? `  create   POST ${address.url}/api/v1/projects   (demo audio generation)` : '  create   off (--demo or TABCAST_DEMO=1 serves the demo job)',
       `  health   ${address.url}/healthz`,
       options.auth
-        ? '  auth     signed task tokens (TABCAST_AUTH_SECRET), valid 1 h'
-        : '  auth     off (anyone who knows a task id can follow it)',
+        ? '  auth: signed task tokens (TABCAST_AUTH_SECRET), valid 1 h'
+        : '  auth: off (anyone who knows a task id can follow it)',
       `  origins  ${origins?.trim() ? origins : 'localhost pages (http/https, any port)'}; compression ${options.compression ? 'on' : 'off'}`,
       `  store    ${redisSetting === undefined ? 'in memory (this process only)' : `redis ${redactRedisUrl(redisSetting.trim())}`}`,
     ].join('\n'),

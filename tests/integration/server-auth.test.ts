@@ -167,6 +167,35 @@ describe('the status endpoint with signed tokens', () => {
   })
 })
 
+describe('a failing authorize on HTTP', () => {
+  it('answers 500 for a throwing hook and for an answer that is not a decision, never allowing', async () => {
+    const server = await start({
+      authorize: ({ taskId }) => {
+        if (taskId === 'throws') throw new Error('hook bug')
+        return 'yes' as never
+      },
+    })
+    await server.server.createTask({ taskId: 'throws' })
+    await server.server.createTask({ taskId: 'garbage' })
+    expect((await getStatus(server.statusUrl('throws'))).status).toBe(500)
+    expect((await getStatus(server.statusUrl('garbage'))).status).toBe(500)
+    expect((await client(server.streamUrl('garbage')).waitClosed()).code).toBe(1011)
+  })
+})
+
+describe('auth options', () => {
+  it('are checked at construction with messages that name them', async () => {
+    const { createTabcastServer } = await import('tabcast/server')
+    expect(() => createTabcastServer({ auth: { secret: 'short' } })).toThrow(/auth secret must be at least 32 bytes/)
+    expect(() => createTabcastServer({ auth: { secret: SECRET, ttlMs: 0 } })).toThrow(/auth ttlMs/)
+    expect(() => createTabcastServer({ authorize: 'allow' as never })).toThrow(/authorize must be a function/)
+    expect(() => createTabcastServer({ maxConnectionsPerAddress: 0 })).toThrow(/maxConnectionsPerAddress must be a positive integer/)
+    expect(() => createTabcastServer({ unknownTaskTimeout: -1 })).toThrow(/unknownTaskTimeout/)
+    expect(() => createTabcastServer({ createRateLimit: { perMinute: 0 } })).toThrow(/createRateLimit.perMinute/)
+    expect(() => createTabcastServer({ taskLimits: { maxBytes: 1.5 } })).toThrow(/taskLimits.maxBytes/)
+  })
+})
+
 describe('task creation with signed tokens', () => {
   it('returns the task id and its token, which opens the stream and the status', async () => {
     const server = await start({ auth: { secret: SECRET }, demo: true })
@@ -323,7 +352,7 @@ describe('the CLI', () => {
   it('says auth is off and serves no demo job unless asked', async () => {
     const cli = await startCli([], {})
     try {
-      expect(cli.output).toContain('auth     off (anyone who knows a task id can follow it)')
+      expect(cli.output).toContain('auth: off (anyone who knows a task id can follow it)')
       expect((await fetch(`${cli.url}/api/v1/projects`, { method: 'POST', body: '{}' })).status).toBe(404)
     } finally {
       await cli.stop()
@@ -333,7 +362,7 @@ describe('the CLI', () => {
   it('turns on signed tokens with TABCAST_AUTH_SECRET and the demo with --demo', async () => {
     const cli = await startCli(['--demo'], { TABCAST_AUTH_SECRET: SECRET })
     try {
-      expect(cli.output).toContain('auth     signed task tokens')
+      expect(cli.output).toContain('auth: signed task tokens')
       expect(cli.output).not.toContain(SECRET)
       const created = (await (await fetch(`${cli.url}/api/v1/projects`, { method: 'POST', body: '{"stepMs":1}' })).json()) as { task_id: string; token: string }
       expect(createTaskTokens({ secret: SECRET }).verify(created.token, created.task_id)).toBe('valid')
