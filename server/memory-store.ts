@@ -6,6 +6,7 @@
  * to the new server.
  */
 import type { TaskMessage } from '../src/protocol.js'
+import { messageBytes, TASK_OVERHEAD_BYTES, TaskBudget } from './task-budget.js'
 import type {
   AppendOptions,
   AppendResult,
@@ -20,7 +21,6 @@ import type {
   TaskStore,
   Unsubscribe,
 } from './store.js'
-import { messageBytes, TASK_OVERHEAD_BYTES, TaskBudget } from './task-budget.js'
 
 export interface MemoryTaskStoreOptions {
   /**
@@ -55,23 +55,28 @@ export interface MemoryTaskStoreOptions {
   maxBytes?: number
 }
 
+/** The counted bytes of an entry's history messages, oldest first (see `TaskBudget`). */
+interface HistoryBytes {
+  sizes: number[]
+  total: number
+}
+
 interface Entry {
   state: TaskState
   /** The newest `historyLimit` messages, oldest first. */
   history: TaskMessage[]
-  /** The counted bytes of each history message (see `TaskBudget`). */
-  historySizes: number[]
-  historyBytes: number
   expiresAt: number
 }
 
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, Entry>()
   private readonly listeners = new Map<string, Set<TaskListener>>()
+  /** The count and byte caps; kept beside the entries so the entries stay as they are. */
+  private readonly budget: TaskBudget
+  private readonly historyBytes = new WeakMap<Entry, HistoryBytes>()
   private readonly now: () => number
   private readonly onListenerError: (error: unknown, taskId: string) => void
   private sweeper: ReturnType<typeof setInterval> | null
-  private readonly budget: TaskBudget
 
   constructor(options: MemoryTaskStoreOptions = {}) {
     const sweepInterval = options.sweepInterval ?? 60_000
@@ -93,26 +98,20 @@ export class MemoryTaskStore implements TaskStore {
   create(taskId: string, init: CreateTaskInit, options: ExpiryOptions): Promise<CreateResult> {
     const existing = this.live(taskId)
     if (existing) return Promise.resolve({ created: false, state: existing.state })
-    try {
-      this.admit(taskId)
-    } catch (error) {
-      return Promise.reject(error as Error)
-    }
     const entry = this.newEntry(taskId, init.taskName, options.expireAfterMs)
     this.tasks.set(taskId, entry)
+    const full = this.admit(taskId)
+    if (full) return Promise.reject(full)
     return Promise.resolve({ created: true, state: entry.state })
   }
 
   append(taskId: string, input: TaskMessageInput, options: AppendOptions): Promise<AppendResult> {
     let entry = this.live(taskId)
     if (!entry) {
-      try {
-        this.admit(taskId)
-      } catch (error) {
-        return Promise.reject(error as Error)
-      }
       entry = this.newEntry(taskId, input.task_name, options.expireAfterMs)
       this.tasks.set(taskId, entry)
+      const full = this.admit(taskId)
+      if (full) return Promise.reject(full)
     }
     const previous = entry.state
     if (previous.status !== 'running') return Promise.resolve({ ok: false, reason: 'finished', state: previous })
@@ -143,13 +142,7 @@ export class MemoryTaskStore implements TaskStore {
     }
     entry.state = state
     entry.history.push(message)
-    const size = messageBytes(message)
-    entry.historySizes.push(size)
-    entry.historyBytes += size
-    if (entry.history.length > options.historyLimit) {
-      this.trimHistory(entry, entry.history.length - options.historyLimit)
-    }
-    this.account(taskId, entry)
+    this.account(taskId, entry, message, options.historyLimit)
     entry.expiresAt = this.now() + options.expireAfterMs
 
     const listeners = this.listeners.get(taskId)
@@ -221,49 +214,7 @@ export class MemoryTaskStore implements TaskStore {
     const now = new Date(this.now()).toISOString()
     const state: TaskState = { taskId, status: 'running', progress: 0, lastSeq: 0, createdAt: now, updatedAt: now }
     if (taskName !== undefined) state.taskName = taskName
-    return { state, history: [], historySizes: [], historyBytes: 0, expiresAt: this.now() + expireAfterMs }
-  }
-
-  /** Counts a new task, dropping the finished tasks evicted for it; throws `TaskStoreFullError`. */
-  private admit(taskId: string): void {
-    let evicted: string[]
-    try {
-      evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
-    } catch {
-      // Expired tasks still count until swept; sweep now rather than refuse for them.
-      this.sweep()
-      evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
-    }
-    for (const id of evicted) this.tasks.delete(id)
-  }
-
-  /**
-   * Recounts a task after an append. Finished tasks are evicted first; a running task
-   * still over the byte cap then gives up its oldest history (only replays suffer).
-   */
-  private account(taskId: string, entry: Entry): void {
-    const finished = entry.state.status !== 'running'
-    const size = (): number => TASK_OVERHEAD_BYTES + (entry.state.latest ? messageBytes(entry.state.latest) : 0) + entry.historyBytes
-    for (const evicted of this.budget.resize(taskId, size(), finished)) this.tasks.delete(evicted)
-    let excess = this.budget.overBy()
-    if (excess === 0) return
-    let count = 0
-    while (excess > 0 && count < entry.history.length - 1) {
-      excess -= entry.historySizes[count] ?? 0
-      count += 1
-    }
-    this.trimHistory(entry, count)
-    this.budget.resize(taskId, size(), finished)
-  }
-
-  private trimHistory(entry: Entry, count: number): void {
-    entry.history.splice(0, count)
-    for (const bytes of entry.historySizes.splice(0, count)) entry.historyBytes -= bytes
-  }
-
-  private drop(taskId: string): void {
-    this.tasks.delete(taskId)
-    this.budget.remove(taskId)
+    return { state, history: [], expiresAt: this.now() + expireAfterMs }
   }
 
   private sweep(): void {
@@ -271,5 +222,67 @@ export class MemoryTaskStore implements TaskStore {
     for (const [taskId, entry] of this.tasks) {
       if (entry.expiresAt <= now) this.drop(taskId)
     }
+  }
+
+  /**
+   * Counts a task just added to `tasks`, dropping the finished tasks evicted for it.
+   * Returns the `TaskStoreFullError` (and takes the task out again) when it does not fit.
+   */
+  private admit(taskId: string): Error | null {
+    let evicted: string[]
+    try {
+      try {
+        evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
+      } catch {
+        // Expired tasks still count until swept; sweep now rather than refuse for them.
+        this.sweep()
+        evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
+      }
+    } catch (error) {
+      this.tasks.delete(taskId)
+      return error as Error
+    }
+    for (const id of evicted) this.tasks.delete(id)
+    return null
+  }
+
+  /**
+   * Trims the history to `historyLimit` and recounts the task after an append. Finished
+   * tasks are evicted first; a running task still over the byte cap then gives up its
+   * oldest history (only `since` replays reach back less far).
+   */
+  private account(taskId: string, entry: Entry, message: TaskMessage, historyLimit: number): void {
+    let counted = this.historyBytes.get(entry)
+    if (counted === undefined) {
+      counted = { sizes: entry.history.slice(0, -1).map(messageBytes), total: 0 }
+      counted.total = counted.sizes.reduce((sum, bytes) => sum + bytes, 0)
+      this.historyBytes.set(entry, counted)
+    }
+    const size = messageBytes(message)
+    counted.sizes.push(size)
+    counted.total += size
+    const trim = (count: number): void => {
+      entry.history.splice(0, count)
+      for (const bytes of counted.sizes.splice(0, count)) counted.total -= bytes
+    }
+    if (entry.history.length > historyLimit) trim(entry.history.length - historyLimit)
+    const finished = entry.state.status !== 'running'
+    // The latest message is held twice: in the history and as the state's `latest`.
+    const bytes = (): number => TASK_OVERHEAD_BYTES + size + counted.total
+    for (const evicted of this.budget.resize(taskId, bytes(), finished)) this.tasks.delete(evicted)
+    let excess = this.budget.overBy()
+    if (excess === 0) return
+    let count = 0
+    while (excess > 0 && count < entry.history.length - 1) {
+      excess -= counted.sizes[count] ?? 0
+      count += 1
+    }
+    trim(count)
+    this.budget.resize(taskId, bytes(), finished)
+  }
+
+  private drop(taskId: string): void {
+    this.tasks.delete(taskId)
+    this.budget.remove(taskId)
   }
 }
