@@ -153,8 +153,8 @@ export interface TabcastServerOptions {
   clientAddress?: (request: IncomingMessage) => string | undefined
   /**
    * Open streams (and upgrades being authorized) one client address may hold, or
-   * `false` for no cap. Further upgrades are accepted and closed with
-   * `CloseCode.TryAgainLater` (1013).
+   * `false` for no cap. Further upgrades are refused with HTTP 429 (browsers see close
+   * code 1006 and retry with backoff).
    * @default 256
    */
   maxConnectionsPerAddress?: number | false

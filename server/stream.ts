@@ -1,6 +1,6 @@
 /**
- * The WebSocket endpoint: the upgrade (origin check, per-address cap, `authorize`,
- * task-id check), the set of live connections, the heartbeat, and the going-away
+ * The WebSocket endpoint: the upgrade (origin check, per-address cap, task-id check,
+ * `authorize`), the set of live connections, the heartbeat, and the going-away
  * shutdown.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
@@ -39,7 +39,7 @@ function parseSince(raw: string | null): { since: number | undefined; problem: s
 }
 
 /** What the upgrade decided before the socket was accepted. */
-type Admission = AuthDecision | 'invalid_id' | 'over_cap' | 'error'
+type Admission = AuthDecision | 'invalid_id' | 'error'
 
 /** Accepted and closed at once with a code the browser can read (it cannot read an HTTP status). */
 function refuseSocket(ws: WebSocket, code: number, reason: string): void {
@@ -108,23 +108,37 @@ export class StreamEndpoint {
       return true
     }
     const address = this.options.clientAddress(req) ?? 'unknown'
-    const admitted = this.reserve(address)
+    if (!this.reserve(address)) {
+      // Refused before the upgrade: an accepted socket would linger in its close
+      // handshake, uncounted, for up to 30 s. Clients retry a failed handshake with backoff.
+      const cap = String(this.options.maxConnectionsPerAddress)
+      this.options.logger.info('refused a stream: too many connections from one address', { cap })
+      refuseUpgrade(socket, 429, `too many connections from this address (at most ${cap})`)
+      return true
+    }
     // The raw socket closes however the upgrade ends (accepted, refused, dropped).
-    if (admitted) socket.once('close', () => this.release(address))
-    void this.admit(admitted, route.segment, req).then((admission) => {
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
-        this.accept(ws, admission, route.segment, target.query, origin, req.socket.remoteAddress)
+    socket.once('close', () => this.release(address))
+    // Node takes its own error listener off an upgraded socket; a reset while
+    // `authorize` runs must not become an uncaught 'error'.
+    socket.on('error', () => socket.destroy())
+    this.admit(route.segment, req)
+      .then((admission) => {
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          this.accept(ws, admission, route.segment, target.query, origin, req.socket.remoteAddress)
+        })
       })
-    })
+      .catch((error: unknown) => {
+        this.options.logger.error('a stream upgrade failed', { error: error instanceof Error ? error.message : String(error) })
+        socket.destroy()
+      })
     return true
   }
 
   /**
-   * Decides before accepting: the per-address cap, then `authorize` for a valid task
-   * id. The token is read here and goes nowhere but `authorize`.
+   * Decides before accepting: `authorize`, for a valid task id. The token is read here
+   * and goes nowhere but `authorize`.
    */
-  private async admit(admitted: boolean, segment: TaskIdSegment, req: IncomingMessage): Promise<Admission> {
-    if (!admitted) return 'over_cap'
+  private async admit(segment: TaskIdSegment, req: IncomingMessage): Promise<Admission> {
     if (!segment.ok || validateTaskId(segment.taskId) !== null) return 'invalid_id'
     const authorize = this.options.authorize
     if (authorize === null) return 'allow'
@@ -199,10 +213,6 @@ export class StreamEndpoint {
   ): void {
     // Refusals come after the upgrade is accepted: a browser cannot read the status of
     // a failed handshake, but it can read a close code and reason.
-    if (admission === 'over_cap') {
-      refuseSocket(ws, CloseCode.TryAgainLater, `too many connections from this address (at most ${String(this.options.maxConnectionsPerAddress)})`)
-      return
-    }
     const problem = segment.ok ? validateTaskId(segment.taskId) : segment.error
     if (!segment.ok || problem !== null) {
       refuseSocket(ws, CloseCode.InvalidTaskId, problem ?? 'invalid task id')
