@@ -25,15 +25,39 @@ import { HttpRoutes } from './http-routes.js'
 import { LeaseMonitor } from './lease.js'
 import { MemoryTaskStore } from './memory-store.js'
 import { resolveServerOptions, type ResolvedServerOptions, type TabcastServerOptions } from './options.js'
+import { AddressRateLimiter } from './rate-limit.js'
 import { openRedisTaskStore } from './redis-store.js'
 import { refuseUpgrade, StreamEndpoint } from './stream.js'
 import type { TaskState, TaskStore } from './store.js'
 import { TaskPublisher, type CompleteExtra, type CreateTaskOptions, type ProgressExtra } from './tasks.js'
 
-export type { ClientConnection, ClientMessageHandler, CompressionOptions, DemoOptions, TabcastServerOptions } from './options.js'
+export type {
+  AuthOptions,
+  ClientConnection,
+  ClientMessageHandler,
+  CompressionOptions,
+  DemoOptions,
+  TabcastServerOptions,
+  TaskLimits,
+} from './options.js'
 export type { AllowedOrigins } from './origin.js'
 export { isLocalhostOrigin } from './origin.js'
-export type { RateLimitOptions } from './rate-limit.js'
+export type { CreateRateLimitOptions, RateLimitOptions } from './rate-limit.js'
+export {
+  bearerToken,
+  BEARER_SUBPROTOCOL_PREFIX,
+  createTaskTokens,
+  STREAM_SUBPROTOCOL,
+  streamToken,
+  type AuthAction,
+  type AuthDecision,
+  type Authorize,
+  type AuthRequest,
+  type TaskTokenOptions,
+  type TaskTokens,
+  type TokenCheck,
+} from './auth.js'
+export { TaskStoreFullError } from './task-budget.js'
 export type {
   AppendOptions,
   AppendResult,
@@ -107,7 +131,7 @@ export class TabcastServer {
     const logger = this.options.logger
     this.ownsStore = this.options.store === undefined
     const redis = this.options.redis
-    this.store = this.options.store ?? (redis === undefined ? new MemoryTaskStore() : openRedisTaskStore(redis, logger))
+    this.store = this.options.store ?? (redis === undefined ? new MemoryTaskStore(this.options.taskLimits) : openRedisTaskStore(redis, logger))
     this.publisher = new TaskPublisher(this.store, {
       historyLimit: this.options.historyLimit,
       retention: this.options.retention,
@@ -127,13 +151,20 @@ export class TabcastServer {
     this.stream = new StreamEndpoint(this.options, this.store, this.fanout, this.counters)
     const demoOptions = this.options.demo
     this.demo = demoOptions === false ? null : new DemoJobs(this.publisher, logger)
+    const createLimit = this.options.createRateLimit
     this.routes = new HttpRoutes({
       basePath: this.options.basePath,
       originCheck: this.options.originCheck,
+      corsCredentials: this.options.corsCredentials,
       store: this.store,
       publisher: this.publisher,
-      demo: this.demo === null || demoOptions === false ? null : { jobs: this.demo, maxRunningTasks: demoOptions.maxRunningTasks },
+      demo: this.demo === null || demoOptions === false ? null : { jobs: this.demo, ...demoOptions },
+      authorize: this.options.authorize,
+      tokens: this.options.tokens,
+      clientAddress: this.options.clientAddress,
+      createLimiter: createLimit === false ? null : new AddressRateLimiter(createLimit.perMinute, createLimit.burst),
       logger,
+      healthDetails: this.options.healthDetails,
       health: () => ({ connections: this.stream.connectionCounts().total }),
     })
     if (this.options.server) this.attach(this.options.server)
@@ -184,6 +215,21 @@ export class TabcastServer {
   /** Handles one HTTP upgrade if it is for the stream path (returns true). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     return this.stream.handleUpgrade(req, socket, head)
+  }
+
+  /** Whether streams and status reads need a token (`auth` or `authorize` is set). */
+  get authEnabled(): boolean {
+    return this.options.authorize !== null
+  }
+
+  /**
+   * A signed token for `taskId` (the `auth` option must be set): what the backend that
+   * starts a real job hands to the page that follows it.
+   * @param ttlMs How long the token is valid. Default: `auth.ttlMs` (one hour).
+   */
+  taskToken(taskId: string, ttlMs?: number): string {
+    if (this.options.tokens === null) throw new Error('taskToken() needs the auth option ({ secret }) to be set')
+    return this.options.tokens.sign(taskId, ttlMs)
   }
 
   /** Registers a task before its first message (see `TaskPublisher.createTask`). */

@@ -33,6 +33,8 @@ export interface ConnectionContext {
   allowUnknownTasks: boolean
   maxMessageBytes: number
   maxBufferedBytes: number
+  /** How long a socket on an unknown task waits for it (ms), or `false` for ever. */
+  unknownTaskTimeout: number | false
   onClientMessage: ClientMessageHandler | undefined
   /** Counts frames for `stats()`. */
   counters: { sent: number; received: number }
@@ -78,6 +80,8 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
   /** Replies to client frames that arrived before the connection went live (see `whenLive`). */
   private early: Array<() => void> = []
   private lastSentSeq = 0
+  /** Armed while the task is unknown; see `waitForUnknownTask`. */
+  private unknownTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor(
     private readonly socket: WebSocket,
@@ -126,6 +130,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
       this.close(CloseCode.TaskNotFound, `task ${this.taskId} not found`)
       return
     }
+    if (state === null) this.waitForUnknownTask()
 
     const connected: ConnectedFrame = {
       type: 'connected',
@@ -158,6 +163,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
 
   /** Live messages from the fan-out. */
   deliver(message: TaskMessage, frame: Buffer): void {
+    this.stopWaitingForTask()
     if (this.phase === 'starting') this.pending.push(message)
     else if (this.phase === 'live') this.sendTask(message, frame)
   }
@@ -299,6 +305,34 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
     }
   }
 
+  /**
+   * A socket on a task nobody has created or published to is held for
+   * `unknownTaskTimeout` at most: otherwise sockets on made-up ids (which answer pings,
+   * so the heartbeat keeps them) would be held for ever. When the time is up and the
+   * store still does not know the task, the socket is closed with 4004.
+   */
+  private waitForUnknownTask(): void {
+    const timeout = this.context.unknownTaskTimeout
+    if (timeout === false) return
+    this.unknownTimer = setTimeout(() => {
+      this.unknownTimer = null
+      this.context.store.get(this.taskId).then(
+        (state) => {
+          if (state === null) this.close(CloseCode.TaskNotFound, `task ${this.taskId} not found: nothing published it for ${Math.round(timeout / 1000)} s`)
+        },
+        (error: unknown) => this.storeFailed(error),
+      )
+    }, timeout)
+    // Only bounds a socket's life; never the reason a process stays up.
+    this.unknownTimer.unref()
+  }
+
+  private stopWaitingForTask(): void {
+    if (this.unknownTimer === null) return
+    clearTimeout(this.unknownTimer)
+    this.unknownTimer = null
+  }
+
   private storeFailed(error: unknown): void {
     this.context.logger.error('task store failed while a client connected', {
       connection: this.id,
@@ -310,6 +344,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
 
   private onClosed(): void {
     this.phase = 'closed'
+    this.stopWaitingForTask()
     this.pending = []
     this.early = []
     this.context.fanout.leave(this.taskId, this)
