@@ -281,6 +281,7 @@ export function TestWebSocketPage(): ReactNode {
                 projectId={followed.taskId}
                 backendUrl={followed.backendUrl}
                 showConnectionStatus={true}
+                locale="ko"
                 onCompleted={(result) => setOutcome({ kind: 'completed', result })}
                 onError={(error) => setOutcome({ kind: 'failed', error })}
               />
