@@ -212,7 +212,7 @@ export function ProductionPage(): ReactNode {
                 />
                 <span>
                   API 장애 시뮬레이션 · <em>simulate an API failure</em> (the provider fails for good at{' '}
-                  <span data-testid="fail-percent">{failure.percent}</span> %)
+                  <span data-testid="fail-percent">{failure.percent}</span>&nbsp;%)
                 </span>
               </label>
               <label className="check">

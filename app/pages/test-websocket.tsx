@@ -292,14 +292,16 @@ export function TestWebSocketPage(): ReactNode {
               </p>
               {outcome?.kind === 'completed' ? (
                 <div className="result">
-                  <h3>작업 완료 결과 (result)</h3>
+                  <h3>onCompleted 결과 (result)</h3>
                   <pre data-testid="result">{prettyJson(outcome.result)}</pre>
                 </div>
               ) : null}
+              {/* The bar's alert already says the task failed; this shows what onError received. */}
               {outcome?.kind === 'failed' ? (
-                <p className="notice notice--error" data-testid="task-error">
-                  작업 실패: {outcome.error}
-                </p>
+                <div className="result">
+                  <h3>onError 콜백 (error)</h3>
+                  <pre data-testid="task-error">{prettyJson(outcome.error)}</pre>
+                </div>
               ) : null}
             </section>
           ) : (
