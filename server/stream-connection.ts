@@ -19,7 +19,7 @@ import {
   type ServerMessage,
   type TaskMessage,
 } from '../src/protocol.js'
-import { serverCapabilities, type ConnectedFrame } from './capabilities.js'
+import type { ConnectedFrame } from './capabilities.js'
 import type { TaskFanout, TaskSubscriber } from './fanout.js'
 import type { Logger } from './logger.js'
 import type { ClientConnection, ClientMessageHandler } from './options.js'
@@ -36,6 +36,8 @@ export interface ConnectionContext {
   /** How long a socket on an unknown task waits for it (ms), or `false` for ever. */
   unknownTaskTimeout: number | false
   onClientMessage: ClientMessageHandler | undefined
+  /** What `connected` announces (`serverCapabilities`), computed once per server. */
+  capabilities: string[]
   /** Counts frames for `stats()`. */
   counters: { sent: number; received: number }
 }
@@ -137,7 +139,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
       project_id: this.taskId,
       timestamp: new Date().toISOString(),
       last_seq: state?.lastSeq ?? 0,
-      capabilities: serverCapabilities(),
+      capabilities: this.context.capabilities,
     }
     if (state !== null) connected.status = state.status
     if (state?.epoch !== undefined) connected.epoch = state.epoch

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCode, validateTaskId } from '../src/protocol.js'
 import { selectSubprotocol, streamToken, type AuthDecision } from './auth.js'
+import { serverCapabilities } from './capabilities.js'
 import type { TaskFanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import type { ResolvedServerOptions } from './options.js'
@@ -82,6 +83,7 @@ export class StreamEndpoint {
       maxBufferedBytes: options.maxBufferedBytes,
       unknownTaskTimeout: options.unknownTaskTimeout,
       onClientMessage: options.onClientMessage,
+      capabilities: serverCapabilities({ auth: options.authorize !== null }),
       counters,
     }
     this.heartbeat =
