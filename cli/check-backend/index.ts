@@ -582,6 +582,8 @@ class BackendChecker {
     const contentType = answer.headers.get('content-type')
     if (answer.status === 404 && (this.connected?.['status'] !== undefined || taskMessages(this.watched).length > 0)) {
       this.add('status endpoint', 'WARN', `no status endpoint (404 for a task the stream knows): when the socket is refused tabcast has nothing to poll, and after a reconnect it cannot fill the gap`)
+    } else if (answer.status === 404 && /json/i.test(contentType ?? '')) {
+      this.add('status endpoint', 'WARN', `the backend does not know task ${this.taskId} (404): give a task it runs or ran, to check its status`)
     } else if (answer.status !== 200) {
       const parsed = parseStatusResponse(answer.body, { contentType })
       const what = parsed.ok ? '' : `: ${parsed.error.message}`
