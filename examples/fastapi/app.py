@@ -114,7 +114,18 @@ class Task:
 tasks: dict[str, Task] = {}
 # Open sockets per task id, known task or not. A mere subscriber leaves no state behind.
 subscribers: dict[str, set[asyncio.Queue]] = {}
-opened: dict[str, int] = {}  # sockets ever accepted per task id, for tests and /healthz
+opened: dict[str, int] = {}  # sockets accepted per task id while it is known or followed (/healthz)
+
+
+def forget(task_id: str) -> None:
+    """What is kept of a task id goes once it is neither a task nor followed by a socket."""
+    if task_id not in tasks and task_id not in subscribers:
+        opened.pop(task_id, None)
+
+
+def drop_task(task_id: str) -> None:
+    tasks.pop(task_id, None)
+    forget(task_id)
 
 
 def create_task(task_id: Optional[str] = None, task_name: Optional[str] = None) -> Task:
@@ -166,7 +177,7 @@ def publish(task_id: str, message: dict) -> dict:
         renew_lease(task)
     else:  # terminal: the lease ends, the task stays readable for RETENTION
         task.timer.cancel()
-        task.timer = asyncio.get_running_loop().call_later(RETENTION, tasks.pop, task_id, None)
+        task.timer = asyncio.get_running_loop().call_later(RETENTION, drop_task, task_id)
     for queue in list(subscribers.get(task_id, ())):
         queue.put_nowait(message)
     return message
@@ -282,6 +293,7 @@ async def stream(ws: WebSocket, task_id: str):
         queue_set.discard(queue)
         if not queue_set:
             subscribers.pop(task_id, None)
+        forget(task_id)
 
 
 # --- HTTP: origin check and CORS for every route, the status endpoint --------------------

@@ -123,4 +123,17 @@ describe('the FastAPI example under uvicorn', () => {
     // The job that comes back too late is told so.
     await expect(backend.event(taskId, { type: 'progress', progress: 0.5 })).rejects.toThrow(/409.*already ended/)
   })
+
+  it('keeps nothing for a mere subscriber of an unknown task once its socket closes', async () => {
+    backend = await startFastapiBackend()
+    const taskId = 'nobody_created_this'
+    const first = await connectOnce(`ws://127.0.0.1:${backend.port}/api/v1/ws/projects/${taskId}/stream`, [])
+    expect(first.first).toEqual(expect.objectContaining({ type: 'connected', last_seq: 0 }))
+    expect(first.first).not.toHaveProperty('status')
+    await expect.poll(async () => (await backend!.health()).connections).toBe(0)
+    const health = await backend.health()
+    expect(health.opened_by_task).toEqual({})
+    expect(health.connections_by_task).toEqual({})
+    expect((await fetch(`${backend.http}/api/v1/projects/${taskId}/status`)).status).toBe(404)
+  })
 })
