@@ -1,13 +1,14 @@
 """A tabcast backend in FastAPI: the guide's protocol plus every tabcast extension.
 
 One process, tasks in memory (put them in Redis Streams to run several). Runs on
-Debian bookworm's FastAPI 0.92 / uvicorn 0.17 / Starlette 0.26 and on current FastAPI:
+Debian bookworm's FastAPI 0.92 / uvicorn 0.17 / Starlette 0.26 (tested in CI), with only
+APIs that current FastAPI still has:
 
     python3 -m uvicorn app:app --ws wsproto --port 8000
 
 `--ws wsproto` matters: on SIGTERM uvicorn 0.17 then closes every socket with 1012
 (service restart), which tabcast clients answer with an immediate reconnect. Its default
-WebSocket implementation drops them with 1006 instead (retried after a backoff delay),
+(`--ws auto`: the `websockets` package when installed) drops them with 1006 instead (retried after a backoff delay),
 and a FastAPI shutdown handler runs only after uvicorn has closed the sockets.
 
 Settings (environment):
