@@ -828,6 +828,16 @@ class BackendChecker {
       verdict = verdict === 'FAIL' ? verdict : 'WARN'
       notes.push(`without a token ${describeRefusal(without, this.answerTimeout)} (a browser sees 1006; accept, then close with 4401)`)
     }
+    const other = await this.open(streamUrl(this.backend, randomId('tabcast-check-other')))
+    if (other.ok) {
+      const closed = await other.probe.waitClosed(this.answerTimeout)
+      if (closed?.code === 4403 || closed?.code === 4401) notes.push(`another task's id with this token closes with ${closed.code}`)
+      else {
+        verdict = 'FAIL'
+        notes.push(`the token of task ${this.taskId} ${closed ? `gets close code ${closed.code}` : 'opens'} another task's stream: tokens must be bound to their task (4403)`)
+      }
+      await other.probe.close()
+    }
     const url = statusUrl(this.backend, this.taskId)
     const [good, none] = await Promise.all([
       httpRequest(url, { headers: this.statusHeaders(undefined, true), timeoutMs: this.answerTimeout }),

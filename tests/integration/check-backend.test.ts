@@ -27,8 +27,15 @@ interface BrokenOptions {
   silent?: boolean
 }
 
+/** What the checker cost the backend: stream upgrades, and the most sockets open at once. */
+interface Load {
+  upgrades: number
+  maxOpen: number
+}
+
 interface Running {
   url: string
+  load: Load
   close(): Promise<void>
 }
 
@@ -74,7 +81,9 @@ async function startBroken(options: BrokenOptions): Promise<Running> {
     socket.on('close', () => sockets.delete(socket))
   })
   const wss = new WebSocketServer({ noServer: true })
+  const load: Load = { upgrades: 0, maxOpen: 0 }
   server.on('upgrade', (req, socket, head) => {
+    load.upgrades++
     if (options.silent) return
     const match = STREAM.exec(req.url ?? '')
     if (!match || (options.checkOrigin && !isLocalPage(req.headers.origin))) {
@@ -83,6 +92,7 @@ async function startBroken(options: BrokenOptions): Promise<Running> {
     }
     const taskId = decodeURIComponent(match[1] ?? '')
     wss.handleUpgrade(req, socket, head, (ws) => {
+      load.maxOpen = Math.max(load.maxOpen, wss.clients.size)
       ws.on('message', (data) => {
         if (/ping/.test(String(data))) ws.send('{"type":"pong"}')
       })
@@ -93,6 +103,7 @@ async function startBroken(options: BrokenOptions): Promise<Running> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
   const broken: Running = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    load,
     async close() {
       for (const client of wss.clients) client.terminate()
       for (const socket of sockets) socket.destroy()
@@ -123,6 +134,20 @@ describe('check-backend names what is broken', () => {
     expect(row(report, 'foreign origin').verdict).toBe('PASS')
     expect(row(report, 'epoch')).toEqual({ verdict: 'WARN', words: expect.stringContaining('no epoch') })
     expect(row(report, 'capabilities')).toEqual({ verdict: 'WARN', words: expect.stringContaining('no capabilities') })
+    // It never floods: one socket at a time, about ten in all.
+    expect(good.load.maxOpen).toBe(1)
+    expect(good.load.upgrades).toBeLessThanOrEqual(12)
+  })
+
+  it('starts the task with --start-command (a bare id or JSON as the last line)', async () => {
+    const good = await startBroken({ checkOrigin: true })
+    const bare = await check(good.url, { task: undefined, startCommand: `echo starting; echo ${TASK}` })
+    expect(row(bare, 'task')).toEqual({ verdict: 'PASS', words: `--start-command exited with 0: task ${TASK}` })
+    expect(row(bare, 'task end').verdict).toBe('PASS')
+    const json = await check(good.url, { task: undefined, startCommand: `echo '{"project_id": "${TASK}"}'` })
+    expect(row(json, 'task').verdict).toBe('PASS')
+    const failing = await check(good.url, { task: undefined, startCommand: 'echo oops >&2; exit 3' })
+    expect(row(failing, 'task')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('--start-command exited with 3') })
   })
 
   it('wrong shapes: a string progress and a message without a type', async () => {

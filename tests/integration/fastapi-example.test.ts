@@ -76,7 +76,7 @@ describe('the FastAPI example under uvicorn', () => {
     const report = await checkBackend({ url: backend.http, startUrl: `${backend.http}/api/v1/projects`, origin: ORIGIN, answerTimeout: 2000, timeout: 15_000 })
     expect(report.results.filter((result) => result.verdict === 'FAIL' || result.verdict === 'WARN')).toEqual([])
     expect(verdicts(report)['auth']).toBe(
-      'PASS: the stream takes the token and selects "tabcast"; without a token it closes with 4401; the status endpoint answers 200 with the token, 401 without',
+      'PASS: the stream takes the token and selects "tabcast"; without a token it closes with 4401; another task\'s id with this token closes with 4403; the status endpoint answers 200 with the token, 401 without',
     )
   })
 
