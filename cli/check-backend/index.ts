@@ -14,6 +14,7 @@ import {
   isFatalCloseCode,
   isTaskMessage,
   parseStatusResponse,
+  SERVER_MESSAGE_TYPES,
   validateTaskId,
   type ServerMessage,
   type TaskMessage,
@@ -381,9 +382,13 @@ class BackendChecker {
   }
 
   private checkShapes(): void {
-    const bad = this.watched.filter((frame) => !frame.parsed.ok)
-    const unknown = bad.filter((frame) => !frame.parsed.ok && frame.parsed.error.code === 'unknown_type')
-    const broken = bad.filter((frame) => !unknown.includes(frame))
+    // A type tabcast does not know is no error (PROTOCOL.md): whether the parser rejects it
+    // (`unknown_type`) or passes it on as an unknown message, it is a WARN, not a FAIL.
+    const broken = this.watched.filter((frame) => !frame.parsed.ok && (frame.parsed.error.code as string) !== 'unknown_type')
+    const unknown = this.watched.filter((frame) => {
+      const type = raw(frame)?.['type']
+      return !broken.includes(frame) && typeof type === 'string' && !(SERVER_MESSAGE_TYPES as readonly string[]).includes(type)
+    })
     if (broken.length > 0) {
       const named = broken.slice(0, 3).map((frame) => (frame.parsed.ok ? '' : frame.parsed.error.message))
       this.add('message shapes', 'FAIL', `${broken.length} of ${this.watched.length} messages are invalid: ${named.join('; ')}. tabcast ignores each and shows a connection error`)

@@ -39,10 +39,8 @@ interface Running {
   close(): Promise<void>
 }
 
-const running: Running[] = []
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((server) => server.close()))
-})
+/** The test context's `onTestFinished`: these tests run concurrently, each closes its own backend. */
+type OnFinished = (cleanup: () => Promise<void>) => void
 
 const GOOD_MESSAGES = [
   { type: 'progress', project_id: TASK, progress: 0.5, message: 'half', seq: 1 },
@@ -54,7 +52,7 @@ function isLocalPage(origin: string | undefined): boolean {
 }
 
 /** A guide backend written by hand, with one knob per way of being wrong. */
-async function startBroken(options: BrokenOptions): Promise<Running> {
+async function startBroken(options: BrokenOptions, onFinished: OnFinished): Promise<Running> {
   const sockets = new Set<Socket>()
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (options.silent) return
@@ -110,7 +108,7 @@ async function startBroken(options: BrokenOptions): Promise<Running> {
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
-  running.push(broken)
+  onFinished(() => broken.close())
   return broken
 }
 
@@ -124,9 +122,9 @@ function row(report: CheckReport, feature: string): { verdict: Verdict; words: s
   return { verdict: found.verdict, words: found.words }
 }
 
-describe('check-backend names what is broken', () => {
-  it('passes a hand-written guide backend that does things right, with WARNs only for the extensions it lacks', async () => {
-    const good = await startBroken({ checkOrigin: true })
+describe.concurrent('check-backend names what is broken', () => {
+  it('passes a hand-written guide backend that does things right, with WARNs only for the extensions it lacks', async ({ onTestFinished }) => {
+    const good = await startBroken({ checkOrigin: true }, onTestFinished)
     const report = await check(good.url)
     expect(report.results.filter((result) => result.verdict === 'FAIL')).toEqual([])
     expect(report.ok).toBe(true)
@@ -139,8 +137,8 @@ describe('check-backend names what is broken', () => {
     expect(good.load.upgrades).toBeLessThanOrEqual(12)
   })
 
-  it('starts the task with --start-command (a bare id or JSON as the last line)', async () => {
-    const good = await startBroken({ checkOrigin: true })
+  it('starts the task with --start-command (a bare id or JSON as the last line)', async ({ onTestFinished }) => {
+    const good = await startBroken({ checkOrigin: true }, onTestFinished)
     const bare = await check(good.url, { task: undefined, startCommand: `echo starting; echo ${TASK}` })
     expect(row(bare, 'task')).toEqual({ verdict: 'PASS', words: `--start-command exited with 0: task ${TASK}` })
     expect(row(bare, 'task end').verdict).toBe('PASS')
@@ -150,7 +148,7 @@ describe('check-backend names what is broken', () => {
     expect(row(failing, 'task')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('--start-command exited with 3') })
   })
 
-  it('wrong shapes: a string progress and a message without a type', async () => {
+  it('wrong shapes: a string progress and a message without a type', async ({ onTestFinished }) => {
     const broken = await startBroken({
       checkOrigin: true,
       messages: [
@@ -158,7 +156,7 @@ describe('check-backend names what is broken', () => {
         { progress: 0.6, seq: 2 },
         { type: 'completed', result: 'done', seq: 3 },
       ],
-    })
+    }, onTestFinished)
     const report = await check(broken.url)
     const shapes = row(report, 'message shapes')
     expect(shapes.verdict).toBe('FAIL')
@@ -168,21 +166,28 @@ describe('check-backend names what is broken', () => {
     expect(report.ok).toBe(false)
   })
 
-  it('progress 7', async () => {
-    const broken = await startBroken({ checkOrigin: true, messages: [{ type: 'progress', progress: 7, seq: 1 }, GOOD_MESSAGES[1]!] })
+  it('a message type tabcast does not know is a WARN, not a FAIL', async ({ onTestFinished }) => {
+    const newer = await startBroken({ checkOrigin: true, messages: [{ type: 'eta', seconds: 12 }, ...GOOD_MESSAGES] }, onTestFinished)
+    const report = await check(newer.url)
+    expect(row(report, 'message shapes')).toEqual({ verdict: 'WARN', words: expect.stringContaining('1 messages of a type tabcast does not know ({"type":"eta"') })
+    expect(report.ok).toBe(true)
+  })
+
+  it('progress 7', async ({ onTestFinished }) => {
+    const broken = await startBroken({ checkOrigin: true, messages: [{ type: 'progress', progress: 7, seq: 1 }, GOOD_MESSAGES[1]!] }, onTestFinished)
     const report = await check(broken.url)
     expect(row(report, 'message shapes')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('progress must be between 0 and 1, got 7') })
   })
 
-  it('no status endpoint', async () => {
-    const broken = await startBroken({ checkOrigin: true, status: 'missing' })
+  it('no status endpoint', async ({ onTestFinished }) => {
+    const broken = await startBroken({ checkOrigin: true, status: 'missing' }, onTestFinished)
     const report = await check(broken.url)
     expect(row(report, 'status endpoint')).toEqual({ verdict: 'WARN', words: expect.stringContaining('no status endpoint') })
     expect(row(report, 'status cache headers')).toEqual({ verdict: 'WARN', words: expect.stringContaining('without Cache-Control: no-store') })
   })
 
-  it('an HTML 500 from the status endpoint', async () => {
-    const broken = await startBroken({ checkOrigin: true, status: 'html500' })
+  it('an HTML 500 from the status endpoint', async ({ onTestFinished }) => {
+    const broken = await startBroken({ checkOrigin: true, status: 'html500' }, onTestFinished)
     const report = await check(broken.url)
     const status = row(report, 'status endpoint')
     expect(status.verdict).toBe('FAIL')
@@ -190,22 +195,22 @@ describe('check-backend names what is broken', () => {
     expect(status.words).toContain('status response is an HTML page, not JSON')
   })
 
-  it('a status endpoint that never answers', async () => {
-    const broken = await startBroken({ checkOrigin: true, status: 'never' })
+  it('a status endpoint that never answers', async ({ onTestFinished }) => {
+    const broken = await startBroken({ checkOrigin: true, status: 'never' }, onTestFinished)
     const report = await check(broken.url)
     expect(row(report, 'status endpoint')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('no answer within 500 ms') })
   })
 
-  it('a server that never answers at all: every check gives up on its own', async () => {
-    const silent = await startBroken({ silent: true })
+  it('a server that never answers at all: every check gives up on its own', async ({ onTestFinished }) => {
+    const silent = await startBroken({ silent: true }, onTestFinished)
     const report = await check(silent.url)
     expect(row(report, 'stream')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('no answer to the upgrade within 500 ms') })
     expect(row(report, 'status endpoint')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('no answer within 500 ms') })
     expect(report.ok).toBe(false)
   })
 
-  it('a server that accepts every origin', async () => {
-    const open = await startBroken({ checkOrigin: false })
+  it('a server that accepts every origin', async ({ onTestFinished }) => {
+    const open = await startBroken({ checkOrigin: false }, onTestFinished)
     const report = await check(open.url)
     const foreign = row(report, 'foreign origin')
     expect(foreign.verdict).toBe('WARN')
@@ -214,7 +219,7 @@ describe('check-backend names what is broken', () => {
     expect(foreign.words).toContain('the status endpoint answers 200 with Access-Control-Allow-Origin: *')
   })
 
-  it('seq going backwards', async () => {
+  it('seq going backwards', async ({ onTestFinished }) => {
     const broken = await startBroken({
       checkOrigin: true,
       messages: [
@@ -222,13 +227,13 @@ describe('check-backend names what is broken', () => {
         { type: 'progress', progress: 0.4, seq: 2 },
         { type: 'completed', result: {}, seq: 3 },
       ],
-    })
+    }, onTestFinished)
     const report = await check(broken.url)
     expect(row(report, 'seq')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('seq 2 came after 2') })
   })
 
-  it('the CLI prints the table and exits 1 on a FAIL, 2 on a usage error', async () => {
-    const broken = await startBroken({ checkOrigin: true, messages: [{ type: 'progress', progress: 7, seq: 1 }] })
+  it('the CLI prints the table and exits 1 on a FAIL, 2 on a usage error', async ({ onTestFinished }) => {
+    const broken = await startBroken({ checkOrigin: true, messages: [{ type: 'progress', progress: 7, seq: 1 }] }, onTestFinished)
     const run = (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
       new Promise((resolve) => {
         const child = spawn(process.execPath, ['--import', 'tsx', 'cli/tabcast.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -258,7 +263,8 @@ describe('check-backend against the reference server', () => {
   })
 
   it('every check passes, or is a WARN for an extension the server does not have yet', async () => {
-    server = createTabcastServer({ logger: silentLogger })
+    // The demo job serves --start-url (a server option that may default to off).
+    server = createTabcastServer({ logger: silentLogger, demo: true })
     const address = await server.listen(0, '127.0.0.1')
     const report = await checkBackend({
       url: address.url,
