@@ -158,6 +158,7 @@ class BackendChecker {
   private streamWorks = false
   private connected: Record<string, unknown> | null = null
   private watched: Frame[] = []
+  /** Every epoch seen for the task (stream, replay, status): one task's epoch must not change without a restart. */
   private epochs: string[] = []
   private pongAnswered = false
 
@@ -205,10 +206,15 @@ class BackendChecker {
       await this.checkClientMessages()
     }
     await this.checkStatus()
-    await this.checkForeignOrigin()
-    await this.checkBadTaskId()
-    await this.checkUnknownTask()
-    await this.checkAuth()
+    if (this.streamWorks) {
+      await this.checkForeignOrigin()
+      await this.checkBadTaskId()
+      await this.checkUnknownTask()
+      await this.checkAuth()
+    } else {
+      // A stream that refuses everyone says nothing by refusing a foreign origin or a bad id.
+      for (const feature of ['foreign origin', 'bad task id', 'unknown task', 'auth']) this.add(feature, 'SKIP', 'the stream does not work')
+    }
     this.checkEpochAndCapabilities()
     await this.checkRestart()
     return { taskId: this.taskId }
@@ -718,8 +724,6 @@ class BackendChecker {
       } else if (outcome.probe.closed?.code === 4401 || outcome.probe.closed?.code === 4403) {
         notes.push(`the stream wants a token (${outcome.probe.closed.code})`)
       } else if (message?.type === 'connected') {
-        const epoch = raw(first)?.['epoch']
-        if (typeof epoch === 'string') this.epochs.push(epoch)
         if (message.status === 'running') {
           verdict = 'WARN'
           notes.push('connected says status "running" for a task that does not exist (leave status out)')

@@ -14,7 +14,7 @@ and a FastAPI shutdown handler runs only after uvicorn has closed the sockets.
 Settings (environment):
   TABCAST_ORIGINS          comma-separated page origins, or "*"; default: pages on
                            localhost / 127.0.0.1 / [::1], any port
-  TABCAST_AUTH_SECRET      turns on signed per-task tokens (PROTOCOL.md, "Auth")
+  TABCAST_AUTH_SECRET      turns on signed per-task tokens (PROTOCOL.md, "Auth"); at least 32 bytes
   TABCAST_STALE_AFTER_MS   a running task with no update for this long fails; default 60000
   TABCAST_DEMO             "0" turns off the demo endpoints (task creation, events)
 
@@ -40,6 +40,8 @@ DIGITS = re.compile(r"[0-9]{1,15}")
 LOCALHOST = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?", re.I)
 ORIGINS = [o.strip().rstrip("/").lower() for o in os.environ.get("TABCAST_ORIGINS", "").split(",") if o.strip()]
 AUTH_SECRET = os.environ.get("TABCAST_AUTH_SECRET", "").encode()
+if AUTH_SECRET and len(AUTH_SECRET) < 32:  # as the reference backend: a short secret can be guessed
+    raise SystemExit(f"TABCAST_AUTH_SECRET must be at least 32 bytes (openssl rand -base64 32 makes one), got {len(AUTH_SECRET)}")
 STALE_AFTER = int(os.environ.get("TABCAST_STALE_AFTER_MS", "60000")) / 1000
 DEMO = os.environ.get("TABCAST_DEMO", "1") != "0"
 HISTORY = 1000  # messages kept per task for ?since= replays

@@ -10,7 +10,7 @@ import { parseServerMessage, type ServerMessage } from 'tabcast'
 import { checkBackend, type CheckReport } from '../../cli/check-backend/index.js'
 import { startFastapiBackend, type FastapiBackend } from '../support/fastapi-backend.js'
 
-const SECRET = 'integration-secret'
+const SECRET = 'integration-secret-of-at-least-32-bytes'
 const ORIGIN = 'http://localhost:3020'
 
 let backend: FastapiBackend | null = null
@@ -78,6 +78,10 @@ describe('the FastAPI example under uvicorn', () => {
     expect(verdicts(report)['auth']).toBe(
       'PASS: the stream takes the token and selects "tabcast"; without a token it closes with 4401; another task\'s id with this token closes with 4403; the status endpoint answers 200 with the token, 401 without',
     )
+  })
+
+  it('refuses to start with a TABCAST_AUTH_SECRET shorter than 32 bytes', async () => {
+    await expect(startFastapiBackend({ env: { TABCAST_AUTH_SECRET: 'short' } })).rejects.toThrow(/TABCAST_AUTH_SECRET must be at least 32 bytes/)
   })
 
   it('verifies the SPEC token format: bound to the task, expiring, signed with the secret', async () => {

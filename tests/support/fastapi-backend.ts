@@ -161,7 +161,13 @@ export async function startFastapiBackend(options: FastapiOptions = {}): Promise
     await exited
   }
 
-  await launch()
+  try {
+    await launch()
+  } catch (error) {
+    killAll()
+    process.off('exit', killAll)
+    throw error
+  }
   return {
     port,
     http,
