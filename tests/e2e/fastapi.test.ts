@@ -81,9 +81,10 @@ describe('the demo against the FastAPI example', () => {
     expect(await python.opened(taskId)).toBe(1)
   })
 
-  it('killed (SIGTERM) and restarted mid-task: every tab reconnects on one socket and ends in the true final state', async () => {
+  // SIGTERM: uvicorn closes the sockets with 1012 (--ws wsproto); SIGKILL: a crash, the sockets just drop (1006).
+  it.each(['SIGTERM', 'SIGKILL'] as const)('killed (%s) and restarted mid-task: every tab reconnects on one socket and ends in the true final state', async (signal) => {
     const python = need(backend, 'backend')
-    const taskId = uniqueTaskId('py_restart')
+    const taskId = uniqueTaskId(`py_restart_${signal}`)
     await python.create({ taskId, steps: 0 })
     const tabs = await openTabs(need(context, 'context'), testPageUrl(need(demo, 'demo').origin, taskId, python.backendUrl, FAST_RECONNECT), 3)
     await python.event(taskId, { type: 'progress', progress: 0.5, message: 'before the restart' })
@@ -91,7 +92,7 @@ describe('the demo against the FastAPI example', () => {
     await expectEveryTab(tabs, { connection: 'live', percent: 60 })
     const { epoch: before } = await python.health()
 
-    await python.stop('SIGTERM')
+    await python.stop(signal)
     await expectEveryTab(tabs, { connection: 'reconnecting', status: 'running', percent: 60 })
     await python.start()
     // A new process: its tasks were in memory, so the job reports the task again, in a new epoch.
