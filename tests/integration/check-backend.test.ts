@@ -25,6 +25,10 @@ interface BrokenOptions {
   checkOrigin?: boolean
   /** Accept TCP connections and never answer anything. */
   silent?: boolean
+  /** Close the socket (1003) on a client ping instead of answering it. */
+  closeOnPing?: boolean
+  /** Accept the upgrade, then close with 4401 (a backend that wants a token). */
+  requireToken?: boolean
 }
 
 /** What the checker cost the backend: stream upgrades, and the most sockets open at once. */
@@ -91,8 +95,14 @@ async function startBroken(options: BrokenOptions, onFinished: OnFinished): Prom
     const taskId = decodeURIComponent(match[1] ?? '')
     wss.handleUpgrade(req, socket, head, (ws) => {
       load.maxOpen = Math.max(load.maxOpen, wss.clients.size)
+      if (options.requireToken) {
+        ws.close(4401, 'unauthenticated')
+        return
+      }
       ws.on('message', (data) => {
-        if (/ping/.test(String(data))) ws.send('{"type":"pong"}')
+        if (!/ping/.test(String(data))) return
+        if (options.closeOnPing) ws.close(1003, 'unsupported data')
+        else ws.send('{"type":"pong"}')
       })
       ws.send(JSON.stringify({ type: 'connected', project_id: taskId }))
       if (taskId === TASK) for (const message of options.messages ?? GOOD_MESSAGES) ws.send(JSON.stringify(message))
@@ -207,6 +217,20 @@ describe.concurrent('check-backend names what is broken', () => {
     expect(row(report, 'stream')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('no answer to the upgrade within 500 ms') })
     expect(row(report, 'status endpoint')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('no answer within 500 ms') })
     expect(report.ok).toBe(false)
+  })
+
+  it('a server that closes the socket on a ping', async ({ onTestFinished }) => {
+    const broken = await startBroken({ checkOrigin: true, closeOnPing: true }, onTestFinished)
+    const report = await check(broken.url)
+    expect(row(report, 'text ping')).toEqual({ verdict: 'FAIL', words: expect.stringContaining('the backend closed the socket after ping (close code 1003') })
+    expect(row(report, 'JSON ping').verdict).toBe('SKIP')
+  })
+
+  it('a backend that wants a token, checked without one: not a FAIL, and the row says what to give', async ({ onTestFinished }) => {
+    const guarded = await startBroken({ checkOrigin: true, requireToken: true }, onTestFinished)
+    const report = await check(guarded.url)
+    expect(row(report, 'stream')).toEqual({ verdict: 'WARN', words: expect.stringContaining('the backend wants a token (close code 4401') })
+    expect(report.results.filter((result) => result.verdict === 'FAIL')).toEqual([])
   })
 
   it('a server that accepts every origin', async ({ onTestFinished }) => {
