@@ -132,7 +132,8 @@ function row(report: CheckReport, feature: string): { verdict: Verdict; words: s
   return { verdict: found.verdict, words: found.words }
 }
 
-describe.concurrent('check-backend names what is broken', () => {
+// Each check waits out a few answer windows; concurrent runs on a loaded machine need more than the 20 s default.
+describe.concurrent('check-backend names what is broken', { timeout: 60_000 }, () => {
   it('passes a hand-written guide backend that does things right, with WARNs only for the extensions it lacks', async ({ onTestFinished }) => {
     const good = await startBroken({ checkOrigin: true }, onTestFinished)
     const report = await check(good.url)
@@ -279,7 +280,7 @@ describe.concurrent('check-backend names what is broken', () => {
   })
 })
 
-describe('check-backend against the reference server', () => {
+describe('check-backend against the reference server', { timeout: 60_000 }, () => {
   let server: TabcastServer | null = null
   afterEach(async () => {
     await server?.close()

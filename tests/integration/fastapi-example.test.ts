@@ -48,7 +48,8 @@ function connectOnce(url: string, protocols: string[]): Promise<{ code: number |
   })
 }
 
-describe('the FastAPI example under uvicorn', () => {
+// Each test starts uvicorn and follows a demo task: more than the project's 20 s default on a loaded machine.
+describe('the FastAPI example under uvicorn', { timeout: 60_000 }, () => {
   it('passes every check of check-backend, restart included (1012 under --ws wsproto, then a new epoch)', async () => {
     backend = await startFastapiBackend({ supervise: true })
     const report = await checkBackend({
