@@ -16,7 +16,8 @@ Settings (environment):
                            localhost / 127.0.0.1 / [::1], any port
   TABCAST_AUTH_SECRET      turns on signed per-task tokens (PROTOCOL.md, "Auth"); at least 32 bytes
   TABCAST_STALE_AFTER_MS   a running task with no update for this long fails; default 60000
-  TABCAST_DEMO             "0" turns off the demo endpoints (task creation, events)
+  TABCAST_DEMO             "1" turns on the demo endpoints (task creation, events); off by
+                           default: anyone who can reach them can start or end any task
 
 Job code reports through create_task / progress / complete / fail / heartbeat.
 """
@@ -43,7 +44,7 @@ AUTH_SECRET = os.environ.get("TABCAST_AUTH_SECRET", "").encode()
 if AUTH_SECRET and len(AUTH_SECRET) < 32:  # as the reference backend: a short secret can be guessed
     raise SystemExit(f"TABCAST_AUTH_SECRET must be at least 32 bytes (openssl rand -base64 32 makes one), got {len(AUTH_SECRET)}")
 STALE_AFTER = int(os.environ.get("TABCAST_STALE_AFTER_MS", "60000")) / 1000
-DEMO = os.environ.get("TABCAST_DEMO", "1") != "0"
+DEMO = os.environ.get("TABCAST_DEMO", "0") == "1"
 HISTORY = 1000  # messages kept per task for ?since= replays
 RETENTION = 3600  # seconds a finished task stays readable
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024  # the client's send() limit (src/protocol.ts)
@@ -343,13 +344,13 @@ async def status(task_id: str, request: Request):
 
 @app.get("/healthz")
 async def healthz():
-    return json_answer({"ok": True, "epoch": EPOCH, "tasks": len(tasks),
-                        "connections": sum(len(s) for s in subscribers.values()),
-                        "connections_by_task": {k: len(s) for k, s in subscribers.items()},
-                        "opened_by_task": opened})
+    health = {"ok": True, "tasks": len(tasks), "connections": sum(len(s) for s in subscribers.values())}
+    if DEMO:  # task ids are not for everyone: per-task counts only with the demo (the tests count sockets here)
+        health.update(epoch=EPOCH, connections_by_task={k: len(s) for k, s in subscribers.items()}, opened_by_task=opened)
+    return json_answer(health)
 
 
-# --- Demo endpoints (TABCAST_DEMO=0 turns them off): start a task, drive it by hand ------
+# --- Demo endpoints (TABCAST_DEMO=1 turns them on): start a task, drive it by hand -------
 
 async def demo_job(task_id: str, steps: int, step_ms: int, fail_at: Optional[float]) -> None:
     try:

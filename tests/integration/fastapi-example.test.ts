@@ -141,4 +141,12 @@ describe('the FastAPI example under uvicorn', { timeout: 60_000 }, () => {
     expect(health.connections_by_task).toEqual({})
     expect((await fetch(`${backend.http}/api/v1/projects/${taskId}/status`)).status).toBe(404)
   })
+
+  it('serves no demo endpoints and no per-task health details unless TABCAST_DEMO=1', async () => {
+    backend = await startFastapiBackend({ env: { TABCAST_DEMO: '' } })
+    const create = await fetch(`${backend.http}/api/v1/projects`, { method: 'POST', body: '{}' })
+    expect(create.status).toBe(404)
+    expect((await fetch(`${backend.http}/api/v1/projects/some_task/events`, { method: 'POST', body: '{"type":"heartbeat"}' })).status).toBe(404)
+    expect(await backend.health()).toEqual({ ok: true, tasks: 0, connections: 0 })
+  })
 })
