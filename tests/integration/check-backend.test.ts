@@ -268,13 +268,19 @@ describe.concurrent('check-backend names what is broken', { timeout: 60_000 }, (
         child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
         child.on('close', (code) => resolve({ code, stdout, stderr }))
       })
-    const [failed, usage] = await Promise.all([
+    const [failed, table, usage] = await Promise.all([
       run(['check-backend', broken.url, '--task', TASK, '--timeout', '1500', '--answer-timeout', '1000', '--json']),
+      run(['check-backend', broken.url, '--task', TASK, '--timeout', '1500', '--answer-timeout', '1000']),
       run(['check-backend', broken.url, '--task', TASK, '--start-url', `${broken.url}/api/v1/projects`]),
     ])
     expect(failed.code, failed.stderr).toBe(1)
     const report = JSON.parse(failed.stdout) as CheckReport
     expect(report.results.find((result) => result.feature === 'message shapes')?.words).toContain('got 7')
+    expect(table.code).toBe(1)
+    expect(table.stdout).toMatch(/^message shapes +FAIL {2}1 of \d+ messages are invalid:/m)
+    expect(table.stdout).toMatch(/^\d+ PASS, \d+ WARN, 1 FAIL, \d+ SKIP$/m)
+    // Progress lines go to stderr, so stdout is only the table.
+    expect(table.stderr).toContain(`… stream: ws://`)
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain('give one of --task, --start-url and --start-command')
   })
