@@ -114,8 +114,8 @@ export async function startFastapiBackend(options: FastapiOptions = {}): Promise
   const launch = async (): Promise<void> => {
     const started = spawn(python, ['-m', 'uvicorn', 'app:app', '--ws', 'wsproto', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warning'], {
       cwd: EXAMPLE_DIR,
-      // The demo endpoints create and drive the tests' tasks.
-      env: { ...process.env, PYTHONUNBUFFERED: '1', TABCAST_DEMO: '1', ...options.env },
+      // The demo endpoints create and drive the tests' tasks; no __pycache__ is left in the example's directory.
+      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', TABCAST_DEMO: '1', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     children.add(started)
