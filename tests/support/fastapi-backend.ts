@@ -159,7 +159,10 @@ export async function startFastapiBackend(options: FastapiOptions = {}): Promise
     if (!running || running.exitCode !== null) return
     const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()))
     running.kill(signal)
+    // uvicorn waits for open connections before it exits; one stuck socket must not hang the suite.
+    const forced = setTimeout(() => running.kill('SIGKILL'), 5000)
     await exited
+    clearTimeout(forced)
   }
 
   try {
