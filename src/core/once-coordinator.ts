@@ -53,8 +53,10 @@ export interface TabPresence {
 /** Host → tab: run your once-handlers of `event` for `task`, then acknowledge `id`. */
 export interface OnceRunRequest {
   id: number
-  /** The task key (`taskKey()`), as the tab registered it. */
+  /** The task key (`taskKey()`) on the host. */
   task: string
+  /** This tab's registrations to run (its own ids for them). */
+  regIds: number[]
   event: OnceEvent
   /** The task's `result` (completed) or `error` (failed), for the handler. */
   value: unknown
@@ -65,6 +67,8 @@ export interface OnceRunRequest {
 /** Host → tab, after the effect was done: drop your once-handlers for `task`. */
 export interface OnceSettled {
   task: string
+  /** This tab's registrations to drop. */
+  regIds: number[]
   event: OnceEvent
   /** The tab that ran the handlers; null when a tab reported the effect done after a host restart. */
   ranIn: string | null
@@ -88,8 +92,12 @@ export type OnceRegistrationState = 'pending' | 'done'
 
 export interface OnceCoordinatorConfig {
   clock: Clock
-  /** Posts a run request to a tab, without waiting: the acknowledgement comes back through `acknowledge`. */
-  sendRun: (tab: string, request: OnceRunRequest) => void
+  /**
+   * Posts a run request to a tab, without waiting: the acknowledgement comes back
+   * through `acknowledge`. `timeout` is the coordinator's own deadline for it. Throws
+   * when the tab cannot be reached (it is then forgotten).
+   */
+  sendRun: (tab: string, request: OnceRunRequest, timeout: number) => void
   /** Tells a tab the effect was done (fire and forget). */
   sendSettled?: (tab: string, settled: OnceSettled) => void
   /** How many finished tasks are remembered, oldest forgotten first. @default 1000 */
@@ -208,11 +216,8 @@ export class OnceCoordinator {
     if (record.done) return
     // Handlers of the other event will never run: tell their tabs to drop them.
     for (const [tab, tabRecord] of this.tabs) {
-      for (const [regId, registration] of tabRecord.registrations) {
-        if (registration.task !== task || registration.event === event) continue
-        tabRecord.registrations.delete(regId)
-        this.config.sendSettled?.(tab, { task, event, ranIn: null })
-      }
+      const regIds = this.take(tabRecord, (registration) => registration.task === task && registration.event !== event)
+      if (regIds.length > 0) this.notifySettled(tab, { task, regIds, event, ranIn: null })
     }
     this.dispatch(task, record)
     this.prune()
@@ -274,6 +279,13 @@ export class OnceCoordinator {
     }
   }
 
+  /** Tasks with at least one registration: the ones the host must follow. */
+  registeredTasks(): Set<string> {
+    const tasks = new Set<string>()
+    for (const tabRecord of this.tabs.values()) for (const registration of tabRecord.registrations.values()) tasks.add(registration.task)
+    return tasks
+  }
+
   /** Tasks currently remembered (for the memory bound and stats). */
   get rememberedTasks(): number {
     return this.tasks.size
@@ -314,21 +326,23 @@ export class OnceCoordinator {
   private dispatch(task: string, record: TaskRecord): void {
     const terminal = record.terminal
     if (!terminal || record.done || record.attempt) return
-    let best: { tab: string; key: [number, number, number]; timeout: number } | null = null
+    let best: { tab: string; key: [number, number, number]; timeout: number; regIds: number[] } | null = null
     for (const [tab, tabRecord] of this.tabs) {
       let order = Infinity
       let timeout = 0
-      for (const registration of tabRecord.registrations.values()) {
+      const regIds: number[] = []
+      for (const [regId, registration] of tabRecord.registrations) {
         if (registration.task !== task || registration.event !== terminal.event) continue
         order = Math.min(order, registration.order)
         timeout = Math.max(timeout, registration.ackTimeout)
+        regIds.push(regId)
       }
       if (order === Infinity || record.refused.has(tab)) continue
       const key: [number, number, number] = [record.tries.get(tab) ?? 0, presenceRank(tabRecord.presence), order]
-      if (!best || compareKeys(key, best.key) < 0) best = { tab, key, timeout }
+      if (!best || compareKeys(key, best.key) < 0) best = { tab, key, timeout, regIds }
     }
     if (!best) return
-    const { tab, timeout } = best
+    const { tab, timeout, regIds } = best
     const id = this.nextRun++
     record.tries.set(tab, (record.tries.get(tab) ?? 0) + 1)
     const timer = this.config.clock.setTimeout(() => {
@@ -340,7 +354,7 @@ export class OnceCoordinator {
     if (record.recentRuns.length > RECENT_RUNS) this.runs.delete(record.recentRuns.shift() as number)
     const runBy = this.config.clock.now() + Math.floor(timeout / 2)
     try {
-      this.config.sendRun(tab, { id, task, event: terminal.event, value: terminal.value, runBy })
+      this.config.sendRun(tab, { id, task, regIds, event: terminal.event, value: terminal.value, runBy }, timeout)
     } catch {
       // A tab whose port cannot take a message is gone: forget it, which asks the next tab.
       this.release(tab)
@@ -361,18 +375,32 @@ export class OnceCoordinator {
     record.refused.clear()
     this.forgetRuns(record)
     for (const [tab, tabRecord] of this.tabs) {
-      let registered = false
-      for (const [regId, registration] of tabRecord.registrations) {
-        if (registration.task !== task) continue
-        tabRecord.registrations.delete(regId)
-        registered = true
-      }
-      if (registered) this.config.sendSettled?.(tab, { task, event, ranIn })
+      const regIds = this.take(tabRecord, (registration) => registration.task === task)
+      if (regIds.length > 0) this.notifySettled(tab, { task, regIds, event, ranIn })
     }
     // Recently finished tasks go to the end, so the oldest are forgotten first.
     this.tasks.delete(task)
     this.tasks.set(task, record)
     this.prune()
+  }
+
+  /** Removes and returns the registrations of a tab that match. */
+  private take(tabRecord: TabRecord, matches: (registration: Registration) => boolean): number[] {
+    const taken: number[] = []
+    for (const [regId, registration] of tabRecord.registrations) {
+      if (!matches(registration)) continue
+      tabRecord.registrations.delete(regId)
+      taken.push(regId)
+    }
+    return taken
+  }
+
+  private notifySettled(tab: string, settled: OnceSettled): void {
+    try {
+      this.config.sendSettled?.(tab, settled)
+    } catch {
+      // A notice is a courtesy: a tab that cannot take it is gone, or learns it when it registers again.
+    }
   }
 
   private forgetRuns(record: TaskRecord): void {

@@ -72,7 +72,7 @@ describe('OnceCoordinator: which tab runs it', () => {
     world.once.terminal(TASK, 'completed', { url: '/a.mp3' })
     expect(world.runs).toHaveLength(1)
     expect(lastRun(world).tab).toBe('focused')
-    expect(lastRun(world).request).toMatchObject({ task: TASK, event: 'completed', value: { url: '/a.mp3' } })
+    expect(lastRun(world).request).toMatchObject({ task: TASK, regIds: [1], event: 'completed', value: { url: '/a.mp3' } })
   })
 
   it('prefers a visible tab to a hidden one when none is focused, and the earliest registration among equals', () => {
@@ -97,8 +97,18 @@ describe('OnceCoordinator: which tab runs it', () => {
     world.once.register('b', 1, { task: TASK, event: 'failed' })
     world.once.terminal(TASK, 'failed', 'boom')
     expect(world.runs.map((run) => run.tab)).toEqual(['b'])
-    expect(world.settled).toEqual([{ tab: 'a', settled: { task: TASK, event: 'failed', ranIn: null } }])
+    expect(world.settled).toEqual([{ tab: 'a', settled: { task: TASK, regIds: [1], event: 'failed', ranIn: null } }])
     expect(world.once.register('c', 1, { task: TASK, event: 'completed' })).toBe('done')
+  })
+
+  it('names every handler of the chosen tab for that task and event, and only those', () => {
+    const world = setup()
+    world.once.register('a', 1, { task: TASK, event: 'completed' })
+    world.once.register('a', 2, { task: OTHER, event: 'completed' })
+    world.once.register('a', 3, { task: TASK, event: 'completed' })
+    world.once.register('a', 4, { task: TASK, event: 'failed' })
+    world.once.terminal(TASK, 'completed', null)
+    expect(lastRun(world).request.regIds).toEqual([1, 3])
   })
 
   it('keeps tasks apart', () => {
@@ -127,7 +137,7 @@ describe('OnceCoordinator: acknowledgement and failover', () => {
     world.once.acknowledge('a', lastRun(world).request.id)
     expect(world.once.state(TASK)).toMatchObject({ done: { event: 'completed', ranIn: 'a' }, running: null, tabs: [] })
     expect(world.settled.map((entry) => entry.tab).sort()).toEqual(['a', 'b'])
-    expect(world.settled[0]?.settled).toEqual({ task: TASK, event: 'completed', ranIn: 'a' })
+    expect(world.settled.find((entry) => entry.tab === 'b')?.settled).toEqual({ task: TASK, regIds: [7], event: 'completed', ranIn: 'a' })
     world.clock.advance(DEFAULT_ONCE_ACK_TIMEOUT * 10)
     expect(world.runs).toHaveLength(1)
     expect(world.clock.pendingCount).toBe(0)
