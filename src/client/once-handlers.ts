@@ -85,7 +85,10 @@ export class OnceHandlers {
   /** The host's run request: run the named handlers now, or say why not. */
   run(request: OnceRunRequest): OnceRunAnswer {
     if (this.now() > request.runBy) return 'late'
-    const handlers = request.regIds.map((id) => this.registrations.get(id)).filter((entry): entry is LocalOnce => entry?.event === request.event)
+    let handlers = request.regIds.map((id) => this.registrations.get(id)).filter((entry): entry is LocalOnce => entry?.event === request.event)
+    // The named handlers were replaced meanwhile (a component remounted, StrictMode):
+    // this tab's current handlers of the same task and event stand in for them.
+    if (handlers.length === 0) handlers = this.all().filter((entry) => entry.key === request.task && entry.event === request.event)
     if (handlers.length === 0) return 'no-handler'
     const outcome: OnceOutcome = { event: request.event, ranHere: true, ranIn: this.tabId }
     for (const handler of handlers) this.remember(handler)

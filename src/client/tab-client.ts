@@ -182,6 +182,11 @@ export class TabClient implements TabcastClient {
     return this.call(active.link.stats(), 'stats')
   }
 
+  /** This tab's id, as its host knows it. */
+  get tabId(): string {
+    return this.config.tabId
+  }
+
   /** The mode this tab ended up in, once connected. */
   async mode(): Promise<Hello> {
     return (await this.connect()).hello
