@@ -31,7 +31,8 @@ export interface OnceOptions extends TaskOptions {
   /**
    * Called in each tab that registered this handler once the effect is settled: it ran
    * here or in another tab (`ranIn`), or the task ended with the other event (then
-   * `event` is that event and `ranIn` is null). Useful to show "notified in another tab".
+   * `event` is that event and `ranIn` is null). A handler registered after that is told
+   * at once. Useful to show "notified in another tab".
    * @default undefined
    */
   onSettled?(outcome: OnceOutcome): void

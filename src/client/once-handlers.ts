@@ -114,12 +114,14 @@ export class OnceHandlers {
     return true
   }
 
-  /** The host answered a registration with `done`: the handler will never run here. */
-  registeredDone(id: number): void {
+  /** The host answered a registration with `done`: the handler will never run here; `onSettled` says where it ran. */
+  registeredDone(id: number, done: { event: OnceEvent; ranIn: string | null }): void {
     const handler = this.registrations.get(id)
     if (!handler) return
     this.registrations.delete(id)
-    this.remember(handler)
+    if (handler.event === done.event) this.remember(handler)
+    const outcome: OnceOutcome = { event: done.event, ranHere: done.ranIn === this.tabId, ranIn: done.ranIn }
+    if (handler.onSettled) this.invoke(() => handler.onSettled?.(outcome))
   }
 
   private remember(handler: LocalOnce): void {

@@ -288,7 +288,7 @@ export class TabClient implements TabcastClient {
     const once = { ...(registration.ackTimeout === undefined ? {} : { ackTimeout: registration.ackTimeout }) }
     this.call(link.registerOnce(registration.id, registration.projectId, registration.event, registration.options, once), 'registerOnce').then(
       (state) => {
-        if (state === 'done') this.onceHandlers.registeredDone(registration.id)
+        if (state.state === 'done') this.onceHandlers.registeredDone(registration.id, state)
       },
       (error: unknown) => this.onLinkFailure(link, error),
     )

@@ -87,8 +87,12 @@ export interface OnceRegistration {
   done?: boolean
 }
 
-/** What a registration found. */
-export type OnceRegistrationState = 'pending' | 'done'
+/**
+ * What a registration found: `pending` (it may run here), or `done` with the event
+ * that ended the task and the tab that ran its effect (null: the task ended with the
+ * other event, or a re-registering tab reported it done).
+ */
+export type OnceRegistrationState = { state: 'pending' } | { state: 'done'; event: OnceEvent; ranIn: string | null }
 
 export interface OnceCoordinatorConfig {
   clock: Clock
@@ -180,7 +184,8 @@ export class OnceCoordinator {
   register(tab: string, regId: number, registration: OnceRegistration): OnceRegistrationState {
     const record = this.task(registration.task)
     if (registration.done && !record.done) this.markDone(registration.task, record, registration.event, null)
-    if (record.done || (record.terminal && record.terminal.event !== registration.event)) return 'done'
+    if (record.done) return { state: 'done', event: record.done.event, ranIn: record.done.ranIn }
+    if (record.terminal && record.terminal.event !== registration.event) return { state: 'done', event: record.terminal.event, ranIn: null }
     const tabRecord = this.tab(tab)
     record.refused.delete(tab)
     tabRecord.registrations.set(regId, {
@@ -190,7 +195,7 @@ export class OnceCoordinator {
       order: this.nextOrder++,
     })
     this.dispatch(registration.task, record)
-    return 'pending'
+    return { state: 'pending' }
   }
 
   unregister(tab: string, regId: number): void {

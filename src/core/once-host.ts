@@ -85,9 +85,9 @@ export class OnceHost {
       ...(once.ackTimeout === undefined ? {} : { ackTimeout: once.ackTimeout }),
       ...(once.done === undefined ? {} : { done: once.done }),
     })
-    if (state === 'pending' && !this.watchers.has(task)) this.follow(task, projectId, options)
+    if (state.state === 'pending' && !this.watchers.has(task)) this.follow(task, projectId, options)
     this.reconcile()
-    return state
+    return state.state === 'done' && state.ranIn !== null ? { ...state, ranIn: tabIdOf(state.ranIn) } : state
   }
 
   unregister(session: TabSession, regId: number): void {

@@ -286,6 +286,8 @@ describe.each([
     await quiesce()
     expect(late.calls).toHaveLength(0)
     expect(first.calls).toHaveLength(1)
+    // The late tab is told where it ran.
+    expect(late.outcomes).toEqual([{ event: 'completed', ranHere: false, ranIn: 'first' }])
   })
 })
 

@@ -62,8 +62,8 @@ class FakeLink implements BrokerLink {
   bye(): Promise<void> {
     return Promise.resolve()
   }
-  registerOnce(): Promise<'pending'> {
-    return Promise.resolve('pending')
+  registerOnce(): Promise<{ state: 'pending' }> {
+    return Promise.resolve({ state: 'pending' })
   }
   unregisterOnce(): Promise<void> {
     return Promise.resolve()
