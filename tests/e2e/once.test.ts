@@ -145,4 +145,38 @@ describe('once-handlers in a real browser', () => {
     expect(total(states)).toBe(1)
     expect(new Set(states.map((state) => state.ranIn)).size).toBe(1)
   })
+
+  it('/production: one desktop notification when the audio is ready, however many studio tabs show it', async () => {
+    // Counts notifications in each page instead of showing them; the permission is granted.
+    await env.context.addInitScript(() => {
+      const shown: string[] = []
+      ;(window as unknown as { __notifications: string[] }).__notifications = shown
+      class CountingNotification {
+        static permission = 'granted'
+        static requestPermission(): Promise<string> {
+          return Promise.resolve('granted')
+        }
+        constructor(title: string) {
+          shown.push(title)
+        }
+      }
+      ;(window as unknown as { Notification: unknown }).Notification = CountingNotification
+    })
+    const first = await env.context.newPage()
+    const params = new URLSearchParams({ backendUrl: env.backend.backendUrl, steps: '6', stepMs: '300' })
+    await first.goto(`${env.demo.origin}/production?${params.toString()}`)
+    await first.click('[data-testid=to-director]')
+    await first.click('[data-testid=generate-audio]')
+    const taskId = await first.getByTestId('audio-task').getAttribute('data-task-id')
+    const studios = [first]
+    for (let i = 0; i < 2; i++) {
+      const page = await env.context.newPage()
+      await page.goto(`${env.demo.origin}/production?${new URLSearchParams({ backendUrl: env.backend.backendUrl, taskId: taskId ?? '' }).toString()}`)
+      studios.push(page)
+    }
+    await Promise.all(studios.map((page) => page.getByTestId('audio-result').waitFor({ timeout: 15_000 })))
+    const counted = async (): Promise<string[][]> =>
+      Promise.all(studios.map((page) => page.evaluate(() => (window as unknown as { __notifications: string[] }).__notifications)))
+    await expect.poll(async () => (await counted()).flat(), WAIT).toEqual(['오디오 생성 완료'])
+  })
 })
