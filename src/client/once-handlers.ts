@@ -33,6 +33,8 @@ export interface KnownDone {
   projectId: string
   options: TaskOptions
   event: OnceEvent
+  /** Where it ran, for a handler registered later (`onSettled`). */
+  outcome: OnceOutcome
 }
 
 /** Tasks whose done state a tab remembers to tell a new host; the oldest are forgotten first. */
@@ -78,8 +80,9 @@ export class OnceHandlers {
     return [...this.done]
   }
 
-  isDone(key: string): boolean {
-    return this.done.has(key)
+  /** How the task's effect was settled, when this tab knows it is done. */
+  doneOutcome(key: string): OnceOutcome | null {
+    return this.done.get(key)?.outcome ?? null
   }
 
   /** The host's run request: run the named handlers now, or say why not. */
@@ -91,7 +94,7 @@ export class OnceHandlers {
     if (handlers.length === 0) handlers = this.all().filter((entry) => entry.key === request.task && entry.event === request.event)
     if (handlers.length === 0) return 'no-handler'
     const outcome: OnceOutcome = { event: request.event, ranHere: true, ranIn: this.tabId }
-    for (const handler of handlers) this.remember(handler)
+    for (const handler of handlers) this.remember(handler, outcome)
     for (const handler of handlers) {
       this.registrations.delete(handler.id)
       this.invoke(() => (handler.handler as (value: unknown) => void)(request.value))
@@ -108,7 +111,7 @@ export class OnceHandlers {
       if (!handler) continue
       this.registrations.delete(id)
       // Only an effect that was done is worth telling a new host; the other event's handlers just go.
-      if (handler.event === notice.event) this.remember(handler)
+      if (handler.event === notice.event) this.remember(handler, outcome)
       if (handler.onSettled) this.invoke(() => handler.onSettled?.(outcome))
     }
     return true
@@ -119,14 +122,14 @@ export class OnceHandlers {
     const handler = this.registrations.get(id)
     if (!handler) return
     this.registrations.delete(id)
-    if (handler.event === done.event) this.remember(handler)
     const outcome: OnceOutcome = { event: done.event, ranHere: done.ranIn === this.tabId, ranIn: done.ranIn }
+    if (handler.event === done.event) this.remember(handler, outcome)
     if (handler.onSettled) this.invoke(() => handler.onSettled?.(outcome))
   }
 
-  private remember(handler: LocalOnce): void {
+  private remember(handler: LocalOnce, outcome: OnceOutcome): void {
     this.done.delete(handler.key)
-    this.done.set(handler.key, { projectId: handler.projectId, options: handler.options, event: handler.event })
+    this.done.set(handler.key, { projectId: handler.projectId, options: handler.options, event: handler.event, outcome })
     if (this.done.size > MAX_KNOWN_DONE) this.done.delete(this.done.keys().next().value as string)
   }
 

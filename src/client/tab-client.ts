@@ -141,8 +141,21 @@ export class TabClient implements TabcastClient {
   once(projectId: string, event: OnceEvent, handler: (value: never) => void, options: OnceOptions = {}): () => void {
     const { task, ackTimeout, onSettled } = splitOnceOptions(options)
     const registration: LocalOnce = { id: this.nextId++, projectId, event, options: task, ackTimeout, handler, onSettled, key: taskKey(projectId, task) }
-    // This tab already saw the effect done (it ran here, or another tab ran it): nothing to run.
-    if (this.onceHandlers.isDone(registration.key)) return () => {}
+    // This tab already saw the effect done (it ran here, or another tab ran it): nothing to
+    // run, and `onSettled` hears it as it would from the host (asynchronously).
+    const done = this.onceHandlers.doneOutcome(registration.key)
+    if (done) {
+      if (onSettled) {
+        queueMicrotask(() => {
+          try {
+            onSettled({ ...done, ranHere: done.ranIn === this.config.tabId })
+          } catch (error) {
+            reportError(error)
+          }
+        })
+      }
+      return () => {}
+    }
     this.onceHandlers.add(registration)
     void this.connect().then(
       (active) => {

@@ -4,7 +4,7 @@
  * broker. Tab deaths reach the host through injected Web Locks; time is a fake clock
  * shared by the host and its tabs (one browser reads one wall clock).
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { OnceOutcome } from 'tabcast'
 import { LeaderElection, createLeaderLink } from '../../src/client/leader-link.js'
 import type { BrokerLink } from '../../src/client/link.js'
@@ -288,6 +288,13 @@ describe.each([
     expect(first.calls).toHaveLength(1)
     // The late tab is told where it ran.
     expect(late.outcomes).toEqual([{ event: 'completed', ranHere: false, ranIn: 'first' }])
+    // The tab that ran it, registering again (a remount), runs nothing and hears it ran here.
+    const again: OnceOutcome[] = []
+    const handler = vi.fn()
+    first.client.once(TASK, 'completed', handler, { ...OPTIONS, onSettled: (outcome) => again.push(outcome) })
+    await quiesce()
+    expect(handler).not.toHaveBeenCalled()
+    expect(again).toEqual([{ event: 'completed', ranHere: true, ranIn: 'first' }])
   })
 })
 
