@@ -142,13 +142,17 @@ export class OnceHost {
   private follow(task: string, projectId: string, options: TaskOptions): void {
     const watcher: Watcher = { unsubscribe: () => {} }
     this.watchers.set(task, watcher)
-    watcher.unsubscribe = this.broker.subscribe(projectId, options, (event) => {
+    const unsubscribe = this.broker.subscribe(projectId, options, (event) => {
       if (event.type !== 'snapshot') return
       const terminal = terminalOf(event.snapshot)
       if (!terminal) return
       this.coordinator.terminal(task, terminal.event, terminal.value)
       this.reconcile()
     })
+    // The first snapshot arrives during `subscribe`; if that already ended the need for
+    // this watcher, it was dropped before its real unsubscribe existed.
+    if (this.watchers.get(task) === watcher) watcher.unsubscribe = unsubscribe
+    else unsubscribe()
   }
 
   /** Stops following tasks nobody has a once-handler for any more. */
