@@ -122,6 +122,11 @@ export class OnceHost {
     }
   }
 
+  /** Keys of the tasks this host follows for once-handlers (one broker subscription each). */
+  watchedTasks(): ReadonlySet<string> {
+    return new Set(this.watchers.keys())
+  }
+
   close(): void {
     for (const watcher of this.watchers.values()) watcher.unsubscribe()
     this.watchers.clear()

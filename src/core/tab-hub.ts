@@ -251,7 +251,12 @@ export class TabHub {
 
   stats(): BrokerStats {
     const tabDetails = [...this.sessions].map((session) => session.stats())
-    return { ...this.broker.stats(), tabs: tabDetails.length, tabDetails }
+    const core = this.broker.stats()
+    // `subscribers` counts the tabs' subscriptions; the host's own following of a task for
+    // its once-handlers is not one of them.
+    const watched = this.once.watchedTasks()
+    const tasks = core.tasks.map((task) => (watched.has(task.key) ? { ...task, subscribers: Math.max(0, task.subscribers - 1) } : task))
+    return { ...core, tasks, tabs: tabDetails.length, tabDetails }
   }
 
   /** The host stops: every tab is released, every connection closed, no more signals. */

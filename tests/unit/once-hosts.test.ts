@@ -326,6 +326,18 @@ describe('once-handlers, host-specific', () => {
     await until(() => world.env.sockets.last.isClosed, 'the socket closed after the last handler went')
   })
 
+  it("SharedWorker: the host's following is not counted as a tab's subscription in stats", async () => {
+    const world = sharedWorkerWorld()
+    const tab = world.open('solo', { handler: false })
+    tab.client.once(TASK, 'completed', () => {}, OPTIONS)
+    await until(() => world.env.sockets.count === 1, 'a socket for the handler alone')
+    expect(world.hub.stats().tasks.map((task) => task.subscribers)).toEqual([0])
+    tab.client.subscribe(TASK, {}, OPTIONS)
+    await until(() => world.hub.stats().tasks[0]?.subscribers === 1, 'one tab subscription')
+    await quiesce()
+    expect(world.hub.stats().tasks.map((task) => task.subscribers)).toEqual([1])
+  })
+
   it('leader tab: a new leader, told by the tabs what was done, does not run it again', async () => {
     const world = leaderWorld()
     const leader = world.open('leader', { presence: { visible: true, focused: true } })
