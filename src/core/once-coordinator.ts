@@ -11,8 +11,10 @@
  * injected clock. When the deadline passes, the tab refuses (it no longer has a
  * handler), or the tab is released (its Web Lock was granted to the host, or it said
  * goodbye), the next tab is chosen. The first acknowledgement, even one of an earlier
- * attempt that arrives after its deadline, marks the task done: every tab that registered for it is told, and
- * no tab runs it again while this coordinator lives.
+ * attempt that arrives after its deadline, marks the task done: every tab that
+ * registered for it is told, and no tab runs it again while this coordinator lives.
+ * Where the tabs are told about it, a new coordinator (a restarted host) learns it from
+ * them (`OnceRegistration.done`).
  *
  * At most once: a run request carries `runBy`, half the deadline after it was sent
  * (host clock; host and tabs of one browser read the same wall clock). A tab starts
@@ -37,8 +39,6 @@ import type { Clock, TimerHandle } from './env.js'
 
 /** The terminal events a once-handler can follow. */
 export type OnceEvent = 'completed' | 'failed'
-
-export const ONCE_EVENTS: readonly OnceEvent[] = ['completed', 'failed']
 
 export function isOnceEvent(value: unknown): value is OnceEvent {
   return value === 'completed' || value === 'failed'
