@@ -4,32 +4,14 @@
  * (`Sec-WebSocket-Protocol` and `Authorization: Bearer`), CORS with credentials, and
  * that no token ever reaches the logs.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { CloseCode, isFatalCloseCode } from 'tabcast'
-import { createTaskTokens, type AuthRequest, type LogFields, type Logger, type TabcastServerOptions } from 'tabcast/server'
-import { connect, startServer, TestClient, type RunningServer } from './server-helpers.js'
+import { createTaskTokens, type AuthRequest, type LogFields, type Logger } from 'tabcast/server'
+import { connect, trackServers } from './server-helpers.js'
 
 const SECRET = 'test-secret-that-is-at-least-32-bytes-long'
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
-
-async function start(options: TabcastServerOptions = {}): Promise<RunningServer> {
-  const server = await startServer(options)
-  running.push(server)
-  return server
-}
-
-function client(url: string, options: ConstructorParameters<typeof TestClient>[1] = {}): TestClient {
-  const created = new TestClient(url, options)
-  clients.push(created)
-  return created
-}
-
-afterEach(async () => {
-  for (const each of clients.splice(0)) each.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
-})
+const { start, client, clients } = trackServers()
 
 /** The subprotocols a tabcast client offers with a token. */
 function withToken(token: string): { protocols: string[] } {
