@@ -13,7 +13,10 @@ import { reconnectDelay } from './backoff.js'
 export type Link =
   /** A socket is opening. `attempt` 0 is the first connection, n > 0 the n-th reconnect. */
   | { kind: 'connecting'; attempt: number }
-  /** The socket is open. `pongSeen`: the server answered a ping, so a missing pong means a dead link. */
+  /**
+   * The socket is open. `pongSeen`: the server answered a ping, or announced on
+   * `connected` that it answers them, so a missing pong means a dead link.
+   */
   | { kind: 'live'; pongSeen: boolean }
   /** Waiting `delay` ms before reconnect attempt `attempt`. */
   | { kind: 'waiting'; attempt: number; delay: number }
@@ -29,6 +32,8 @@ export type ConnectionEvent =
   | { type: 'socketOpen' }
   | { type: 'socketMessage' }
   | { type: 'pong' }
+  /** `connected` announced the `pong` capability: hold the server to it from the first ping. */
+  | { type: 'answersPings' }
   | { type: 'socketClose'; code: number; reason: string }
   | { type: 'timer'; name: TimerName }
   | { type: 'pollDone' }
@@ -47,6 +52,8 @@ export type ConnectionEffect =
   | { type: 'cancel'; name: TimerName }
   | { type: 'ping' }
   | { type: 'poll' }
+  /** Read the status once while waiting to reconnect, so tabs show the task's real state meanwhile. */
+  | { type: 'readStatus' }
   /** Send what `send()` queued while the socket was down. */
   | { type: 'flushQueue' }
   /** Read the status endpoint once, to fill what a reconnect may have missed. */
@@ -106,10 +113,10 @@ function afterFailure(
   const delay = goingAway && previousAttempt === 0
     ? 0
     : reconnectDelay(attempt, options.reconnectBaseDelay, options.reconnectMaxDelay, options.reconnectJitter, random)
-  return {
-    link: { kind: 'waiting', attempt, delay },
-    effects: [{ type: 'arm', name: 'retry', ms: delay }],
-  }
+  const effects: ConnectionEffect[] = [{ type: 'arm', name: 'retry', ms: delay }]
+  // A reconnect at once will fill the gap itself; a backoff step may last 30 s.
+  if (delay > 0) effects.push({ type: 'readStatus' })
+  return { link: { kind: 'waiting', attempt, delay }, effects }
 }
 
 const SOCKET_TIMERS: ConnectionEffect[] = [
@@ -154,6 +161,7 @@ export function reduceConnection(
       return { link, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
 
     case 'pong':
+    case 'answersPings':
       if (link.kind !== 'live') return same
       return { link: { kind: 'live', pongSeen: true }, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
 

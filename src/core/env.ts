@@ -28,6 +28,8 @@ export interface ResponseLike {
   readonly status: number
   readonly headers: { get(name: string): string | null }
   text(): Promise<string>
+  /** The body as a stream, when the environment has one: read with a byte limit. */
+  readonly body?: ReadableStream<Uint8Array> | null
 }
 
 export type FetchLike = (url: string, init: { signal: AbortSignal; headers: Record<string, string> }) => Promise<ResponseLike>
@@ -40,6 +42,8 @@ export interface BrokerEnv {
   random: () => number
   /** Whether bare `host:port` backends should use wss/https (the page is served over https). */
   secure: boolean
+  /** The page's origin (`location.origin`), to name it when a backend refuses it. */
+  origin?: string | null
 }
 
 /** The real environment of a browser page or worker (or Node 22+, which has WebSocket). */
@@ -47,7 +51,7 @@ export function globalEnv(): BrokerEnv {
   const g = globalThis as unknown as {
     WebSocket: new (url: string) => SocketLike
     fetch: FetchLike
-    location?: { protocol?: string }
+    location?: { protocol?: string; origin?: string }
   }
   return {
     // Never capture the global functions themselves: tests and polyfills may replace them later.
@@ -60,5 +64,6 @@ export function globalEnv(): BrokerEnv {
     fetch: (url, init) => g.fetch(url, init),
     random: () => Math.random(),
     secure: g.location?.protocol === 'https:',
+    origin: g.location?.origin ?? null,
   }
 }

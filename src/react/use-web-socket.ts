@@ -102,6 +102,7 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
       connectTimeout: r.connectTimeout,
       requestTimeout: r.requestTimeout,
       linger: r.linger,
+      staleAfter: r.staleAfter,
     }),
     [
       r.backendUrl,
@@ -118,6 +119,7 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
       r.connectTimeout,
       r.requestTimeout,
       r.linger,
+      r.staleAfter,
     ],
   )
 
