@@ -217,12 +217,17 @@ class Step {
   }
 
   statusRead(purpose: ReadPurpose, result: ReadResult): void {
-    if (result.ok) {
+    // A backoff read that answers after the socket came back is older than what the socket
+    // says: only an end it reports still counts (an end is never lost).
+    const late = purpose === 'backoff' && this.link.kind === 'live'
+    if (result.ok && late && result.status.status === 'running') {
+      // Ignored.
+    } else if (result.ok) {
       const { task, messages } = applyStatus(this.task, result.status, this.context.now, { advanceSeq: purpose !== 'backoff' })
       this.task = task
       for (const message of messages) this.effects.push({ type: 'deliver', message })
       if (isFinished(this.task)) this.connection({ type: 'finished' })
-    } else if (purpose !== 'gap') {
+    } else if (purpose !== 'gap' && !late) {
       // A failed gap fill is not worth alarming anyone: the stream itself is live again, and a
       // guide-only backend may have no status endpoint at all. A failed poll or backoff read
       // is all the user has to go on, so it is named, with the likely cause when there is one.

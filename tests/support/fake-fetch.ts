@@ -9,6 +9,10 @@ export interface Reply {
   status?: number
   body: string | object
   contentType?: string
+  /** Extra response headers (lower-case names). */
+  headers?: Record<string, string>
+  /** A body stream offered as `response.body` (its `text()` then rejects: the reader must use the stream). */
+  stream?: ReadableStream<Uint8Array>
 }
 
 export class FakeRequest {
@@ -34,10 +38,12 @@ export class FakeRequest {
     this.settled = true
     const body = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body)
     const contentType = reply.contentType ?? (typeof reply.body === 'string' ? 'text/plain' : 'application/json')
+    const headers: Record<string, string> = { 'content-type': contentType, ...reply.headers }
     this.resolveFn({
       status: reply.status ?? 200,
-      headers: { get: (name) => (name.toLowerCase() === 'content-type' ? contentType : null) },
-      text: () => Promise.resolve(body),
+      headers: { get: (name) => headers[name.toLowerCase()] ?? null },
+      text: () => (reply.stream ? Promise.reject(new Error('text() on a streamed body')) : Promise.resolve(body)),
+      ...(reply.stream ? { body: reply.stream } : {}),
     })
   }
 
