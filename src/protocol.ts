@@ -175,6 +175,11 @@ export const CloseCode = {
    * once, as for 1001.
    */
   ServiceRestart: 1012,
+  /**
+   * Never sent: what a browser reports when a connection dropped without a close frame
+   * or an upgrade was refused. tabcast clients use it for their own failed attempts.
+   */
+  Abnormal: 1006,
   /** `Origin` not allowed, or another policy violation: do not retry. */
   PolicyViolation: 1008,
   /** A client message exceeded the server's size limit. */

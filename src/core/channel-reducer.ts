@@ -132,7 +132,7 @@ export function reduceChannel(state: ChannelState, input: ChannelInput, context:
       break
     case 'socketUnavailable':
       step.task = withConnectionError(step.task, input.error)
-      step.socketClosed(1006, 'socket could not be created', false)
+      step.socketClosed(CloseCode.Abnormal, 'socket could not be created', false)
       break
     case 'socketClose':
       step.socketClosed(input.code, input.reason, true)
@@ -209,7 +209,7 @@ class Step {
   socketClosed(code: number, reason: string, nameIt: boolean): void {
     const link = this.link
     if (link.kind === 'connecting' || (link.kind === 'polling' && link.probing)) this.refusedBeforeOpen = true
-    // 1000 and 1001 are orderly closes; anything else is worth naming.
+    // Normal and going-away closes are orderly; anything else is worth naming.
     if (nameIt && code !== CloseCode.Normal && code !== CloseCode.GoingAway) {
       this.task = withConnectionError(this.task, `WebSocket closed (code ${code}${reason ? `: ${reason}` : ''})`)
     }

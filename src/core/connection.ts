@@ -6,7 +6,7 @@
  * channel interprets the effects; nothing here touches a socket or a clock, so every
  * transition is tested with plain values.
  */
-import { isFatalCloseCode } from '../protocol.js'
+import { CloseCode, isFatalCloseCode } from '../protocol.js'
 import type { ConnectionState, ResolvedTaskOptions } from '../types.js'
 import { reconnectDelay } from './backoff.js'
 
@@ -42,8 +42,6 @@ export type ConnectionEvent =
   | { type: 'finished' }
   /** Nobody follows the task any more. */
   | { type: 'stop' }
-  /** A fatal problem found outside the socket (e.g. 404 with a strict server): stop trying. */
-  | { type: 'fatal'; reason: string }
 
 export type ConnectionEffect =
   | { type: 'openSocket' }
@@ -167,7 +165,7 @@ export function reduceConnection(
 
     case 'socketClose': {
       // Both say "this server is going down on purpose": another one is likely already up.
-      const goingAway = event.code === 1001 || event.code === 1012
+      const goingAway = event.code === CloseCode.GoingAway || event.code === CloseCode.ServiceRestart
       if (link.kind === 'live') {
         return withPrefix(SOCKET_TIMERS, afterFailure(0, event.code, event.reason, goingAway, options, random))
       }
@@ -205,20 +203,14 @@ export function reduceConnection(
       if (link.kind === 'closed') return same
       return {
         link: { kind: 'closed', reason: 'the task finished', fatal: false },
-        effects: [...cancelAll(), { type: 'closeSocket', code: 1000, reason: 'task finished' }],
+        effects: [...cancelAll(), { type: 'closeSocket', code: CloseCode.Normal, reason: 'task finished' }],
       }
 
     case 'stop':
       if (link.kind === 'closed') return same
       return {
         link: { kind: 'closed', reason: null, fatal: false },
-        effects: [...cancelAll(), { type: 'closeSocket', code: 1000, reason: 'no subscribers' }],
-      }
-
-    case 'fatal':
-      return {
-        link: { kind: 'closed', reason: event.reason, fatal: true },
-        effects: [...cancelAll(), { type: 'closeSocket', code: 1000, reason: 'fatal error' }],
+        effects: [...cancelAll(), { type: 'closeSocket', code: CloseCode.Normal, reason: 'no subscribers' }],
       }
   }
 }
@@ -231,12 +223,12 @@ function onTimer(link: Link, name: TimerName, options: ResolvedTaskOptions, rand
     case 'connectTimeout':
       if (link.kind === 'connecting') {
         return withPrefix(
-          [{ type: 'closeSocket', code: 1000, reason: 'connect timeout' }, ...SOCKET_TIMERS],
-          afterFailure(link.attempt, 1006, 'connect timeout', false, options, random),
+          [{ type: 'closeSocket', code: CloseCode.Normal, reason: 'connect timeout' }, ...SOCKET_TIMERS],
+          afterFailure(link.attempt, CloseCode.Abnormal, 'connect timeout', false, options, random),
         )
       }
       if (link.kind === 'polling' && link.probing) {
-        const effects: ConnectionEffect[] = [{ type: 'closeSocket', code: 1000, reason: 'connect timeout' }]
+        const effects: ConnectionEffect[] = [{ type: 'closeSocket', code: CloseCode.Normal, reason: 'connect timeout' }]
         if (options.socketRetryInterval > 0) effects.push({ type: 'arm', name: 'probe', ms: options.socketRetryInterval })
         return { link: { kind: 'polling', probing: false }, effects }
       }
@@ -251,8 +243,8 @@ function onTimer(link: Link, name: TimerName, options: ResolvedTaskOptions, rand
     case 'pongTimeout':
       if (link.kind !== 'live') return same
       return withPrefix(
-        [{ type: 'closeSocket', code: 1000, reason: 'no pong' }, ...SOCKET_TIMERS],
-        afterFailure(0, 1006, 'no pong', false, options, random),
+        [{ type: 'closeSocket', code: CloseCode.Normal, reason: 'no pong' }, ...SOCKET_TIMERS],
+        afterFailure(0, CloseCode.Abnormal, 'no pong', false, options, random),
       )
     case 'poll':
       return link.kind === 'polling' ? { link, effects: [{ type: 'poll' }] } : same

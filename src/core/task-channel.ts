@@ -9,6 +9,7 @@
  */
 import { statusUrl, streamUrl, type Backend } from '../endpoints.js'
 import {
+  CloseCode,
   DEFAULT_MAX_MESSAGE_BYTES,
   MAX_CLIENT_MESSAGE_BYTES,
   describeValue,
@@ -266,7 +267,7 @@ export class TaskChannel {
   }
 
   private openSocket(): void {
-    this.closeSocket(1000, 'replaced')
+    this.closeSocket(CloseCode.Normal, 'replaced')
     const generation = ++this.generation
     const url = streamUrl(this.backend, this.projectId, this.state.task.seq ?? undefined)
     let socket: SocketLike
