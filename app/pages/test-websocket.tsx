@@ -36,6 +36,7 @@ const NUMERIC_OPTIONS = [
   'connectTimeout',
   'requestTimeout',
   'linger',
+  'staleAfter',
 ] as const satisfies readonly (keyof TaskOptions)[]
 const BOOLEAN_OPTIONS = ['autoReconnect', 'pollingFallback'] as const satisfies readonly (keyof TaskOptions)[]
 

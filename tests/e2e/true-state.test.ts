@@ -5,6 +5,7 @@
  * terminal message with `seq == last_seq` below what the tabs had seen.
  */
 import { afterEach, describe, expect, it } from 'vitest'
+import { startBackend, type E2eBackend } from './support/backend.js'
 import { setUpE2eEnvironment } from './support/environment.js'
 import { startRefusingProxy, type RefusingProxy } from './support/refusing-proxy.js'
 import { startScriptedBackend, type ScriptedBackend } from './support/scripted-backend.js'
@@ -14,9 +15,10 @@ const env = setUpE2eEnvironment()
 
 let proxy: RefusingProxy | null = null
 let scripted: ScriptedBackend | null = null
+let strict: E2eBackend | null = null
 afterEach(async () => {
-  await Promise.all([proxy?.close(), scripted?.close()])
-  proxy = scripted = null
+  await Promise.all([proxy?.close(), scripted?.close(), strict?.close()])
+  proxy = scripted = strict = null
 })
 
 describe('status during backoff', () => {
@@ -87,3 +89,51 @@ describe('numbering epochs', () => {
     expect(scripted.upgradeAttempts).toBe(2)
   })
 })
+
+describe('a job that stops reporting', () => {
+  it('every tab shows the stalled notice and data-stalled, without failing the task; the next update clears it', async () => {
+    scripted = await startScriptedBackend()
+    const taskId = uniqueTaskId('stalled')
+    const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, scripted.backendUrl, { staleAfter: 1500 }), 2)
+    await expectEveryTab(tabs, { connection: 'live' })
+    scripted.send(taskId, { type: 'progress', project_id: taskId, progress: 0.25, seq: 1, message: 'TTS' })
+    await expectEveryTab(tabs, { status: 'running', percent: 25 })
+
+    // The socket stays up (pings are answered), but the job says nothing more.
+    const stalledText = (page: (typeof tabs)[number]) =>
+      page.evaluate(() => ({
+        stalled: document.querySelector('.tabcast-progress')?.getAttribute('data-stalled') ?? null,
+        notice: document.querySelector('.tabcast-progress__stalled')?.textContent ?? null,
+      }))
+    await expect
+      .poll(() => Promise.all(tabs.map(stalledText)), { timeout: 15_000 })
+      .toEqual(tabs.map(() => ({ stalled: 'true', notice: expect.stringMatching(/^(No update for \d+ s|\d+초째 업데이트 없음)$/) })))
+    await expectEveryTab(tabs, { status: 'running', connection: 'live', percent: 25, alert: '' })
+
+    scripted.send(taskId, { type: 'progress', project_id: taskId, progress: 0.3, seq: 2 })
+    await expect.poll(() => Promise.all(tabs.map(stalledText))).toEqual(tabs.map(() => ({ stalled: null, notice: null })))
+    await expectEveryTab(tabs, { percent: 30 })
+  })
+})
+
+describe('saying what is wrong', () => {
+  it('a backend that refuses the page’s origin: the notice names the Origin allow-list or CORS, the page origin and the backend', async () => {
+    strict = await startBackend({ allowedOrigins: ['https://studio.example.com'] })
+    const taskId = uniqueTaskId('refused_origin')
+    await strict.server.createTask({ taskId })
+    const options = { maxReconnectAttempts: 1, reconnectBaseDelay: 100, pollingInterval: 500, socketRetryInterval: 0 }
+    const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, strict.backendUrl, options), 2)
+    const backendOrigin = `http://${strict.backendUrl}`
+    await expectEveryTab(tabs, {
+      notice: expect.stringMatching(new RegExp(`Origin allow-list or CORS.*${escape(env.demo.origin)}`)),
+    })
+    for (const bar of await Promise.all(tabs.map((tab) => tab.locator('.tabcast-progress__notice').textContent()))) {
+      expect(bar).toContain(backendOrigin)
+    }
+    expect(strict.connections(taskId)).toBe(0)
+  })
+})
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
