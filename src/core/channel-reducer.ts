@@ -41,6 +41,16 @@ export interface ChannelState {
   lastReadAt: number | null
   /** When the armed stale timer falls due, or null when none is armed. */
   staleDue: number | null
+  /**
+   * While the socket fails before opening and status reads fail at the network level:
+   * whether the backend answers a no-cors request (up, but refusing this page) or not
+   * (down). Null when not known.
+   */
+  reachable: boolean | null
+  /** A reachability probe is under way. */
+  probing: boolean
+  /** The latest status read's network-level failure, explained again once a probe answers. */
+  networkProblem: string | null
 }
 
 export const INITIAL_CHANNEL: ChannelState = Object.freeze({
@@ -51,6 +61,9 @@ export const INITIAL_CHANNEL: ChannelState = Object.freeze({
   refusedBeforeOpen: false,
   lastReadAt: null,
   staleDue: null,
+  reachable: null,
+  probing: false,
+  networkProblem: null,
 })
 
 /**
@@ -94,6 +107,8 @@ export type ChannelInput =
   /** The WebSocket constructor threw (bad URL, a blocked port). */
   | { type: 'socketUnavailable'; error: string }
   | { type: 'statusRead'; purpose: ReadPurpose; result: ReadResult }
+  /** The answer to a `probe` effect: whether the backend answered at all. */
+  | { type: 'probed'; reachable: boolean }
   | { type: 'sendFailed'; error: string }
 
 export type ChannelEffect =
@@ -103,6 +118,8 @@ export type ChannelEffect =
   | { type: 'readStatus'; purpose: ReadPurpose }
   /** Tell every subscriber about a server message (or one equivalent to a status change). */
   | { type: 'deliver'; message: ServerMessage }
+  /** Ask the status endpoint in `no-cors` mode whether the backend answers at all. */
+  | { type: 'probe' }
 
 export interface ChannelContext {
   options: ResolvedTaskOptions
@@ -139,10 +156,22 @@ export function reduceChannel(state: ChannelState, input: ChannelInput, context:
       break
     case 'socketOpen':
       step.refusedBeforeOpen = false
+      step.reachable = null
+      step.networkProblem = null
       step.connection(input)
       break
     case 'statusRead':
       step.statusRead(input.purpose, input.result)
+      break
+    case 'probed':
+      step.probing = false
+      step.reachable = input.reachable
+      if (step.networkProblem !== null) step.task = withConnectionError(step.task, step.explain(step.networkProblem))
+      break
+    case 'stop':
+      // Its requests, the probe included, are dropped with it.
+      step.probing = false
+      step.connection(input)
       break
     case 'sendFailed':
       step.task = withConnectionError(step.task, `sending failed: ${input.error}`)
@@ -169,6 +198,9 @@ class Step {
   refusedBeforeOpen: boolean
   lastReadAt: number | null
   staleDue: number | null
+  reachable: boolean | null
+  probing: boolean
+  networkProblem: string | null
   readonly effects: ChannelEffect[] = []
   private readonly reads = new Set<ReadPurpose>()
 
@@ -184,6 +216,9 @@ class Step {
       refusedBeforeOpen: this.refusedBeforeOpen,
       lastReadAt: this.lastReadAt,
       staleDue: this.staleDue,
+      reachable: this.reachable,
+      probing: this.probing,
+      networkProblem: this.networkProblem,
     } = before)
   }
 
@@ -223,6 +258,8 @@ class Step {
     if (result.ok && late && result.status.status === 'running') {
       // Ignored.
     } else if (result.ok) {
+      this.reachable = null
+      this.networkProblem = null
       const { task, messages } = applyStatus(this.task, result.status, this.context.now, { advanceSeq: purpose !== 'backoff' })
       this.task = task
       for (const message of messages) this.effects.push({ type: 'deliver', message })
@@ -231,22 +268,44 @@ class Step {
       // A failed gap fill is not worth alarming anyone: the stream itself is live again, and a
       // guide-only backend may have no status endpoint at all. A failed poll or backoff read
       // is all the user has to go on, so it is named, with the likely cause when there is one.
-      this.task = withConnectionError(this.task, this.explain(result.problem, result.network))
+      const suspicious = result.network && this.refusedBeforeOpen && this.crossOrigin()
+      this.networkProblem = suspicious ? result.problem : null
+      this.task = withConnectionError(this.task, suspicious ? this.explain(result.problem) : result.problem)
+      // Up but refusing does not heal by itself; down may: ask again until it answers.
+      if (suspicious && this.reachable !== true && !this.probing) {
+        this.probing = true
+        this.effects.push({ type: 'probe' })
+      }
     }
     if (purpose === 'poll') this.connection({ type: 'pollDone' })
+  }
+
+  private crossOrigin(): boolean {
+    const { pageOrigin, backendOrigin } = this.context
+    return pageOrigin !== null && pageOrigin !== backendOrigin
   }
 
   /**
    * A socket that never opens plus status reads that fail before any HTTP answer, from a
    * page on another origin than the backend: the browser hides the 403 of a refused
-   * Origin and the missing CORS headers alike, so say what the likely cause is.
+   * Origin and the missing CORS headers alike, and a backend that is down looks the same.
+   * A `no-cors` probe tells them apart (it gets an opaque answer from any server that is up).
    */
-  private explain(problem: string, network: boolean): string {
+  explain(problem: string): string {
     const { pageOrigin, backendOrigin } = this.context
-    if (!network || !this.refusedBeforeOpen || pageOrigin === null || pageOrigin === backendOrigin) return problem
+    const page = pageOrigin ?? 'this page'
+    if (this.reachable === true) {
+      return (
+        `${problem}. ${backendOrigin} is up but refuses this page: its Origin allow-list or CORS ` +
+        `does not allow this page's origin ${page} (the WebSocket fails before opening too)`
+      )
+    }
+    if (this.reachable === false) {
+      return `${problem}. ${backendOrigin} does not answer at all (the WebSocket fails before opening too): it is down or unreachable from ${page}`
+    }
     return (
       `${problem}. The WebSocket to ${backendOrigin} also fails before opening: the backend is down, or ` +
-      `(the likely cause) its Origin allow-list or CORS does not allow this page's origin ${pageOrigin}`
+      `its Origin allow-list or CORS does not allow this page's origin ${page}`
     )
   }
 
@@ -315,6 +374,9 @@ class Step {
       refusedBeforeOpen: this.refusedBeforeOpen,
       lastReadAt: this.lastReadAt,
       staleDue: this.staleDue,
+      reachable: this.reachable,
+      probing: this.probing,
+      networkProblem: this.networkProblem,
     }
     const unchanged = (Object.keys(next) as (keyof ChannelState)[]).every((key) => Object.is(next[key], this.before[key]))
     return { state: unchanged ? this.before : next, effects: this.effects }

@@ -32,7 +32,11 @@ export interface ResponseLike {
   readonly body?: ReadableStream<Uint8Array> | null
 }
 
-export type FetchLike = (url: string, init: { signal: AbortSignal; headers: Record<string, string> }) => Promise<ResponseLike>
+export type FetchLike = (
+  url: string,
+  /** `mode: 'no-cors'` only asks whether the server answers at all (the answer is opaque). */
+  init: { signal: AbortSignal; headers: Record<string, string>; mode?: 'cors' | 'no-cors' },
+) => Promise<ResponseLike>
 
 export interface BrokerEnv {
   clock: Clock

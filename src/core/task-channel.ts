@@ -69,7 +69,7 @@ export class TaskChannel {
   private readonly timers = new Map<ChannelTimer, TimerHandle>()
   private readonly subscribers = new Map<number, Subscriber>()
   private readonly queue: string[] = []
-  private readonly requests = new Map<ReadPurpose, AbortController>()
+  private readonly requests = new Map<ReadPurpose | 'probe', AbortController>()
   private readonly env: BrokerEnv
   private readonly maxMessageBytes: number
   private readonly backendOrigin: string
@@ -242,6 +242,9 @@ export class TaskChannel {
       case 'deliver':
         this.emit({ type: 'message', message: effect.message })
         return
+      case 'probe':
+        this.probe()
+        return
     }
   }
 
@@ -351,6 +354,30 @@ export class TaskChannel {
           : { ok: false, problem: `status request to ${url} failed: ${errorText(error)}`, network: !answered },
       )
     })
+  }
+
+  /** Asks whether the backend answers at all: a `no-cors` request resolves (opaque) from any server that is up. */
+  private probe(): void {
+    this.requests.get('probe')?.abort()
+    const controller = new AbortController()
+    this.requests.set('probe', controller)
+    const timer = this.env.clock.setTimeout(() => controller.abort(), this.options.requestTimeout)
+    const finish = (reachable: boolean): void => {
+      this.env.clock.clearTimeout(timer)
+      if (this.requests.get('probe') !== controller) return
+      this.requests.delete('probe')
+      this.dispatch({ type: 'probed', reachable })
+    }
+    let answer: Promise<unknown>
+    try {
+      answer = this.env.fetch(statusUrl(this.backend, this.projectId), { signal: controller.signal, headers: {}, mode: 'no-cors' })
+    } catch (error) {
+      answer = Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+    answer.then(
+      () => finish(true),
+      () => finish(false),
+    )
   }
 
   /** Turns an answer into a read result, refusing a body past the size limit while it streams in. */

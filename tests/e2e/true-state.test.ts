@@ -124,8 +124,9 @@ describe('saying what is wrong', () => {
     const options = { maxReconnectAttempts: 1, reconnectBaseDelay: 100, pollingInterval: 500, socketRetryInterval: 0 }
     const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, strict.backendUrl, options), 2)
     const backendOrigin = `http://${strict.backendUrl}`
+    // The backend answers a no-cors probe, so the client knows it is up and refusing this page.
     await expectEveryTab(tabs, {
-      notice: expect.stringMatching(new RegExp(`Origin allow-list or CORS.*${escape(env.demo.origin)}`)),
+      notice: expect.stringMatching(new RegExp(`is up but refuses this page: its Origin allow-list or CORS .*${escape(env.demo.origin)}`)),
     })
     for (const bar of await Promise.all(tabs.map((tab) => tab.locator('.tabcast-progress__notice').textContent()))) {
       expect(bar).toContain(backendOrigin)

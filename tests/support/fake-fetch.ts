@@ -18,14 +18,17 @@ export interface Reply {
 export class FakeRequest {
   readonly url: string
   readonly signal: AbortSignal
+  /** `'no-cors'` for a reachability probe. */
+  readonly mode: 'cors' | 'no-cors'
   settled = false
   private resolveFn: (response: ResponseLike) => void = () => {}
   private rejectFn: (error: unknown) => void = () => {}
   readonly promise: Promise<ResponseLike>
 
-  constructor(url: string, signal: AbortSignal) {
+  constructor(url: string, signal: AbortSignal, mode: 'cors' | 'no-cors' = 'cors') {
     this.url = url
     this.signal = signal
+    this.mode = mode
     this.promise = new Promise<ResponseLike>((resolve, reject) => {
       this.resolveFn = resolve
       this.rejectFn = reject
@@ -60,7 +63,7 @@ export class FakeFetch {
   auto: ((request: FakeRequest) => void) | null = null
 
   readonly fetch: FetchLike = (url, init) => {
-    const request = new FakeRequest(url, init.signal)
+    const request = new FakeRequest(url, init.signal, init.mode)
     this.requests.push(request)
     this.auto?.(request)
     return request.promise

@@ -91,6 +91,34 @@ describe('reduceChannel: closes and errors', () => {
   })
 })
 
+describe('reduceChannel: the reachability probe', () => {
+  const refused = () => {
+    const start = reduceChannel(INITIAL_CHANNEL, { type: 'start' }, context(T0, {}, 'http://127.0.0.1:3020')).state
+    return reduceChannel(start, { type: 'socketClose', code: 1006, reason: '' }, context(T0, {}, 'http://127.0.0.1:3020')).state
+  }
+  const failNetwork: ChannelInput = { type: 'statusRead', purpose: 'backoff', result: { ok: false, problem: 'failed', network: true } }
+
+  it('a suspicious failure asks for one probe; its answer re-explains the error', () => {
+    const read = reduceChannel(refused(), failNetwork, context(T0, {}, 'http://127.0.0.1:3020'))
+    expect(read.effects).toContainEqual({ type: 'probe' })
+    expect(read.state.probing).toBe(true)
+    const again = reduceChannel(read.state, failNetwork, context(T0, {}, 'http://127.0.0.1:3020'))
+    expect(again.effects).not.toContainEqual({ type: 'probe' })
+    const up = reduceChannel(read.state, { type: 'probed', reachable: true }, context(T0, {}, 'http://127.0.0.1:3020')).state
+    expect(up.task.connectionError).toMatch(/is up but refuses this page/)
+    const down = reduceChannel(read.state, { type: 'probed', reachable: false }, context(T0, {}, 'http://127.0.0.1:3020')).state
+    expect(down.task.connectionError).toMatch(/does not answer at all/)
+  })
+
+  it('an open socket or a good read forgets what the probe said; stop forgets a probe in flight', () => {
+    const probing = reduceChannel(refused(), failNetwork, context(T0, {}, 'http://127.0.0.1:3020')).state
+    const up = { ...probing, probing: false, reachable: true }
+    const good = { type: 'statusRead', purpose: 'backoff', result: { ok: true, status: { project_id: 't', status: 'running', progress: 0 } } } as const
+    expect(reduceChannel(up, good, context(T0)).state).toMatchObject({ reachable: null, networkProblem: null })
+    expect(reduceChannel(probing, { type: 'stop' }, context(T0)).state.probing).toBe(false)
+  })
+})
+
 describe('reduceChannel: when the status is read', () => {
   it('after a reconnect, a server that announces last_seq replays: no read; one that does not gets one read', () => {
     const live = run(LIVE).state

@@ -327,10 +327,39 @@ describe('naming a refused origin (issue 11, case 5)', () => {
     expect(error).toContain('http://localhost:8000')
   })
 
-  it('the same page origin as the backend: the plain network error', async () => {
+  it('a no-cors probe that gets an answer: the backend is up and refuses this page', async () => {
+    refusedEverywhere('http://127.0.0.1:3020')
+    await settle()
+    const probe = world.http.last
+    expect(probe).toMatchObject({ url: STATUS, mode: 'no-cors' })
+    probe.respond({ status: 403, body: '' })
+    await settle()
+    expect(world.snapshot.connectionError).toBe(
+      `status request to ${STATUS} failed: Failed to fetch. http://localhost:8000 is up but refuses this page: ` +
+        "its Origin allow-list or CORS does not allow this page's origin http://127.0.0.1:3020 (the WebSocket fails before opening too)",
+    )
+    // Up but refusing does not heal by itself: the next failed poll asks no second probe.
+    world.clock.advance(2000)
+    world.http.last.reject(new TypeError('Failed to fetch'))
+    await settle()
+    expect(world.http.requests.filter((request) => request.mode === 'no-cors')).toHaveLength(1)
+    expect(world.snapshot.connectionError).toContain('is up but refuses this page')
+  })
+
+  it('a no-cors probe that fails too: the backend is down, not refusing', async () => {
+    refusedEverywhere('http://127.0.0.1:3020')
+    await settle()
+    world.http.last.reject(new TypeError('Failed to fetch'))
+    await settle()
+    expect(world.snapshot.connectionError).toContain('http://localhost:8000 does not answer at all')
+    expect(world.snapshot.connectionError).not.toContain('CORS')
+  })
+
+  it('the same page origin as the backend: the plain network error, and no probe', async () => {
     refusedEverywhere('http://localhost:8000')
     await settle()
     expect(world.snapshot.connectionError).toBe(`status request to ${STATUS} failed: Failed to fetch`)
+    expect(world.http.requests.every((request) => request.mode === 'cors')).toBe(true)
   })
 
   it('a socket that had opened: the plain network error', async () => {
