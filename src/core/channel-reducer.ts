@@ -23,8 +23,11 @@ import {
   type TaskState,
 } from './task-state.js'
 
-/** Why the status is read: the polling fallback, a backoff step, or once after a (re)connect. */
-export type ReadPurpose = 'poll' | 'backoff' | 'gap'
+/**
+ * Why the status is read: the polling fallback, a backoff step, once after a reconnect
+ * to fill a gap, or once when the server's numbering restarted (a new epoch).
+ */
+export type ReadPurpose = 'poll' | 'backoff' | 'gap' | 'epoch'
 
 export type ChannelTimer = TimerName | 'stale'
 
@@ -223,18 +226,20 @@ class Step {
   }
 
   receive(message: ServerMessage): void {
-    if (this.gapDue) {
+    const applied = applyMessage(this.task, message, this.context.now)
+    this.task = applied.task
+    if (applied.newEpoch) {
+      // The server's numbering restarted, so its replay cannot be trusted to cover what
+      // happened; its status is the truth (and answers a gap fill as well).
+      this.gapDue = false
+      this.read('epoch')
+    } else if (this.gapDue) {
       this.gapDue = false
       // A server that announces `last_seq` replays everything after `?since=` on this socket.
       // Reading the status as well could overtake that replay (a slow store) and make its
       // steps look like duplicates that `onMessage` never hears; only other servers need it.
       if (message.type !== 'connected' || message.last_seq === undefined) this.read('gap')
     }
-    const applied = applyMessage(this.task, message, this.context.now)
-    this.task = applied.task
-    // A new epoch: the server's numbering restarted, so the replay cannot be trusted to
-    // cover what happened; its status is the truth.
-    if (applied.newEpoch) this.read('gap')
     if (applied.deliver) this.effects.push({ type: 'deliver', message })
     this.connection({ type: message.type === 'pong' ? 'pong' : 'socketMessage' })
     if (hasCapability(message, 'pong')) this.connection({ type: 'answersPings' })
@@ -264,13 +269,15 @@ class Step {
       this.task = task
       for (const message of messages) this.effects.push({ type: 'deliver', message })
       if (isFinished(this.task)) this.connection({ type: 'finished' })
-    } else if (purpose !== 'gap' && !late) {
+    } else if (purpose !== 'gap' && !late && !isFinished(this.task)) {
       // A failed gap fill is not worth alarming anyone: the stream itself is live again, and a
       // guide-only backend may have no status endpoint at all. A failed poll or backoff read
       // is all the user has to go on, so it is named, with the likely cause when there is one.
       const suspicious = result.network && this.refusedBeforeOpen && this.crossOrigin()
       this.networkProblem = suspicious ? result.problem : null
-      this.task = withConnectionError(this.task, suspicious ? this.explain(result.problem) : result.problem)
+      // After a restart that lost the task's history, a 404 says the job may be gone with it.
+      const problem = purpose === 'epoch' ? `the server's numbering restarted (a new epoch); ${result.problem}` : result.problem
+      this.task = withConnectionError(this.task, suspicious ? this.explain(problem) : problem)
       // Up but refusing does not heal by itself; down may: ask again until it answers.
       if (suspicious && this.reachable !== true && !this.probing) {
         this.probing = true

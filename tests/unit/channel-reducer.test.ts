@@ -138,7 +138,7 @@ describe('reduceChannel: when the status is read', () => {
       ],
       seeded,
     )
-    expect(reads(effects)).toEqual(['gap'])
+    expect(reads(effects)).toEqual(['epoch'])
     expect(state.task).toMatchObject({ seq: null, renumbered: true })
   })
 

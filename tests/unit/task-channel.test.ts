@@ -103,6 +103,37 @@ describe('numbering epochs (issue 11, case 1)', () => {
     expect(world.http.requests.length).toBe(reads + 1)
   })
 
+  it('a new epoch whose status read answers 404 says the job may be gone with the old history', async () => {
+    setup()
+    const socket = live({ last_seq: 0 })
+    socket.receive(progress(0.25, 3))
+    socket.drop(1001)
+    world.clock.flush()
+    world.sockets.last.open()
+    world.sockets.last.receive({ type: 'connected', project_id: TASK, last_seq: 0 })
+    world.http.last.respond({ status: 404, body: { error: `task ${TASK} not found` } })
+    await settle()
+    expect(world.snapshot.connectionError).toBe(
+      `the server's numbering restarted (a new epoch); status endpoint ${STATUS} answered HTTP 404: task ${TASK} not found`,
+    )
+    expect(world.snapshot).toMatchObject({ status: 'running', progress: 0.25, connection: 'live' })
+  })
+
+  it('a read that fails after the task ended adds no notice to the finished task', async () => {
+    setup()
+    world.sockets.last.open()
+    world.sockets.last.receive({ type: 'connected', project_id: TASK, last_seq: 0 })
+    world.sockets.last.receive(progress(0.5, 5))
+    world.sockets.last.drop(1001)
+    world.clock.flush()
+    world.sockets.last.open()
+    world.sockets.last.receive({ type: 'connected', project_id: TASK, last_seq: 4 })
+    world.sockets.last.receive({ type: 'completed', project_id: TASK, seq: 4, result: {} })
+    world.http.last.respond({ status: 404, body: 'gone' })
+    await settle()
+    expect(world.snapshot).toMatchObject({ status: 'completed', connectionError: null })
+  })
+
   it('the same epoch with a replay reads nothing (the replay is the gap fill)', () => {
     setup()
     const socket = live({ last_seq: 0, epoch: 'A' })
