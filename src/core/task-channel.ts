@@ -14,7 +14,6 @@ import {
   MAX_CLIENT_MESSAGE_BYTES,
   describeValue,
   parseServerMessage,
-  parseStatusResponse,
   utf8ByteLength,
   type ServerMessage,
 } from '../protocol.js'
@@ -28,10 +27,10 @@ import {
   type ChannelState,
   type ChannelTimer,
   type ReadPurpose,
-  type ReadResult,
 } from './channel-reducer.js'
 import { attemptsOf, connectionState } from './connection.js'
-import type { BrokerEnv, ResponseLike, SocketLike, TimerHandle } from './env.js'
+import type { BrokerEnv, SocketLike, TimerHandle } from './env.js'
+import { RequestTimeout, probeReachable, readStatus } from './status-reader.js'
 import { isFinished } from './task-state.js'
 
 export type ChannelEvent = { type: 'snapshot'; snapshot: TaskSnapshot } | { type: 'message'; message: ServerMessage }
@@ -321,108 +320,39 @@ export class TaskChannel {
   }
 
   private readStatus(purpose: ReadPurpose): void {
-    this.requests.get(purpose)?.abort()
-    const controller = new AbortController()
-    this.requests.set(purpose, controller)
-    const url = statusUrl(this.backend, this.projectId)
-    let timedOut = false
-    const timer = this.env.clock.setTimeout(() => {
-      timedOut = true
-      controller.abort()
-    }, this.options.requestTimeout)
-    const finish = (result: ReadResult): void => {
-      this.env.clock.clearTimeout(timer)
-      if (this.requests.get(purpose) !== controller) return
-      this.requests.delete(purpose)
+    // Neither request rejects (failures are results); a bug that made one would surface as
+    // an unhandled rejection rather than vanish.
+    void this.request(purpose, (signal) =>
+      readStatus(this.env, statusUrl(this.backend, this.projectId), { signal, maxBytes: this.maxMessageBytes }),
+    ).then((result) => {
+      if (result === null) return
       if (result.ok) this.messagesIn++
       this.dispatch({ type: 'statusRead', purpose, result })
-    }
-    let answered = false
-    let response: Promise<ReadResult>
-    try {
-      response = this.env.fetch(url, { signal: controller.signal, headers: { Accept: 'application/json' } }).then(async (res) => {
-        answered = true
-        return this.readBody(url, res, controller)
-      })
-    } catch (error) {
-      response = Promise.reject(error instanceof Error ? error : new Error(String(error)))
-    }
-    response.then(finish, (error: unknown) => {
-      finish(
-        timedOut
-          ? { ok: false, problem: `status endpoint ${url} did not answer within ${this.options.requestTimeout} ms`, network: false }
-          : { ok: false, problem: `status request to ${url} failed: ${errorText(error)}`, network: !answered },
-      )
     })
   }
 
-  /** Asks whether the backend answers at all: a `no-cors` request resolves (opaque) from any server that is up. */
   private probe(): void {
-    this.requests.get('probe')?.abort()
-    const controller = new AbortController()
-    this.requests.set('probe', controller)
-    const timer = this.env.clock.setTimeout(() => controller.abort(), this.options.requestTimeout)
-    const finish = (reachable: boolean): void => {
-      this.env.clock.clearTimeout(timer)
-      if (this.requests.get('probe') !== controller) return
-      this.requests.delete('probe')
-      this.dispatch({ type: 'probed', reachable })
-    }
-    let answer: Promise<unknown>
-    try {
-      answer = this.env.fetch(statusUrl(this.backend, this.projectId), { signal: controller.signal, headers: {}, mode: 'no-cors' })
-    } catch (error) {
-      answer = Promise.reject(error instanceof Error ? error : new Error(String(error)))
-    }
-    answer.then(
-      () => finish(true),
-      () => finish(false),
-    )
+    void this.request('probe', (signal) => probeReachable(this.env, statusUrl(this.backend, this.projectId), signal)).then((reachable) => {
+      if (reachable !== null) this.dispatch({ type: 'probed', reachable })
+    })
   }
 
-  /** Turns an answer into a read result, refusing a body past the size limit while it streams in. */
-  private async readBody(url: string, res: ResponseLike, controller: AbortController): Promise<ReadResult> {
-    const contentType = res.headers.get('content-type')
-    const limit = this.maxMessageBytes
-    const tooLarge = (size: string): ReadResult => ({
-      ok: false,
-      problem: `status endpoint ${url} sent ${size}; the limit is ${limit} bytes`,
-      network: false,
-    })
-    const declared = Number(res.headers.get('content-length'))
-    if (Number.isFinite(declared) && declared > limit) {
-      controller.abort()
-      return tooLarge(`${declared} bytes`)
+  /**
+   * Runs one request of a kind, replacing (aborting) an earlier one of the same kind, with
+   * the `requestTimeout` deadline. Resolves with null when it was replaced or stopped.
+   */
+  private async request<T>(kind: ReadPurpose | 'probe', run: (signal: AbortSignal) => Promise<T>): Promise<T | null> {
+    this.requests.get(kind)?.abort()
+    const controller = new AbortController()
+    this.requests.set(kind, controller)
+    const timer = this.env.clock.setTimeout(() => controller.abort(new RequestTimeout(this.options.requestTimeout)), this.options.requestTimeout)
+    try {
+      const result = await run(controller.signal)
+      return this.requests.get(kind) === controller ? result : null
+    } finally {
+      this.env.clock.clearTimeout(timer)
+      if (this.requests.get(kind) === controller) this.requests.delete(kind)
     }
-    let body: string
-    if (res.body) {
-      const reader = res.body.getReader()
-      const decoder = new TextDecoder()
-      let size = 0
-      body = ''
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        if (!value) continue
-        size += value.byteLength
-        if (size > limit) {
-          // Stop reading (and downloading) at once: a runaway body must not fill the worker's memory.
-          void reader.cancel().catch(() => {})
-          controller.abort()
-          return tooLarge(`more than ${limit} bytes`)
-        }
-        body += decoder.decode(value, { stream: true })
-      }
-      body += decoder.decode()
-    } else {
-      body = await res.text()
-    }
-    if (res.status < 200 || res.status > 299) {
-      return { ok: false, problem: `status endpoint ${url} answered HTTP ${res.status}${statusDetail(body, contentType)}`, network: false }
-    }
-    const parsed = parseStatusResponse(body, { contentType, maxBytes: limit })
-    if (!parsed.ok) return { ok: false, problem: `status endpoint ${url}: ${parsed.error.message}`, network: false }
-    return { ok: true, status: parsed.value }
   }
 
   private abortRequests(): void {
@@ -494,21 +424,4 @@ function originOf(url: string): string {
   } catch {
     return url
   }
-}
-
-/** A short reason from an error body: its JSON `error`/`detail`, or that it was an HTML page. */
-function statusDetail(body: string, contentType: string | null): string {
-  const trimmed = body.trimStart()
-  if ((contentType && /html/i.test(contentType)) || trimmed.startsWith('<')) return ' (an HTML page)'
-  try {
-    const parsed = JSON.parse(body) as unknown
-    if (parsed && typeof parsed === 'object') {
-      const record = parsed as Record<string, unknown>
-      const reason = record['error'] ?? record['detail'] ?? record['message']
-      if (typeof reason === 'string') return `: ${reason.slice(0, 200)}`
-    }
-  } catch {
-    // Not JSON: the status code says enough.
-  }
-  return ''
 }
