@@ -5,7 +5,7 @@
  * the first tab's connection; the inspector shows that sharing.
  */
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react'
-import { DEFAULT_BACKEND_URL, type JsonRecord, type TaskOptions } from 'tabcast'
+import { DEFAULT_BACKEND_URL, DEFAULT_OPTIONS, type JsonRecord, type TaskOptions } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
 import { backendFromSearch, backendProblem, createDemoTask, isConflict, pacingFromSearch, taskIdProblem } from '../backend.js'
 import { Inspector } from '../components/inspector.js'
@@ -24,39 +24,22 @@ interface Followed {
 
 type Outcome = { kind: 'completed'; result: JsonRecord } | { kind: 'failed'; error: string } | null
 
-const NUMERIC_OPTIONS = [
-  'maxReconnectAttempts',
-  'pollingInterval',
-  'pingInterval',
-  'pongTimeout',
-  'reconnectBaseDelay',
-  'reconnectMaxDelay',
-  'reconnectJitter',
-  'socketRetryInterval',
-  'connectTimeout',
-  'requestTimeout',
-  'linger',
-  'staleAfter',
-] as const satisfies readonly (keyof TaskOptions)[]
-const BOOLEAN_OPTIONS = ['autoReconnect', 'pollingFallback'] as const satisfies readonly (keyof TaskOptions)[]
-
 /**
  * `TaskOptions` given in the address (`?pollingInterval=200&pollingFallback=false`), so
- * a link (or an end-to-end test) can try other timings. Values tabcast rejects fall
+ * a link (or an end-to-end test) can try other timings: every number or boolean option
+ * of `DEFAULT_OPTIONS` (the backend has a field of its own). Values tabcast rejects fall
  * back to its defaults.
  */
 function taskOptionsFromSearch(search: string): TaskOptions {
   const params = new URLSearchParams(search)
-  const options: TaskOptions = {}
-  for (const name of NUMERIC_OPTIONS) {
+  const options: Record<string, number | boolean> = {}
+  for (const [name, fallback] of Object.entries(DEFAULT_OPTIONS)) {
     const raw = params.get(name)
-    if (raw !== null && raw.trim() !== '' && Number.isFinite(Number(raw))) options[name] = Number(raw)
+    if (raw === null) continue
+    if (typeof fallback === 'number' && raw.trim() !== '' && Number.isFinite(Number(raw))) options[name] = Number(raw)
+    if (typeof fallback === 'boolean' && (raw === 'true' || raw === 'false')) options[name] = raw === 'true'
   }
-  for (const name of BOOLEAN_OPTIONS) {
-    const raw = params.get(name)
-    if (raw === 'true' || raw === 'false') options[name] = raw === 'true'
-  }
-  return options
+  return options as TaskOptions
 }
 
 /** The task the address asks to follow, if it names a valid one. */
@@ -282,6 +265,7 @@ export function TestWebSocketPage(): ReactNode {
                 projectId={followed.taskId}
                 backendUrl={followed.backendUrl}
                 showConnectionStatus={true}
+                locale="ko"
                 onCompleted={(result) => setOutcome({ kind: 'completed', result })}
                 onError={(error) => setOutcome({ kind: 'failed', error })}
               />
@@ -292,14 +276,16 @@ export function TestWebSocketPage(): ReactNode {
               </p>
               {outcome?.kind === 'completed' ? (
                 <div className="result">
-                  <h3>작업 완료 결과 (result)</h3>
+                  <h3>onCompleted 결과 (result)</h3>
                   <pre data-testid="result">{prettyJson(outcome.result)}</pre>
                 </div>
               ) : null}
+              {/* The bar's alert already says the task failed; this shows what onError received. */}
               {outcome?.kind === 'failed' ? (
-                <p className="notice notice--error" data-testid="task-error">
-                  작업 실패: {outcome.error}
-                </p>
+                <div className="result result--error">
+                  <h3>onError 콜백 (error)</h3>
+                  <pre data-testid="task-error">{prettyJson(outcome.error)}</pre>
+                </div>
               ) : null}
             </section>
           ) : (
@@ -332,8 +318,8 @@ function Explanations(): ReactNode {
             <strong>실시간 진행률 추적</strong>: WebSocket을 통한 서버-클라이언트 양방향 통신. <em>Live progress over WebSocket.</em>
           </li>
           <li>
-            <strong>자동 재연결</strong>: Exponential backoff — <code>delay = min(1000 · 2^attempt, 30000)</code>, 1초 · 2초 · 4초 · 8초 ·
-            16초, 최대 5회. <em>Reconnects with backoff.</em>
+            <strong>자동 재연결</strong>: Exponential backoff — <code>delay = min(1000 · 2^(n−1), 30000)</code> (n번째 시도), 1초 · 2초 · 4초 ·
+            8초 · 16초, 최대 5회. <em>Reconnects with backoff.</em>
           </li>
           <li>
             <strong>폴링 Fallback</strong>: WebSocket 실패 시 2초마다 HTTP 폴링으로 자동 전환, UI에 &ldquo;폴링 모드&rdquo; 표시, 작업

@@ -126,7 +126,9 @@ export function ProgressBar(props: ProgressBarProps): ReactNode {
       {/* Present from the start: a live region only announces changes to content it
           already had in the tree. */}
       <div className="tabcast-progress__live" role="status" aria-live="polite">
-        {showConnectionStatus ? (
+        {/* A finished task's socket is closed on purpose: "Disconnected" beside
+            "Completed" would read as a fault, so the outcome stands alone. */}
+        {showConnectionStatus && !(task.connection === 'closed' && (task.status === 'completed' || task.status === 'failed')) ? (
           <span className="tabcast-progress__connection">
             <span className="tabcast-progress__dot" aria-hidden="true" />
             {connectionText(task, labels)}

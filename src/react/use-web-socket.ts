@@ -7,6 +7,7 @@
 import { useCallback, useEffect, useInsertionEffect, useMemo, useRef, useSyncExternalStore } from 'react'
 import { initialSnapshot, resolveOptions } from '../options.js'
 import type { JsonRecord, ServerMessage } from '../protocol.js'
+import { taskKey } from '../task-key.js'
 import type { ResolvedTaskOptions, TaskOptions, TaskSnapshot } from '../types.js'
 import { useTabcastClient } from './context.js'
 
@@ -83,45 +84,11 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   const client = useTabcastClient()
 
   // Keyed on the option *values*, so an options object created inline on every render
-  // does not resubscribe. Listing every field (typed as the full resolved options)
-  // makes the compiler flag a new option that is missing here.
-  const r = resolveOptions(given)
-  const taskOptions = useMemo<ResolvedTaskOptions>(
-    () => ({
-      backendUrl: r.backendUrl,
-      autoReconnect: r.autoReconnect,
-      maxReconnectAttempts: r.maxReconnectAttempts,
-      pollingFallback: r.pollingFallback,
-      pollingInterval: r.pollingInterval,
-      pingInterval: r.pingInterval,
-      pongTimeout: r.pongTimeout,
-      reconnectBaseDelay: r.reconnectBaseDelay,
-      reconnectMaxDelay: r.reconnectMaxDelay,
-      reconnectJitter: r.reconnectJitter,
-      socketRetryInterval: r.socketRetryInterval,
-      connectTimeout: r.connectTimeout,
-      requestTimeout: r.requestTimeout,
-      linger: r.linger,
-      staleAfter: r.staleAfter,
-    }),
-    [
-      r.backendUrl,
-      r.autoReconnect,
-      r.maxReconnectAttempts,
-      r.pollingFallback,
-      r.pollingInterval,
-      r.pingInterval,
-      r.pongTimeout,
-      r.reconnectBaseDelay,
-      r.reconnectMaxDelay,
-      r.reconnectJitter,
-      r.socketRetryInterval,
-      r.connectTimeout,
-      r.requestTimeout,
-      r.linger,
-      r.staleAfter,
-    ],
-  )
+  // does not resubscribe. The resolved options hold only the options of DEFAULT_OPTIONS
+  // (strings, numbers, booleans), in its order, so their JSON is equal exactly when
+  // every value is, and a new option needs no change here.
+  const signature = JSON.stringify(resolveOptions(given))
+  const taskOptions = useMemo(() => JSON.parse(signature) as ResolvedTaskOptions, [signature])
 
   // The latest callbacks, read when an event fires. Updated in an insertion effect
   // (before any layout or passive effect, and never during render).
@@ -160,19 +127,19 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   // looked) is told too. The set of tasks already reported survives StrictMode's
   // unmount/remount of effects (refs are kept), so nothing fires twice.
   const reported = useRef<Set<string> | null>(null)
-  const taskKey = `${taskOptions.backendUrl}\u0000${projectId}`
+  const key = taskKey(projectId, taskOptions)
   useEffect(() => {
     if (snapshot.status !== 'completed' && snapshot.status !== 'failed') return
     const done = (reported.current ??= new Set())
-    if (done.has(taskKey)) return
-    done.add(taskKey)
+    if (done.has(key)) return
+    done.add(key)
     const current = callbacks.current
     if (snapshot.status === 'completed') {
       if (current.onCompleted) invokeCallback(current.onCompleted, snapshot.result ?? {})
     } else if (current.onError) {
       invokeCallback(current.onError, snapshot.error ?? 'Task failed')
     }
-  }, [snapshot, taskKey])
+  }, [snapshot, key])
 
   const send = useCallback(
     (message: unknown) => client.send(projectId, message, taskOptions),
