@@ -5,8 +5,9 @@
  *   link (after a worker restart, a failed handshake, or a return from bfcache).
  *   Subscribing is idempotent on the host.
  * - Messages reach `listener.message` at once, every one, in order; snapshots are
- *   coalesced to at most one notification per animation frame, so a burst of
- *   progress cannot make a page render more often than it paints.
+ *   flushed at once when the tab is idle and coalesced to one notification per
+ *   animation frame while it is busy, so a burst of progress cannot make a page
+ *   render more often than it paints (see `FlushSchedule`).
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
  */
@@ -15,6 +16,7 @@ import { tabLockName } from '../core/tab-lock.js'
 import { DEFAULT_BACKEND_URL } from '../defaults.js'
 import { initialSnapshot } from '../options.js'
 import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
+import { FlushSchedule } from './flush-schedule.js'
 import type { BrokerLink } from './link.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
@@ -36,7 +38,7 @@ export interface TabClientConfig {
   locks?: LockManagerLike | null
   /** Where `pagehide`/`pageshow` are heard (the window). */
   pageEvents?: PageEventsLike | null
-  /** Runs a callback before the next paint. */
+  /** Runs a callback before the next paint (pages that get no frames need a fallback). */
   scheduleFrame: (callback: () => void) => void
   setTimeout: (callback: () => void, ms: number) => unknown
   clearTimeout: (handle: unknown) => void
@@ -81,7 +83,7 @@ export class TabClient implements TabcastClient {
   private readonly failures: string[] = []
   private active: Promise<Active> | null = null
   private current: Active | null = null
-  private frameScheduled = false
+  private readonly flushes: FlushSchedule
   private healthTimer: unknown = null
   private lockHeld: Promise<void> | null = null
   /** Re-registrations in quick succession, to back off from a host that keeps failing. */
@@ -90,6 +92,7 @@ export class TabClient implements TabcastClient {
 
   constructor(config: TabClientConfig) {
     this.config = config
+    this.flushes = new FlushSchedule(() => this.flush(), config.scheduleFrame)
     config.pageEvents?.addEventListener('pagehide', (event) => {
       const link = this.current?.link
       if (!link) return
@@ -258,11 +261,12 @@ export class TabClient implements TabcastClient {
       const snapshot = { ...this.getSnapshot(subscription.projectId, subscription.options), connection: 'closed' as const, connectionError: reason }
       this.pending.set(subscription.key, Object.freeze(snapshot))
     }
-    this.scheduleFlush()
+    if (this.pending.size > 0) this.flushes.pending(true)
   }
 
   private onBatch(link: BrokerLink, batch: Batch): void {
     if (this.current?.link !== link) return
+    let urgent = false
     for (const event of batch.events) {
       const subscription = this.subscriptions.get(event.sub)
       if (!subscription) continue
@@ -274,22 +278,17 @@ export class TabClient implements TabcastClient {
           reportError(error)
         }
       } else {
+        const before = this.pending.get(subscription.key) ?? this.snapshots.get(subscription.key)
+        if (!before || isUrgent(before, event.snapshot)) urgent = true
         this.pending.set(subscription.key, event.snapshot)
       }
     }
-    this.scheduleFlush()
+    if (this.pending.size > 0) this.flushes.pending(urgent)
   }
 
-  private scheduleFlush(): void {
-    if (this.frameScheduled || this.pending.size === 0) return
-    this.frameScheduled = true
-    this.config.scheduleFrame(() => {
-      this.frameScheduled = false
-      this.flush()
-    })
-  }
-
-  private flush(): void {
+  /** Hands every pending snapshot to its listeners; returns whether there was any. */
+  private flush(): boolean {
+    if (this.pending.size === 0) return false
     const changed = [...this.pending]
     this.pending.clear()
     for (const [key, snapshot] of changed) this.snapshots.set(key, snapshot)
@@ -303,6 +302,7 @@ export class TabClient implements TabcastClient {
       }
     }
     this.pruneSnapshots()
+    return true
   }
 
   private pruneSnapshots(): void {
@@ -331,6 +331,19 @@ export class TabClient implements TabcastClient {
     }
     this.healthTimer = this.config.setTimeout(tick, interval)
   }
+}
+
+/**
+ * A change no tab may wait a frame for: the task finished, or the connection changed
+ * (connected, lost, an error). A hidden tab gets no frames and throttled timers.
+ */
+function isUrgent(before: TaskSnapshot, after: TaskSnapshot): boolean {
+  const finished = after.status === 'completed' || after.status === 'failed'
+  return (
+    (finished && after.status !== before.status) ||
+    after.connection !== before.connection ||
+    after.connectionError !== before.connectionError
+  )
 }
 
 function reportError(error: unknown): void {
