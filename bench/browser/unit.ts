@@ -38,12 +38,28 @@ export interface LatencySummary {
   /** Server send → the page's message listener (before any rendering), ms. */
   arrivalP50: number
   arrivalP99: number
+  /** Server send → the DOM write of a state that includes the message, ms. */
+  writeP50: number
+  writeP99: number
   /** Progress messages × tabs: how many samples a complete run has. */
   expectedSamples: number
   p50: number
   p99: number
   mean: number
   max: number
+}
+
+/**
+ * Where a late-joining tab's time goes, ms since its navigation started: its bench
+ * code starts (`script`: HTML and scripts loaded), its transport is `ready` (tabcast:
+ * handshake with the broker done; baseline: every socket open), it `wrote` the
+ * current progress of every task to the DOM, and that was `painted`.
+ */
+export interface LateJoinStages {
+  script: number
+  ready: number
+  wrote: number
+  painted: number
 }
 
 export interface UnitResult {
@@ -100,6 +116,8 @@ export interface UnitResult {
     samples: number[]
     /** Baseline only: the same with the server's catch-up ignored (waits for the next live message). */
     liveOnlySamples: number[]
+    /** Where the time of each sample went. */
+    stages: LateJoinStages[]
   }
   reconnect: {
     /** Server listening again → every tab painted live, ms. */
@@ -124,11 +142,14 @@ const PAGE_PATH: Record<Variant, string> = { tabcast: '/tabcast.html', baseline:
 function summarizeLatency(reports: readonly PageReport[], expected: number): LatencySummary {
   const samples = reports.flatMap((report) => report.latencies)
   const arrivals = reports.flatMap((report) => report.arrivals)
+  const writes = reports.flatMap((report) => report.writes)
   const mean = samples.length === 0 ? Number.NaN : samples.reduce((sum, value) => sum + value, 0) / samples.length
   return {
     samples: samples.length,
     arrivalP50: round(percentile(arrivals, 50), 3),
     arrivalP99: round(percentile(arrivals, 99), 3),
+    writeP50: round(percentile(writes, 50), 3),
+    writeP99: round(percentile(writes, 99), 3),
     expectedSamples: expected,
     p50: round(percentile(samples, 50), 3),
     p99: round(percentile(samples, 99), 3),
@@ -243,7 +264,13 @@ async function clockOffset(page: Page): Promise<number> {
 }
 
 function emptyResult(context: UnitContext, variant: Variant, tabs: number, tasks: number, repetition: number, warmup: boolean): UnitResult {
-  const noLatency: LatencySummary = { samples: 0, arrivalP50: Number.NaN, arrivalP99: Number.NaN, expectedSamples: 0, p50: Number.NaN, p99: Number.NaN, mean: Number.NaN, max: Number.NaN }
+  const noLatency: LatencySummary = {
+    samples: 0,
+    arrivalP50: Number.NaN,
+    arrivalP99: Number.NaN,
+    writeP50: Number.NaN,
+    writeP99: Number.NaN,
+    expectedSamples: 0, p50: Number.NaN, p99: Number.NaN, mean: Number.NaN, max: Number.NaN }
   return {
     variant,
     tabs,
@@ -272,7 +299,7 @@ function emptyResult(context: UnitContext, variant: Variant, tabs: number, tasks
       extraUpgrades: 0,
       latency: noLatency,
     },
-    lateJoin: { samples: [], liveOnlySamples: [] },
+    lateJoin: { samples: [], liveOnlySamples: [], stages: [] },
     reconnect: { liveAfterRestartMs: Number.NaN, liveAfterStopMs: Number.NaN, tabsLive: 0, lost: 0, expected: 0 },
     phaseSeconds: {},
     pageErrors: [],
@@ -409,7 +436,7 @@ async function joinOnce(
   url: string,
   feeds: readonly TaskFeed[],
   settings: BrowserBenchSettings,
-): Promise<number> {
+): Promise<{ total: number; stages: LateJoinStages }> {
   // Open at a random moment of the progress interval, as a user would.
   await sleep(Math.random() * settings.lateJoin.intervalMs)
   const target = new Map(feeds.map((feed) => [feed.taskId, feed.lastSeq]))
@@ -428,13 +455,26 @@ async function joinOnce(
       20,
     )
     let firstCorrect = 0
+    let firstWrite = 0
     for (const feed of feeds) {
       const task = report.tasks.find((entry) => entry.taskId === feed.taskId)
-      const paint = task?.paints.find((entry) => entry.seq >= (target.get(feed.taskId) ?? Infinity))
-      if (!paint) throw new Error(`the joined tab painted no state of ${feed.taskId}`)
+      const reached = (entry: { seq: number }): boolean => entry.seq >= (target.get(feed.taskId) ?? Infinity)
+      const paint = task?.paints.find(reached)
+      const write = task?.writes.find(reached)
+      if (!paint || !write) throw new Error(`the joined tab painted no state of ${feed.taskId}`)
       firstCorrect = Math.max(firstCorrect, paint.at)
+      firstWrite = Math.max(firstWrite, write.at)
     }
-    return round(firstCorrect - report.timeOrigin, 1)
+    const since = (at: number): number => round(at - report.timeOrigin, 1)
+    return {
+      total: since(firstCorrect),
+      stages: {
+        script: round(report.marks.script ?? Number.NaN, 1),
+        ready: round(report.marks.ready ?? Number.NaN, 1),
+        wrote: since(firstWrite),
+        painted: since(firstCorrect),
+      },
+    }
   } finally {
     await page.close()
   }
@@ -452,11 +492,12 @@ async function lateJoinPhase(context: UnitContext, browserContext: BrowserContex
     await waitUntil('a first progress message of every task', 5000, async () => feeds.every((feed) => feed.published > 0), 20)
     const params = { tasks: ids.join(','), backend: backend.backendUrl }
     for (let i = 0; i < settings.lateJoin.joins; i++) {
-      result.lateJoin.samples.push(await joinOnce(browserContext, pageUrl(context, result.variant, params), feeds, settings))
+      const joined = await joinOnce(browserContext, pageUrl(context, result.variant, params), feeds, settings)
+      result.lateJoin.samples.push(joined.total)
+      result.lateJoin.stages.push(joined.stages)
       if (result.variant === 'baseline') {
-        result.lateJoin.liveOnlySamples.push(
-          await joinOnce(browserContext, pageUrl(context, 'baseline', { ...params, catchup: '0' }), feeds, settings),
-        )
+        const liveOnly = await joinOnce(browserContext, pageUrl(context, 'baseline', { ...params, catchup: '0' }), feeds, settings)
+        result.lateJoin.liveOnlySamples.push(liveOnly.total)
       }
     }
   } finally {

@@ -24,7 +24,17 @@ export interface TaskProbeReport {
   connectionLog: { state: string; at: number }[]
   /** `seq` of the newest painted state and when it was painted (epoch ms), one entry per frame. */
   paints: { seq: number; at: number }[]
+  /** `seq` of each newer state written to the DOM and when (epoch ms), one entry per write that moved it. */
+  writes: { seq: number; at: number }[]
 }
+
+/**
+ * Moments of a page's start, ms since its navigation started (the first time each
+ * happened): `script` the bench page's code began to run; `follow` it asked to follow
+ * its tasks; `ready` the transport was up (tabcast: the client's handshake with its
+ * broker is done; baseline: every task's socket is open).
+ */
+export type PageMarks = Partial<Record<'script' | 'follow' | 'ready', number>>
 
 export interface PageReport {
   variant: Variant
@@ -36,6 +46,9 @@ export interface PageReport {
   latencies: number[]
   /** Arrival latencies (message listener call − server `sentAt`, ms), one per progress message received. */
   arrivals: number[]
+  /** DOM-write latencies (write of a state that includes the message − server `sentAt`, ms), one per progress message. */
+  writes: number[]
+  marks: PageMarks
   /** Frames that painted at least one change. */
   paintedFrames: number
   /** Uncaught errors and rejections seen by the page. */

@@ -12,10 +12,17 @@
  * the write when that message arrives: both variants are timed the same way, at the
  * end of the frame's rendering work on the main thread.
  */
-import type { BenchPageApi, PageReport, TaskProbeReport, Variant } from './api.js'
+import type { BenchPageApi, PageMarks, PageReport, TaskProbeReport, Variant } from './api.js'
 
 /** Epoch milliseconds with sub-millisecond resolution; the server stamps `sentAt` the same way. */
 export const clock = (): number => performance.timeOrigin + performance.now()
+
+const marks: PageMarks = { script: performance.now() }
+
+/** Notes the first time a moment of the page's start happened (see `PageMarks`). */
+export function mark(name: keyof PageMarks): void {
+  marks[name] ??= performance.now()
+}
 
 let inFrame = 0
 const nativeRequestFrame = window.requestAnimationFrame.bind(window)
@@ -64,10 +71,12 @@ class TaskProbe {
   terminal = 0
   renders = 0
   paintedSeq = 0
+  writtenSeq = 0
   paintedConnection = ''
   status = 'idle'
   connectionLog: { state: string; at: number }[] = []
   paints: { seq: number; at: number }[] = []
+  writes: { seq: number; at: number }[] = []
 
   constructor(taskId: string, row: Row) {
     this.taskId = taskId
@@ -80,6 +89,7 @@ class TaskProbe {
     this.renders = 0
     this.connectionLog = []
     this.paints = []
+    this.writes = []
   }
 }
 
@@ -94,6 +104,7 @@ const tasks = new Map<string, TaskProbe>()
 const errors: string[] = []
 let latencies: number[] = []
 let arrivals: number[] = []
+let writes: number[] = []
 let paintedFrames = 0
 let pending: PendingPaint[] = []
 let stampPosted = false
@@ -204,6 +215,16 @@ export function render(taskId: string, view: TaskView): void {
   row.root.dataset['connection'] = view.connection
   probe.status = view.status
   probe.renders++
+  const seq = view.seq ?? 0
+  if (seq > probe.writtenSeq) {
+    const at = clock()
+    for (let q = probe.writtenSeq + 1; q <= seq; q++) {
+      const sent = probe.sentAt.get(q)
+      if (sent !== undefined) writes.push(at - sent)
+    }
+    probe.writtenSeq = seq
+    probe.writes.push({ seq, at })
+  }
   pending.push({ task: probe, seq: view.seq ?? 0, connection: view.connection })
   scheduleStamp()
 }
@@ -228,6 +249,7 @@ function report(options: { latencies?: boolean; paints?: boolean } = {}): PageRe
     renders: probe.renders,
     connectionLog: probe.connectionLog.slice(),
     paints: options.paints === false ? [] : probe.paints.slice(),
+    writes: options.paints === false ? [] : probe.writes.slice(),
   }))
   return {
     variant: window.tabcastBench?.variant ?? 'baseline',
@@ -236,6 +258,8 @@ function report(options: { latencies?: boolean; paints?: boolean } = {}): PageRe
     tasks: taskReports,
     latencies: options.latencies === false ? [] : latencies.slice(),
     arrivals: options.latencies === false ? [] : arrivals.slice(),
+    writes: options.latencies === false ? [] : writes.slice(),
+    marks: { ...marks },
     paintedFrames,
     errors: errors.slice(),
   }
@@ -255,11 +279,15 @@ export interface Follower {
 export function installBenchApi(variant: Variant, follower: Follower): void {
   const api: BenchPageApi = {
     variant,
-    follow: (taskIds, backendUrl) => follower.follow(taskIds, backendUrl, new URLSearchParams(location.search)),
+    follow: (taskIds, backendUrl) => {
+      mark('follow')
+      follower.follow(taskIds, backendUrl, new URLSearchParams(location.search))
+    },
     unfollow: () => follower.unfollow(),
     reset() {
       latencies = []
       arrivals = []
+      writes = []
       paintedFrames = 0
       for (const probe of tasks.values()) probe.reset()
     },
@@ -281,5 +309,8 @@ export function installBenchApi(variant: Variant, follower: Follower): void {
   }
   const initial = (params.get('tasks') ?? '').split(',').filter((id) => id !== '')
   const backend = params.get('backend')
-  if (initial.length > 0 && backend) follower.follow(initial, backend, params)
+  if (initial.length > 0 && backend) {
+    mark('follow')
+    follower.follow(initial, backend, params)
+  }
 }

@@ -4,7 +4,7 @@
  * snapshot listener (at most one per animation frame).
  */
 import { getTabcastClient } from 'tabcast'
-import { forget, installBenchApi, recordMessage, render } from './probe.js'
+import { forget, installBenchApi, mark, recordMessage, render } from './probe.js'
 
 const client = getTabcastClient()
 let following: { taskId: string; stop: () => void }[] = []
@@ -23,6 +23,11 @@ installBenchApi('tabcast', {
       )
       following.push({ taskId, stop })
     }
+    // The handshake with the broker (SharedWorker connect, tab lock, hello) is done.
+    client.mode().then(
+      () => mark('ready'),
+      () => {},
+    )
   },
   unfollow() {
     for (const { taskId, stop } of following) {

@@ -16,7 +16,6 @@ import { tabLockName } from '../core/tab-lock.js'
 import { DEFAULT_BACKEND_URL } from '../defaults.js'
 import { initialSnapshot } from '../options.js'
 import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
-import { FlushSchedule } from './flush-schedule.js'
 import type { BrokerLink } from './link.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
@@ -83,7 +82,8 @@ export class TabClient implements TabcastClient {
   private readonly failures: string[] = []
   private active: Promise<Active> | null = null
   private current: Active | null = null
-  private readonly flushes: FlushSchedule
+  /** A flush opened a frame window: snapshots wait for that frame (see `flushSoon`). */
+  private windowOpen = false
   private healthTimer: unknown = null
   private lockHeld: Promise<void> | null = null
   /** Re-registrations in quick succession, to back off from a host that keeps failing. */
@@ -92,7 +92,6 @@ export class TabClient implements TabcastClient {
 
   constructor(config: TabClientConfig) {
     this.config = config
-    this.flushes = new FlushSchedule(() => this.flush(), config.scheduleFrame)
     config.pageEvents?.addEventListener('pagehide', (event) => {
       const link = this.current?.link
       if (!link) return
@@ -261,7 +260,7 @@ export class TabClient implements TabcastClient {
       const snapshot = { ...this.getSnapshot(subscription.projectId, subscription.options), connection: 'closed' as const, connectionError: reason }
       this.pending.set(subscription.key, Object.freeze(snapshot))
     }
-    if (this.pending.size > 0) this.flushes.pending(true)
+    if (this.pending.size > 0) this.flushSoon(true)
   }
 
   private onBatch(link: BrokerLink, batch: Batch): void {
@@ -283,12 +282,34 @@ export class TabClient implements TabcastClient {
         this.pending.set(subscription.key, event.snapshot)
       }
     }
-    if (this.pending.size > 0) this.flushes.pending(urgent)
+    if (this.pending.size > 0) this.flushSoon(urgent)
   }
 
-  /** Hands every pending snapshot to its listeners; returns whether there was any. */
-  private flush(): boolean {
-    if (this.pending.size === 0) return false
+  /**
+   * Hands pending snapshots to the listeners (and so, through React, to the DOM):
+   * - idle, at once: the first snapshot after a quiet frame is flushed in the task that
+   *   received it, so it reaches the DOM in the frame in which a page with its own
+   *   socket would paint the same message (waiting for the next animation frame instead
+   *   loses a frame whenever the port hop ends after that frame's callbacks ran);
+   * - busy, once per frame: a flush opens a frame window; snapshots arriving before the
+   *   next frame are coalesced to the newest and flushed in that frame, which opens the
+   *   next window. A frame with nothing to flush closes it. A burst costs one render per
+   *   painted frame, never one per message;
+   * - urgent, at once always (see `isUrgent`): a hidden tab gets no animation frames and
+   *   its timers run once a second (once a minute after five minutes), and `onCompleted`
+   *   must wait for neither. Intermediate progress in a hidden tab may wait.
+   */
+  private flushSoon(urgent: boolean): void {
+    if (urgent || !this.windowOpen) this.flush()
+    if (this.windowOpen) return
+    this.windowOpen = true
+    this.config.scheduleFrame(() => {
+      this.windowOpen = false
+      if (this.pending.size > 0) this.flushSoon(false)
+    })
+  }
+
+  private flush(): void {
     const changed = [...this.pending]
     this.pending.clear()
     for (const [key, snapshot] of changed) this.snapshots.set(key, snapshot)
@@ -302,7 +323,6 @@ export class TabClient implements TabcastClient {
       }
     }
     this.pruneSnapshots()
-    return true
   }
 
   private pruneSnapshots(): void {
