@@ -2,11 +2,12 @@
  * Creating the tab client: which broker host this page uses, and the page-wide default.
  */
 import type { BrokerMode, TabcastClient } from '../types.js'
-import type { ElectionLocks, LeaderElection, VisibilitySource } from './leader-link.js'
+import type { LocksLike } from '../core/tab-lock.js'
+import type { LeaderElection, VisibilitySource } from './leader-link.js'
 import { createSharedWorkerLink } from './shared-worker-link.js'
 import type * as Fallbacks from './fallbacks.js'
 import type { BrokerLink } from './link.js'
-import { TabClient, type LinkFactory, type LockManagerLike, type PageEventsLike } from './tab-client.js'
+import { TabClient, type LinkFactory, type PageEventsLike } from './tab-client.js'
 
 export type ClientMode = 'auto' | BrokerMode
 
@@ -85,7 +86,7 @@ function newTabId(): string {
 /** Creates a client for this page. Most apps use the shared default, `getTabcastClient()`. */
 export function createTabcastClient(options: ClientOptions = {}): TabcastBrowserClient {
   const mode = options.mode ?? 'auto'
-  const g = globalThis as { navigator?: { locks?: LockManagerLike & ElectionLocks }; addEventListener?: PageEventsLike['addEventListener'] }
+  const g = globalThis as { navigator?: { locks?: LocksLike }; addEventListener?: PageEventsLike['addEventListener'] }
   const tabId = newTabId()
   let election: LeaderElection | null = null
   const leaderLink: LinkFactory = async (failures) => {

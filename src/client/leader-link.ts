@@ -17,21 +17,22 @@
  * visible and hands the lock to the first that answers, which takes it with
  * `steal`; the old leader closes its connections and queues up as a follower.
  */
-import { Broker } from '../core/broker.js'
+import { createBrokerHost } from '../core/broker-host.js'
 import type { BrokerEnv } from '../core/env.js'
-import { TabHub, tabLockName, type Batch, type Hello, type TabSession, type TabWatcher } from '../core/tab-hub.js'
-import { PROTOCOL_VERSION } from '../protocol.js'
-import type { TaskOptions, TaskSnapshot } from '../types.js'
+import { createSessionApi, invokeSession, isSessionMethod } from '../core/session-api.js'
+import type { EventsPort, Hello, RemoteSession, SessionApi, SessionMethod, TabEventsPort } from '../core/session-protocol.js'
+import type { TabHub } from '../core/tab-hub.js'
+import type { LocksLike } from '../core/tab-lock.js'
+import { errorText } from '../error-text.js'
+import { PROTOCOL_VERSION } from '../protocol-version.js'
+import { inPageTransport } from './in-page.js'
 import type { BrokerLink } from './link.js'
+import { createSessionLink, type SessionTransport } from './session-link.js'
 
 export interface BusLike {
   postMessage(message: unknown): void
   addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
   close(): void
-}
-
-export interface ElectionLocks {
-  request(name: string, options: { ifAvailable?: boolean; steal?: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>
 }
 
 /** The page's visibility, injected so tests can hide a tab. */
@@ -43,14 +44,17 @@ export interface VisibilitySource {
 export const LEADER_LOCK = `tabcast:leader:v${PROTOCOL_VERSION}`
 export const BUS_NAME = `tabcast:bus:v${PROTOCOL_VERSION}`
 
-type Method = 'hello' | 'subscribe' | 'unsubscribe' | 'send' | 'stats' | 'ping' | 'suspend' | 'resume' | 'bye'
-
+/**
+ * What travels on the bus. Session calls carry `SessionApi` calls by name, except
+ * `hello`, whose events port cannot cross a `BroadcastChannel`: the leader makes the
+ * follower's port itself, out of `events` (host → tab) and `events-up` (tab → host).
+ */
 type BusMessage =
-  | { kind: 'call'; from: string; callId: number; method: Method; args: unknown[] }
+  | { kind: 'call'; from: string; callId: number; method: SessionMethod; args: unknown[] }
   | { kind: 'reply'; to: string; callId: number; ok: true; value: unknown }
   | { kind: 'reply'; to: string; callId: number; ok: false; error: string }
-  | { kind: 'batch'; to: string; batch: Batch }
-  | { kind: 'ack'; from: string; id: number }
+  | { kind: 'events'; to: string; data: unknown }
+  | { kind: 'events-up'; from: string; data: unknown }
   | { kind: 'leader'; instanceId: string }
   | { kind: 'who-is-visible'; from: string }
   | { kind: 'visible'; to: string; from: string }
@@ -60,9 +64,44 @@ function isBusMessage(data: unknown): data is BusMessage {
   return typeof data === 'object' && data !== null && typeof (data as { kind?: unknown }).kind === 'string'
 }
 
+type Listener = (event: { data: unknown }) => void
+
+/** One end of a follower's events port, carried over the bus. */
+class BusPort implements EventsPort, TabEventsPort {
+  private listener: Listener | null = null
+  private closed = false
+  private readonly send: (data: unknown) => void
+
+  constructor(send: (data: unknown) => void) {
+    this.send = send
+  }
+
+  postMessage(message: unknown): void {
+    if (!this.closed) this.send(message)
+  }
+
+  addEventListener(_type: 'message', listener: Listener): void {
+    this.listener = listener
+  }
+
+  dispatch(data: unknown): void {
+    if (!this.closed) this.listener?.({ data })
+  }
+
+  close(): void {
+    this.closed = true
+  }
+}
+
+/** What the leader keeps per follower: its session API and the host end of its events port. */
+interface Follower {
+  api: SessionApi
+  port: BusPort | null
+}
+
 export interface ElectionConfig {
   env: BrokerEnv
-  locks: ElectionLocks
+  locks: LocksLike
   createBus: () => BusLike
   tabId: string
   /** Why leader mode was chosen (e.g. why SharedWorker could not be used). */
@@ -78,12 +117,13 @@ export interface ElectionConfig {
  */
 export class LeaderElection {
   private hub: TabHub | null = null
-  private readonly followers = new Map<string, TabSession>()
+  private readonly followers = new Map<string, Follower>()
   private readonly bus: BusLike
   private readonly config: ElectionConfig
   private readonly resetListeners = new Set<(reason: string) => void>()
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>()
-  private batchHandler: ((batch: Batch) => void) | null = null
+  /** This tab's end of its events port while it follows. */
+  private events: BusPort | null = null
   private nextCall = 1
   private decided: Promise<void>
   private handoverTimer: unknown = null
@@ -117,21 +157,21 @@ export class LeaderElection {
     return () => this.resetListeners.delete(listener)
   }
 
-  setBatchHandler(handler: ((batch: Batch) => void) | null): void {
-    this.batchHandler = handler
+  /** A new events port of this (follower) tab, replacing the previous one. */
+  openEvents(): TabEventsPort {
+    this.events?.close()
+    const tabId = this.config.tabId
+    this.events = new BusPort((data) => this.bus.postMessage({ kind: 'events-up', from: tabId, data } satisfies BusMessage))
+    return this.events
   }
 
   /** Sends a call to the leader over the bus; the tab client puts a deadline on it. */
-  call(method: Method, args: unknown[]): Promise<unknown> {
+  call(method: SessionMethod, args: unknown[]): Promise<unknown> {
     const callId = this.nextCall++
     return new Promise((resolve, reject) => {
       this.pending.set(callId, { resolve, reject })
       this.bus.postMessage({ kind: 'call', from: this.config.tabId, callId, method, args } satisfies BusMessage)
     })
-  }
-
-  ack(id: number): void {
-    this.bus.postMessage({ kind: 'ack', from: this.config.tabId, id } satisfies BusMessage)
   }
 
   private async elect(): Promise<void> {
@@ -185,9 +225,9 @@ export class LeaderElection {
     if (!hub) return
     this.hub = null
     this.clearHandover()
-    for (const session of this.followers.values()) session.release()
     this.followers.clear()
-    hub.broker.close()
+    // Releases every tab of this hub (followers and this tab's own registration) and closes its connections.
+    hub.close()
     this.emitReset('this tab handed leadership over')
     this.waitInLine()
   }
@@ -218,10 +258,7 @@ export class LeaderElection {
   private lead(): void {
     const { env, locks, reason } = this.config
     // The tab lock of a follower is granted to the leader when that follower is gone.
-    const watch: TabWatcher = (tabId, onGone) => {
-      void locks.request(tabLockName(tabId), {}, () => onGone())
-    }
-    this.hub = new TabHub(new Broker(env, { mode: 'leader', modeReason: reason }), watch)
+    this.hub = createBrokerHost({ env, mode: 'leader', modeReason: reason, locks })
     for (const call of this.pending.values()) call.reject(new Error('this tab became the leader'))
     this.pending.clear()
     this.bus.postMessage({ kind: 'leader', instanceId: this.hub.broker.instanceId } satisfies BusMessage)
@@ -245,11 +282,11 @@ export class LeaderElection {
         else call.reject(new Error(message.error))
         return
       }
-      case 'batch':
-        if (message.to === this.config.tabId) this.batchHandler?.(message.batch)
+      case 'events':
+        if (message.to === this.config.tabId) this.events?.dispatch(message.data)
         return
-      case 'ack':
-        this.followers.get(message.from)?.ack(message.id)
+      case 'events-up':
+        this.followers.get(message.from)?.port?.dispatch(message.data)
         return
       case 'call':
         if (this.hub) this.serve(this.hub, message)
@@ -272,107 +309,91 @@ export class LeaderElection {
     }
   }
 
-  /** Leader side: runs a follower's call against the hub and replies. */
+  /** Leader side: runs a follower's call on its session API and replies. */
   private serve(hub: TabHub, call: Extract<BusMessage, { kind: 'call' }>): void {
     const reply = (result: { ok: true; value: unknown } | { ok: false; error: string }): void => {
-      this.bus.postMessage({ kind: 'reply', to: call.from, callId: call.callId, ...result } as BusMessage)
+      this.bus.postMessage({ kind: 'reply', to: call.from, callId: call.callId, ...result } satisfies BusMessage)
     }
     try {
       reply({ ok: true, value: this.run(hub, call.from, call.method, call.args) })
     } catch (error) {
-      reply({ ok: false, error: error instanceof Error ? error.message : String(error) })
+      reply({ ok: false, error: errorText(error) })
     }
   }
 
-  private run(hub: TabHub, from: string, method: Method, args: unknown[]): unknown {
+  private run(hub: TabHub, from: string, method: unknown, args: unknown[]): unknown {
+    if (!isSessionMethod(method)) throw new Error(`tabcast: unknown call ${JSON.stringify(method)}`)
+    let follower = this.followers.get(from)
+    if (!follower) {
+      follower = { api: createSessionApi(hub), port: null }
+      this.followers.set(from, follower)
+    }
     if (method === 'hello') {
-      this.followers.get(from)?.release()
-      const session = hub.attach(from, (batch) => this.bus.postMessage({ kind: 'batch', to: from, batch } satisfies BusMessage))
-      this.followers.set(from, session)
-      return hub.hello()
+      const [tabId, protocolVersion] = args
+      if (tabId !== from) throw new Error('tabcast: hello() from another tab id than the caller')
+      const port = new BusPort((data) => this.bus.postMessage({ kind: 'events', to: from, data } satisfies BusMessage))
+      const hello = follower.api.hello(from, port, protocolVersion as number)
+      follower.port?.close()
+      follower.port = port
+      return hello
     }
-    if (method === 'stats') return hub.stats()
-    if (method === 'ping') return hub.broker.instanceId
-    const session = this.followers.get(from)
-    if (!session || session.isReleased) throw new Error('tabcast: call hello() before subscribing (the tab was released)')
-    switch (method) {
-      case 'subscribe':
-        session.subscribe(args[0] as number, args[1] as string, (args[2] ?? {}) as TaskOptions, (args[3] ?? undefined) as TaskSnapshot | undefined)
-        return undefined
-      case 'unsubscribe':
-        session.unsubscribe(args[0] as number)
-        return undefined
-      case 'send':
-        return session.send(args[0] as string, (args[1] ?? {}) as TaskOptions, args[2])
-      case 'suspend':
-        session.suspend()
-        return undefined
-      case 'resume':
-        session.resume()
-        return undefined
-      case 'bye':
-        session.release()
-        this.followers.delete(from)
-        return undefined
-    }
+    const value = invokeSession(follower.api, method, args)
+    if (method === 'bye') this.followers.delete(from)
+    return value
   }
 }
 
-/** A link through the election: local calls when this tab leads, bus calls when it follows. */
-export function createLeaderLink(election: LeaderElection): BrokerLink {
-  let local: TabSession | null = null
-  let unsubscribeReset: (() => void) | null = null
-  const remote = async <T>(method: Method, args: unknown[]): Promise<T> => (await election.call(method, args)) as T
-  const session = (): TabSession => {
-    if (!local || local.isReleased) throw new Error('tabcast: call hello() first')
-    return local
+/** A transport over the bus to the leader tab's session API for this (follower) tab. */
+function busTransport(election: LeaderElection): SessionTransport {
+  const call = async <K extends SessionMethod>(method: K, args: unknown[]): Promise<ReturnType<SessionApi[K]>> =>
+    (await election.call(method, args)) as ReturnType<SessionApi[K]>
+  const remote: Omit<RemoteSession, 'hello'> = {
+    subscribe: (...args) => call('subscribe', args),
+    unsubscribe: (...args) => call('unsubscribe', args),
+    send: (...args) => call('send', args),
+    stats: () => call('stats', []),
+    ping: () => call('ping', []),
+    suspend: () => call('suspend', []),
+    resume: () => call('resume', []),
+    bye: () => call('bye', []),
   }
-
   return {
-    async hello(tabId, onBatch): Promise<Hello> {
+    connect(tabId, protocolVersion, serve) {
+      serve(election.openEvents())
+      return call('hello', [tabId, protocolVersion])
+    },
+    remote,
+  }
+}
+
+/**
+ * A link through the election, decided at `hello`: the leader tab registers with its
+ * own hub in the page, a follower over the bus. When leadership changes, the election
+ * resets the link and the tab registers again, on whichever side it is then.
+ */
+export function createLeaderLink(election: LeaderElection): BrokerLink {
+  let link: BrokerLink | null = null
+  let unsubscribeReset: (() => void) | null = null
+  const current = (): BrokerLink => {
+    if (!link) throw new Error('tabcast: call hello() first')
+    return link
+  }
+  return {
+    async hello(tabId, tab): Promise<Hello> {
       await election.ready()
+      link?.dispose()
       const hub = election.leaderHub()
-      if (hub) {
-        local?.release()
-        const attached = hub.attach(tabId, (batch) =>
-          queueMicrotask(() => {
-            attached.ack(batch.id)
-            onBatch(batch)
-          }),
-        )
-        local = attached
-        return hub.hello()
-      }
-      election.setBatchHandler((batch) => {
-        election.ack(batch.id)
-        onBatch(batch)
-      })
-      return remote<Hello>('hello', [tabId])
+      link = createSessionLink(hub ? inPageTransport(hub) : busTransport(election))
+      return link.hello(tabId, tab)
     },
-    subscribe: async (subId, projectId, options, seed) => {
-      if (election.isLeader) session().subscribe(subId, projectId, options, seed)
-      else await remote('subscribe', [subId, projectId, options, seed])
-    },
-    unsubscribe: async (subId) => {
-      if (election.isLeader) local?.unsubscribe(subId)
-      else await remote('unsubscribe', [subId])
-    },
-    send: async (projectId, options, message) =>
-      election.isLeader ? session().send(projectId, options, message) : remote('send', [projectId, options, message]),
-    stats: async () => (election.isLeader ? (election.leaderHub() as TabHub).stats() : remote('stats', [])),
-    ping: async () => (election.isLeader ? (election.leaderHub() as TabHub).broker.instanceId : remote<string>('ping', [])),
-    suspend: async () => {
-      if (election.isLeader) local?.suspend()
-      else await remote('suspend', [])
-    },
-    resume: async () => {
-      if (election.isLeader) local?.resume()
-      else await remote('resume', [])
-    },
-    bye: async () => {
-      if (election.isLeader) local?.release()
-      else await remote('bye', [])
-    },
+    subscribe: (subId, projectId, options, seed) => current().subscribe(subId, projectId, options, seed),
+    unsubscribe: (subId) => current().unsubscribe(subId),
+    send: (projectId, options, message) => current().send(projectId, options, message),
+    stats: () => current().stats(),
+    ping: () => current().ping(),
+    suspend: () => current().suspend(),
+    resume: () => current().resume(),
+    bye: () => current().bye(),
     onReset(listener) {
       unsubscribeReset?.()
       unsubscribeReset = election.onReset(listener)
@@ -381,9 +402,8 @@ export function createLeaderLink(election: LeaderElection): BrokerLink {
     dispose() {
       unsubscribeReset?.()
       unsubscribeReset = null
-      election.setBatchHandler(null)
-      local?.release()
-      local = null
+      link?.dispose()
+      link = null
     },
   }
 }

@@ -11,19 +11,16 @@
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
  */
-import type { Batch, Hello } from '../core/tab-hub.js'
-import { tabLockName } from '../core/tab-lock.js'
-import { DEFAULT_BACKEND_URL } from '../defaults.js'
+import type { Batch, Hello, TabRequestHandlers } from '../core/session-protocol.js'
+import { tabLockName, type LocksLike } from '../core/tab-lock.js'
+import { errorText } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
+import { taskKey } from '../task-key.js'
 import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
 import type { BrokerLink } from './link.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
 export type LinkFactory = (failures: readonly string[]) => BrokerLink | Promise<BrokerLink>
-
-export interface LockManagerLike {
-  request(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>
-}
 
 export interface PageEventsLike {
   addEventListener(type: 'pagehide' | 'pageshow', listener: (event: { persisted?: boolean }) => void): void
@@ -34,7 +31,7 @@ export interface TabClientConfig {
   links: readonly LinkFactory[]
   tabId: string
   /** Web Locks of the page, to tell the host when this tab is gone. */
-  locks?: LockManagerLike | null
+  locks?: LocksLike | null
   /** Where `pagehide`/`pageshow` are heard (the window). */
   pageEvents?: PageEventsLike | null
   /** Runs a callback before the next paint (pages that get no frames need a fallback). */
@@ -64,14 +61,6 @@ interface Active {
   hello: Hello
 }
 
-function keyOf(projectId: string, options: TaskOptions | undefined): string {
-  return `${options?.backendUrl ?? DEFAULT_BACKEND_URL} ${projectId}`
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
-
 export class TabClient implements TabcastClient {
   private readonly config: TabClientConfig
   private readonly subscriptions = new Map<number, LocalSubscription>()
@@ -89,6 +78,10 @@ export class TabClient implements TabcastClient {
   /** Re-registrations in quick succession, to back off from a host that keeps failing. */
   private quickRetries = 0
   private lastReestablish = -Infinity
+  /** How this tab answers its host's requests (`TabRequests`). */
+  private readonly requests: TabRequestHandlers = {
+    ping: () => this.config.tabId,
+  }
 
   constructor(config: TabClientConfig) {
     this.config = config
@@ -109,7 +102,7 @@ export class TabClient implements TabcastClient {
   }
 
   subscribe(projectId: string, listener: TaskListener, options: TaskOptions = {}): () => void {
-    const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: keyOf(projectId, options) }
+    const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: taskKey(projectId, options) }
     this.subscriptions.set(subscription.id, subscription)
     void this.connect().then(
       (active) => {
@@ -127,7 +120,7 @@ export class TabClient implements TabcastClient {
   }
 
   getSnapshot(projectId: string, options?: TaskOptions): TaskSnapshot {
-    const key = keyOf(projectId, options)
+    const key = taskKey(projectId, options)
     let snapshot = this.snapshots.get(key)
     if (!snapshot) {
       snapshot = initialSnapshot(projectId, options)
@@ -168,7 +161,7 @@ export class TabClient implements TabcastClient {
         link = await factory(this.failures)
         const created = link
         const hello = await this.call(
-          created.hello(this.config.tabId, (batch) => this.onBatch(created, batch)),
+          created.hello(this.config.tabId, { batch: (batch) => this.onBatch(created, batch), requests: this.requests }),
           'the handshake',
           this.config.handshakeTimeout ?? 5000,
         )

@@ -3,7 +3,7 @@
  * follow it. Hosts (the SharedWorker, a leader tab, a lone tab) put a `Broker` behind
  * their own transport; the broker itself knows nothing about tabs or ports.
  */
-import { resolveTarget } from '../endpoints.js'
+import { resolveTarget, taskKey } from '../endpoints.js'
 import { PROTOCOL_VERSION } from '../protocol.js'
 import { initialSnapshot, resolveOptions } from '../options.js'
 import type { BrokerMode, TaskOptions, TaskSnapshot, TaskStats } from '../types.js'
@@ -37,17 +37,14 @@ export class Broker {
   /** Snapshots of subscriptions that can never connect (a bad task id or backend URL). */
   private readonly invalid = new Map<string, TaskSnapshot>()
   private nextId = 1
-  private readonly env: BrokerEnv
-  private info: BrokerInfo
+  /** The injected environment, shared with the hub that hosts this broker. */
+  readonly env: BrokerEnv
+  private readonly info: BrokerInfo
 
   constructor(env: BrokerEnv, info: BrokerInfo, instanceId = randomId(env)) {
     this.env = env
     this.info = info
     this.instanceId = instanceId
-  }
-
-  setInfo(info: BrokerInfo): void {
-    this.info = info
   }
 
   /**
@@ -163,7 +160,7 @@ export class Broker {
   }
 
   private invalidSnapshot(projectId: string, options: TaskOptions, error: string): TaskSnapshot {
-    const cacheKey = `${options.backendUrl ?? ''} ${projectId}`
+    const cacheKey = taskKey(projectId, options, this.env.secure)
     let snapshot = this.invalid.get(cacheKey)
     if (!snapshot) {
       snapshot = Object.freeze({

@@ -1,6 +1,8 @@
 /**
  * The environment the broker core runs in, injected so the same core runs in a
- * SharedWorker, in a tab, and in a Vitest process with fakes.
+ * SharedWorker, in a tab, and in a Vitest process with fakes. The core never reads a
+ * browser global itself (lint holds it to that); `globalEnv()` in src/global-env.ts
+ * builds the real one.
  */
 
 export type TimerHandle = unknown
@@ -32,6 +34,15 @@ export interface ResponseLike {
 
 export type FetchLike = (url: string, init: { signal: AbortSignal; headers: Record<string, string> }) => Promise<ResponseLike>
 
+/**
+ * A change in the environment that the broker reacts to. `online`: the network is
+ * back, so a task waiting out a reconnect delay tries at once.
+ */
+export type EnvSignal = 'online'
+
+/** Subscribes to the environment's signals; returns the function that stops listening. */
+export type SignalSource = (listener: (signal: EnvSignal) => void) => () => void
+
 export interface BrokerEnv {
   clock: Clock
   createSocket: SocketFactory
@@ -40,25 +51,6 @@ export interface BrokerEnv {
   random: () => number
   /** Whether bare `host:port` backends should use wss/https (the page is served over https). */
   secure: boolean
-}
-
-/** The real environment of a browser page or worker (or Node 22+, which has WebSocket). */
-export function globalEnv(): BrokerEnv {
-  const g = globalThis as unknown as {
-    WebSocket: new (url: string) => SocketLike
-    fetch: FetchLike
-    location?: { protocol?: string }
-  }
-  return {
-    // Never capture the global functions themselves: tests and polyfills may replace them later.
-    clock: {
-      now: () => Date.now(),
-      setTimeout: (callback, ms) => setTimeout(callback, ms),
-      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-    },
-    createSocket: (url) => new g.WebSocket(url),
-    fetch: (url, init) => g.fetch(url, init),
-    random: () => Math.random(),
-    secure: g.location?.protocol === 'https:',
-  }
+  /** Where the host hears `online` (the window's or the worker's global events). */
+  signals: SignalSource
 }

@@ -10,47 +10,22 @@
  * messages are dropped; `connected`, `error` and `completed` never are. A dead tab is
  * released when its Web Lock is granted to the host (see `watchTab`).
  */
-import type { ServerMessage } from '../protocol.js'
 import { PROTOCOL_VERSION } from '../protocol.js'
 import type { BrokerStats, TabStats, TaskOptions, TaskSnapshot } from '../types.js'
 import type { Broker } from './broker.js'
+import type { Clock, TimerHandle } from './env.js'
+import { isAck, isTabReply, type Hello, type HostToTab, type TabRequestName, type TabRequests, type WireEvent } from './session-protocol.js'
 import type { SendResult } from './task-channel.js'
-
-export type WireEvent =
-  | { sub: number; type: 'message'; message: ServerMessage }
-  | { sub: number; type: 'snapshot'; snapshot: TaskSnapshot }
-
-/** Host → tab. */
-export interface Batch {
-  type: 'batch'
-  id: number
-  instanceId: string
-  events: WireEvent[]
-}
-
-/** Tab → host. */
-export interface Ack {
-  type: 'ack'
-  id: number
-}
-
-export interface Hello {
-  instanceId: string
-  protocolVersion: number
-  mode: BrokerStats['mode']
-  modeReason: string
-}
+import type { TabWatcher } from './tab-lock.js'
 
 export const MAX_IN_FLIGHT = 4
 export const OUTBOX_LIMIT = 500
 
-export { tabLockName } from './tab-lock.js'
-
-/**
- * Calls `onGone` when the tab that holds `tabLockName(tabId)` is gone: the lock is
- * granted to the host exactly then, crashes included.
- */
-export type TabWatcher = (tabId: string, onGone: () => void) => void
+interface PendingRequest {
+  resolve: (value: unknown) => void
+  reject: (error: Error) => void
+  timer: TimerHandle
+}
 
 export class TabSession {
   readonly tabId: string
@@ -64,10 +39,12 @@ export class TabSession {
   private scheduled = false
   private suspended = false
   private released = false
+  private nextRequest = 1
+  private readonly requests = new Map<number, PendingRequest>()
   private readonly hub: TabHub
-  private readonly post: (batch: Batch) => void
+  private readonly post: (message: HostToTab) => void
 
-  constructor(hub: TabHub, tabId: string, post: (batch: Batch) => void) {
+  constructor(hub: TabHub, tabId: string, post: (message: HostToTab) => void) {
     this.hub = hub
     this.tabId = tabId
     this.post = post
@@ -97,6 +74,44 @@ export class TabSession {
 
   send(projectId: string, options: TaskOptions, message: unknown): SendResult {
     return this.hub.broker.send(projectId, options, message)
+  }
+
+  /** What the tab posted on its events port: an acknowledgement or an answer. Anything else is ignored. */
+  receive(data: unknown): void {
+    if (isAck(data)) {
+      this.ack(data.id)
+    } else if (isTabReply(data)) {
+      const pending = this.requests.get(data.id)
+      if (!pending) return
+      this.requests.delete(data.id)
+      this.hub.clock.clearTimeout(pending.timer)
+      if (data.ok) pending.resolve(data.value)
+      else pending.reject(new Error(data.error))
+    }
+  }
+
+  /**
+   * Asks the tab something. Rejects when the tab does not answer within `timeout` ms
+   * (a frozen or closed tab never does), when it is suspended or released, or when its
+   * handler failed; the caller may then ask another tab.
+   */
+  request<K extends TabRequestName>(name: K, args: TabRequests[K]['args'], timeout: number): Promise<TabRequests[K]['result']> {
+    if (this.released) return Promise.reject(new Error(`tab ${this.tabId} is gone`))
+    // A page in the back/forward cache runs no code: it could only time out.
+    if (this.suspended) return Promise.reject(new Error(`tab ${this.tabId} is suspended`))
+    const id = this.nextRequest++
+    return new Promise((resolve, reject) => {
+      const timer = this.hub.clock.setTimeout(() => {
+        this.requests.delete(id)
+        reject(new Error(`tab ${this.tabId} did not answer ${name} within ${timeout} ms`))
+      }, timeout)
+      this.requests.set(id, { resolve: resolve as (value: unknown) => void, reject, timer })
+      try {
+        this.post({ type: 'request', id, name, args } as HostToTab)
+      } catch {
+        this.release()
+      }
+    })
   }
 
   ack(id: number): void {
@@ -129,6 +144,11 @@ export class TabSession {
     this.messages.length = 0
     this.latest.clear()
     this.dirty.clear()
+    for (const pending of this.requests.values()) {
+      this.hub.clock.clearTimeout(pending.timer)
+      pending.reject(new Error(`tab ${this.tabId} is gone`))
+    }
+    this.requests.clear()
     this.hub.forget(this)
   }
 
@@ -179,18 +199,31 @@ export class TabSession {
   }
 }
 
+/**
+ * The tabs one broker serves. Made by `createBrokerHost`, the one way every host (the
+ * SharedWorker, a leader tab, a lone tab) wires a broker: environment signals reach it
+ * here, tab deaths through `watchTab`, and tabs through `createSessionApi(hub)`.
+ */
 export class TabHub {
   readonly broker: Broker
+  readonly clock: Clock
   private readonly sessions = new Set<TabSession>()
   private readonly watch: TabWatcher | null
+  private readonly stopSignals: () => void
 
+  /** `watch` tells the hub when a tab is gone (its Web Lock); null where locks are missing. */
   constructor(broker: Broker, watch: TabWatcher | null) {
     this.broker = broker
     this.watch = watch
+    this.clock = broker.env.clock
+    // Environment signals reach every host here, whichever global fired them.
+    this.stopSignals = broker.env.signals((signal) => {
+      if (signal === 'online') broker.online()
+    })
   }
 
   /** Registers a tab. The tab must already hold its lock, or the watcher would release it at once. */
-  attach(tabId: string, post: (batch: Batch) => void): TabSession {
+  attach(tabId: string, post: (message: HostToTab) => void): TabSession {
     const session = new TabSession(this, tabId, post)
     this.sessions.add(session)
     this.watch?.(tabId, () => session.release())
@@ -202,6 +235,11 @@ export class TabHub {
     return { instanceId: this.broker.instanceId, protocolVersion: PROTOCOL_VERSION, mode: stats.mode, modeReason: stats.modeReason }
   }
 
+  /** The registered tabs, e.g. to pick one that can answer a request. */
+  liveTabs(): TabSession[] {
+    return [...this.sessions].filter((session) => !session.isReleased)
+  }
+
   forget(session: TabSession): void {
     this.sessions.delete(session)
   }
@@ -209,5 +247,12 @@ export class TabHub {
   stats(): BrokerStats {
     const tabDetails = [...this.sessions].map((session) => session.stats())
     return { ...this.broker.stats(), tabs: tabDetails.length, tabDetails }
+  }
+
+  /** The host stops: every tab is released, every connection closed, no more signals. */
+  close(): void {
+    for (const session of [...this.sessions]) session.release()
+    this.stopSignals()
+    this.broker.close()
   }
 }

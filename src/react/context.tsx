@@ -6,6 +6,7 @@
 import { createContext, useContext, type ReactNode } from 'react'
 import { getTabcastClient } from '../client/index.js'
 import { initialSnapshot } from '../options.js'
+import { taskKey } from '../task-key.js'
 import type { TabcastClient, TaskOptions, TaskSnapshot } from '../types.js'
 
 const TabcastClientContext = createContext<TabcastClient | null>(null)
@@ -40,10 +41,11 @@ function realClient(): TabcastClient {
 }
 
 function placeholderSnapshot(projectId: string, options: TaskOptions | undefined): TaskSnapshot {
-  const snapshot = initialSnapshot(projectId, options)
-  const key = `${snapshot.maxReconnectAttempts}\u0000${projectId}`
+  // Keyed like the tab client's cache: one snapshot per task, whichever options name it.
+  const key = taskKey(projectId, options)
   const known = placeholders.get(key)
   if (known) return known
+  const snapshot = initialSnapshot(projectId, options)
   placeholders.set(key, snapshot)
   return snapshot
 }

@@ -7,6 +7,7 @@
 import { useCallback, useEffect, useInsertionEffect, useMemo, useRef, useSyncExternalStore } from 'react'
 import { initialSnapshot, resolveOptions } from '../options.js'
 import type { JsonRecord, ServerMessage } from '../protocol.js'
+import { taskKey } from '../task-key.js'
 import type { ResolvedTaskOptions, TaskOptions, TaskSnapshot } from '../types.js'
 import { useTabcastClient } from './context.js'
 
@@ -158,19 +159,19 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   // looked) is told too. The set of tasks already reported survives StrictMode's
   // unmount/remount of effects (refs are kept), so nothing fires twice.
   const reported = useRef<Set<string> | null>(null)
-  const taskKey = `${taskOptions.backendUrl}\u0000${projectId}`
+  const key = taskKey(projectId, taskOptions)
   useEffect(() => {
     if (snapshot.status !== 'completed' && snapshot.status !== 'failed') return
     const done = (reported.current ??= new Set())
-    if (done.has(taskKey)) return
-    done.add(taskKey)
+    if (done.has(key)) return
+    done.add(key)
     const current = callbacks.current
     if (snapshot.status === 'completed') {
       if (current.onCompleted) invokeCallback(current.onCompleted, snapshot.result ?? {})
     } else if (current.onError) {
       invokeCallback(current.onError, snapshot.error ?? 'Task failed')
     }
-  }, [snapshot, taskKey])
+  }, [snapshot, key])
 
   const send = useCallback(
     (message: unknown) => client.send(projectId, message, taskOptions),

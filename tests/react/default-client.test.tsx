@@ -18,6 +18,19 @@ vi.mock('../../src/client/index.js', () => ({ getTabcastClient }))
 
 afterEach(cleanup)
 
+// First in this file: it needs the shared client not to exist yet.
+it('before the shared client exists, two spellings of one backend get one placeholder snapshot', () => {
+  const seen: unknown[] = []
+  const Probe = (): null => {
+    const client = useTabcastClient()
+    seen.push(client.getSnapshot('task_a', { backendUrl: 'localhost:8000' }), client.getSnapshot('task_a', { backendUrl: 'http://localhost:8000' }))
+    return null
+  }
+  render(<Probe />)
+  expect(getTabcastClient).not.toHaveBeenCalled()
+  expect(seen[0]).toBe(seen[1])
+})
+
 it('creates the shared client lazily, on subscription, and follows the task through it', () => {
   const client = new FakeClient()
   shared.client = client

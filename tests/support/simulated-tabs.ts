@@ -1,7 +1,7 @@
 /**
  * The broker as the SharedWorker hosts it, in a Vitest process: a `Broker` with real
  * timers, `ws` sockets and global `fetch`, behind a `TabHub`, with one Comlink-exposed
- * `createTabApi` per simulated tab on a Node `MessageChannel`. A tab is a real
+ * `createSessionApi` per simulated tab on a Node `MessageChannel`. A tab is a real
  * `TabClient` over `createPortLink`. Tab death is signalled the way the worker learns
  * it in a browser, through the injected lock watcher, never through port `close`.
  */
@@ -12,8 +12,8 @@ import { createPortLink, type ChannelLike } from '../../src/client/port-link.js'
 import { TabClient } from '../../src/client/tab-client.js'
 import { Broker } from '../../src/core/broker.js'
 import type { BrokerEnv, SocketLike } from '../../src/core/env.js'
+import { createSessionApi } from '../../src/core/session-api.js'
 import { TabHub } from '../../src/core/tab-hub.js'
-import { createTabApi } from '../../worker/tab-api.js'
 
 /** Node 20 has no global WebSocket: the core gets `ws` sockets, whose `on…` properties fit `SocketLike`. */
 export function nodeEnv(): BrokerEnv {
@@ -33,6 +33,8 @@ export function nodeEnv(): BrokerEnv {
     fetch: (url, init) => fetch(url, init),
     random: () => Math.random(),
     secure: false,
+    // No network changes in a test process.
+    signals: () => () => {},
   }
 }
 
@@ -96,7 +98,7 @@ export class BrokerHost {
   /** A tab connecting to the worker: one port per tab, like a SharedWorker `connect` event. */
   openTab(tabId: string): SimulatedTab {
     const { port1, port2 } = new MessageChannel()
-    Comlink.expose(createTabApi(this.hub), port1)
+    Comlink.expose(createSessionApi(this.hub), port1)
     const ports: Closable[] = [port1, port2]
     const newChannel = (): ChannelLike => {
       const channel = new MessageChannel()

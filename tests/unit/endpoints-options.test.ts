@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
   DEFAULT_OPTIONS,
-  channelKey,
   initialSnapshot,
   mergeOptions,
   resolveBackend,
@@ -9,6 +8,7 @@ import {
   resolveTarget,
   statusUrl,
   streamUrl,
+  taskKey,
   type Backend,
 } from 'tabcast'
 
@@ -89,7 +89,7 @@ describe('streamUrl / statusUrl', () => {
   })
 })
 
-describe('resolveTarget / channelKey', () => {
+describe('resolveTarget / taskKey', () => {
   it('one key per (backend, task), however the backend is spelled', () => {
     const a = resolveTarget('localhost:8000', 't1')
     const b = resolveTarget('http://localhost:8000/', 't1')
@@ -98,10 +98,45 @@ describe('resolveTarget / channelKey', () => {
     if (a.ok && b.ok && c.ok) {
       expect(a.key).toBe(b.key)
       expect(a.key).toBe(c.key)
-      expect(a.key).toBe(channelKey(a.backend, 't1'))
+      expect(a.key).toBe(taskKey('t1', { backendUrl: 'localhost:8000' }, false))
     }
     const other = resolveTarget('localhost:8001', 't1')
     expect(other.ok && a.ok && other.key !== a.key).toBe(true)
+  })
+
+  it('taskKey: one key however the backend is spelled, and the default backend is localhost:8000', () => {
+    const key = taskKey('t1', { backendUrl: 'localhost:8000' }, false)
+    expect(key).toBe('http://localhost:8000 t1')
+    for (const backendUrl of ['http://localhost:8000', 'http://localhost:8000/', ' ws://LOCALHOST:8000 ', undefined]) {
+      expect(taskKey('t1', { backendUrl }, false)).toBe(key)
+    }
+    expect(taskKey('t1', {}, false)).toBe(key)
+    expect(taskKey('t1', { backendUrl: 'localhost:8001' }, false)).not.toBe(key)
+    expect(taskKey('t2', { backendUrl: 'localhost:8000' }, false)).not.toBe(key)
+    // A path prefix is part of the backend.
+    expect(taskKey('t1', { backendUrl: 'localhost:8000/api' }, false)).toBe('http://localhost:8000/api t1')
+  })
+
+  it('taskKey: on an https page a bare host:port is https, like the broker resolves it', () => {
+    expect(taskKey('t1', { backendUrl: 'example.com' }, true)).toBe(taskKey('t1', { backendUrl: 'https://example.com' }, true))
+    expect(taskKey('t1', { backendUrl: 'example.com' }, true)).not.toBe(taskKey('t1', { backendUrl: 'http://example.com' }, true))
+    const target = resolveTarget('example.com', 't1', true)
+    expect(target.ok && target.key).toBe(taskKey('t1', { backendUrl: 'https://example.com' }, true))
+  })
+
+  it('taskKey: an auth scope is part of the key, so two identities never share a task', () => {
+    const anonymous = taskKey('t1', {}, false)
+    const alice = taskKey('t1', { authScope: 'user alice' }, false)
+    expect(alice).toBe('http://localhost:8000 t1 user%20alice')
+    expect(alice).not.toBe(anonymous)
+    expect(taskKey('t1', { authScope: 'bob' }, false)).not.toBe(alice)
+    const target = resolveTarget('http://localhost:8000', 't1', false, 'user alice')
+    expect(target.ok && target.key).toBe(alice)
+  })
+
+  it('taskKey: a backend that does not resolve keeps its own text as its key', () => {
+    expect(taskKey('t1', { backendUrl: ' ftp://x ' }, false)).toBe('ftp://x t1')
+    expect(taskKey('t1', { backendUrl: 7 as unknown as string }, false)).toBe(taskKey('t1', {}, false))
   })
 
   it('reports a bad task id before a bad backend', () => {

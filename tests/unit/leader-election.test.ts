@@ -2,11 +2,14 @@
  * Leader mode over an injected lock manager and broadcast bus: election, one socket
  * for many tabs, failover when the leader's document dies, release of dead followers.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { LeaderElection, createLeaderLink, type BusLike, type ElectionLocks } from '../../src/client/leader-link.js'
-import { TabClient, type LockManagerLike } from '../../src/client/tab-client.js'
+import { describe, expect, it } from 'vitest'
+import { LeaderElection, createLeaderLink, type BusLike } from '../../src/client/leader-link.js'
+import { TabClient } from '../../src/client/tab-client.js'
+import type { LocksLike } from '../../src/core/tab-lock.js'
 import type { TaskSnapshot } from '../../src/types.js'
+import { PROTOCOL_VERSION } from '../../src/protocol-version.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
+import { settle } from '../support/fake-fetch.js'
 
 /**
  * Web Locks semantics: exclusive, FIFO, released when the callback's promise settles or
@@ -24,7 +27,7 @@ class FakeLocks {
   private readonly queues = new Map<string, LockRequest[]>()
   private readonly dead = new Set<string>()
 
-  forTab(owner: string): ElectionLocks & LockManagerLike {
+  forTab(owner: string): LocksLike {
     return {
       request: (name, options, callback) => {
         // A dead document runs no more code: its requests are never answered.
@@ -32,7 +35,7 @@ class FakeLocks {
         return new Promise((resolve, reject) => {
           const request: LockRequest = { owner, callback, resolve, reject }
           const holder = this.held.get(name)
-          if (holder && 'steal' in options && options.steal) {
+          if (holder && options.steal) {
             this.held.delete(name)
             holder.reject(new Error('AbortError: the lock was stolen'))
             this.grant(name, request)
@@ -130,6 +133,7 @@ class FakeBus implements BusLike {
 
 interface Tab {
   id: string
+  election: LeaderElection
   client: TabClient
   env: FakeEnv
   seen: TaskSnapshot[]
@@ -138,7 +142,6 @@ interface Tab {
 
 const locks = new FakeLocks()
 const network = new FakeBusNetwork()
-const timers = new Set<ReturnType<typeof setTimeout>>()
 const deadTabs = new Set<string>()
 
 const hidden = new Set<string>()
@@ -167,25 +170,20 @@ function openTab(id: string, projectId = 'task_1'): Tab {
     tabId: id,
     locks: locks.forTab(id),
     scheduleFrame: (callback) => queueMicrotask(callback),
-    setTimeout: (callback, ms) => {
-      const handle = setTimeout(() => {
-        timers.delete(handle)
+    // The tab's timers run on its fake clock, and never once its document is dead.
+    setTimeout: (callback, ms) =>
+      env.clock.setTimeout(() => {
         if (!deadTabs.has(id)) callback()
-      }, ms)
-      timers.add(handle)
-      return handle
-    },
-    clearTimeout: (handle) => {
-      clearTimeout(handle as ReturnType<typeof setTimeout>)
-      timers.delete(handle as ReturnType<typeof setTimeout>)
-    },
+      }, ms),
+    clearTimeout: (handle) => env.clock.clearTimeout(handle),
+    now: () => env.clock.now(),
     callTimeout: 500,
     handshakeTimeout: 500,
     healthInterval: 0,
   })
   const seen: TaskSnapshot[] = []
   const stop = client.subscribe(projectId, { snapshot: (snapshot) => seen.push(snapshot) }, { backendUrl: '127.0.0.1:9', linger: 0 })
-  return { id, client, env, seen, stop }
+  return { id, election, client, env, seen, stop }
 }
 
 /** The tab's document dies: locks released, bus closed, its sockets dropped by the browser. */
@@ -196,12 +194,22 @@ function kill(tab: Tab): void {
   for (const socket of tab.env.sockets.openSockets) socket.close(1001, 'tab closed')
 }
 
+/**
+ * Lets queued deliveries (bus messages, lock grants, port calls) run until `condition`
+ * holds. No time passes: every timer is on a fake clock, so this only waits for work
+ * already queued, turn by turn.
+ */
 async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let turn = 0; turn < 500; turn++) {
     if (condition()) return
-    await new Promise((resolve) => setTimeout(resolve, 5))
+    await settle()
   }
-  throw new Error(`timed out waiting for ${what}`)
+  throw new Error(`never reached: ${what}`)
+}
+
+/** Runs every delivery already queued, so that a check for "nothing happened" means it. */
+async function quiesce(): Promise<void> {
+  for (let turn = 0; turn < 50; turn++) await settle()
 }
 
 function openSockets(tabs: Tab[]): number {
@@ -212,10 +220,6 @@ function last(tab: Tab): TaskSnapshot | undefined {
   return tab.seen[tab.seen.length - 1]
 }
 
-afterEach(() => {
-  for (const handle of timers) clearTimeout(handle)
-  timers.clear()
-})
 
 describe('leader election', () => {
   it('elects one leader whose broker holds the only socket for a task followed by three tabs', async () => {
@@ -287,13 +291,16 @@ describe('leader election', () => {
     setHidden(hiddenFollower.id, true)
     setHidden(leader.id, true)
     leader.env.clock.advance(999)
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await quiesce()
     expect(locks.holder('tabcast:leader:v1')).toBe('d1')
     leader.env.clock.advance(1)
     await until(() => locks.holder('tabcast:leader:v1') === 'd3', 'the visible follower leading')
     // The old leader closed its socket; the new one resumes after seq 3.
     await until(() => openSockets(tabs) === 1 && visibleFollower.env.sockets.count === 1, 'one socket, at the new leader')
     expect(first.isClosed).toBe(true)
+    // The old leader's hub is closed: it no longer hears the environment's signals.
+    expect(leader.env.signalListeners).toBe(0)
+    expect(visibleFollower.env.signalListeners).toBe(1)
     const resumed = visibleFollower.env.sockets.last
     expect(resumed.url).toContain('stream?since=3')
     resumed.open()
@@ -310,9 +317,43 @@ describe('leader election', () => {
     setHidden('e2', true)
     setHidden('e1', true)
     tabs[0]!.env.clock.advance(5000)
-    await new Promise((resolve) => setTimeout(resolve, 30))
+    await quiesce()
     expect(locks.holder('tabcast:leader:v1')).toBe('e1')
     expect(tabs[0]!.env.sockets.openSockets.length).toBe(1)
+    for (const tab of tabs) kill(tab)
+  })
+  it('the leader tab hears `online`: a task waiting out its reconnect delay tries again at once', async () => {
+    const tabs = ['f1', 'f2'].map((id) => openTab(id, 'task_6'))
+    await until(() => openSockets(tabs) === 1, 'one socket')
+    const [leader, follower] = tabs as [Tab, Tab]
+    leader.env.sockets.last.drop()
+    await quiesce()
+    expect(leader.env.sockets.count).toBe(1)
+    // Only the leader runs a broker, so only its environment is listened to.
+    expect(follower.env.signalListeners).toBe(0)
+    leader.env.signal('online')
+    expect(leader.env.sockets.count).toBe(2)
+    for (const tab of tabs) kill(tab)
+  })
+
+  it('the leader asks a follower over the bus and gets its answer', async () => {
+    const tabs = ['g1', 'g2'].map((id) => openTab(id, 'task_7'))
+    await until(() => tabs.every((tab) => tab.seen.length > 0), 'first snapshots')
+    const hub = tabs[0]!.election.leaderHub()
+    const follower = hub?.liveTabs().find((session) => session.tabId === 'g2')
+    await expect(follower!.request('ping', [], 1000)).resolves.toBe('g2')
+    for (const tab of tabs) kill(tab)
+  })
+
+  it('refuses a follower of another protocol version, like every host', async () => {
+    const tabs = [openTab('h1', 'task_8')]
+    await until(() => openSockets(tabs) === 1, 'one socket')
+    const stranger = network.create('h9')
+    const replies: unknown[] = []
+    stranger.addEventListener('message', (event) => replies.push(event.data))
+    stranger.postMessage({ kind: 'call', from: 'h9', callId: 1, method: 'hello', args: ['h9', PROTOCOL_VERSION + 1] })
+    await until(() => replies.length > 0, 'a reply')
+    expect(replies[0]).toMatchObject({ kind: 'reply', to: 'h9', ok: false, error: expect.stringContaining('tabcast protocol mismatch') })
     for (const tab of tabs) kill(tab)
   })
 })

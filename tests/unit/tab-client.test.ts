@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { initialSnapshot, type BrokerStats, type ServerMessage, type TaskSnapshot } from 'tabcast'
-import type { BrokerLink } from '../../src/client/link.js'
+import type { BrokerLink, TabEndpoint } from '../../src/client/link.js'
 import { TabClient, type LinkFactory } from '../../src/client/tab-client.js'
-import type { Batch, Hello, WireEvent } from '../../src/core/tab-hub.js'
+import type { Batch, Hello, WireEvent } from '../../src/core/session-protocol.js'
 import type { SendResult } from '../../src/core/task-channel.js'
 import { FakeClock } from '../support/fake-clock.js'
 import { settle } from '../support/fake-fetch.js'
@@ -17,6 +17,7 @@ class FakeLink implements BrokerLink {
   readonly unsubscribed: number[] = []
   disposed = false
   onBatch: ((batch: Batch) => void) | null = null
+  tab: TabEndpoint | null = null
   /** Resolves hello; `null` makes it never answer. */
   helloAnswer: Hello | null
   pingAnswer: () => Promise<string>
@@ -28,9 +29,10 @@ class FakeLink implements BrokerLink {
     this.pingAnswer = () => Promise.resolve(instanceId)
   }
 
-  hello(tabId: string, onBatch: (batch: Batch) => void): Promise<Hello> {
+  hello(tabId: string, tab: TabEndpoint): Promise<Hello> {
     this.hellos.push(tabId)
-    this.onBatch = onBatch
+    this.tab = tab
+    this.onBatch = (batch) => tab.batch(batch)
     return this.helloAnswer ? Promise.resolve(this.helloAnswer) : new Promise(() => {})
   }
   subscribe(subId: number, _projectId: string, _options: unknown, seed?: TaskSnapshot): Promise<void> {
@@ -232,6 +234,22 @@ describe('TabClient: delivery', () => {
     link().push({ sub, type: 'snapshot', snapshot: done })
     expect(snapshots.at(-1)).toBe(done)
     expect(tab.getSnapshot(TASK)).toBe(done)
+  })
+
+  it('two spellings of one backend are one task: one cached snapshot, delivered to both subscriptions', async () => {
+    const tab = client()
+    const bare: TaskSnapshot[] = []
+    const full: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => bare.push(s) }, { backendUrl: 'localhost:8000' })
+    tab.subscribe(TASK, { snapshot: (s) => full.push(s) }, { backendUrl: 'http://localhost:8000/' })
+    await settle()
+    const newest = snap(0.5)
+    link().push({ sub: 1, type: 'snapshot', snapshot: newest })
+    runFrames()
+    expect(bare).toEqual([newest])
+    expect(full).toEqual([newest])
+    expect(tab.getSnapshot(TASK, { backendUrl: 'http://localhost:8000' })).toBe(newest)
+    expect(tab.getSnapshot(TASK)).toBe(newest)
   })
 
   it('getSnapshot keeps its identity until a new snapshot is flushed', async () => {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ServerMessage } from 'tabcast'
 import { Broker } from '../../src/core/broker.js'
-import { MAX_IN_FLIGHT, OUTBOX_LIMIT, TabHub, type Batch, type TabSession, type WireEvent } from '../../src/core/tab-hub.js'
+import { isBatch, type Batch, type HostRequest, type HostToTab, type WireEvent } from '../../src/core/session-protocol.js'
+import { MAX_IN_FLIGHT, OUTBOX_LIMIT, TabHub, type TabSession } from '../../src/core/tab-hub.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 import { settle } from '../support/fake-fetch.js'
 
@@ -11,6 +12,7 @@ const OTHER = 'render_2'
 interface Tab {
   session: TabSession
   batches: Batch[]
+  requests: HostRequest[]
   readonly events: WireEvent[]
   ackAll(): void
 }
@@ -24,15 +26,21 @@ function setup(): void {
   world = { ...env, broker, gone, hub: new TabHub(broker, (tabId, onGone) => gone.set(tabId, onGone)) }
 }
 
-afterEach(() => world?.broker.close())
+afterEach(() => world?.hub.close())
 
-function attach(tabId: string, post?: (batch: Batch) => void): Tab {
+function attach(tabId: string, post?: (message: HostToTab) => void): Tab {
   const batches: Batch[] = []
-  const session = world.hub.attach(tabId, post ?? ((batch) => batches.push(batch)))
+  const requests: HostRequest[] = []
+  const record = (message: HostToTab): void => {
+    if (isBatch(message)) batches.push(message)
+    else requests.push(message)
+  }
+  const session = world.hub.attach(tabId, post ?? record)
   let acked = 0
   return {
     session,
     batches,
+    requests,
     get events() {
       return batches.flatMap((batch) => batch.events)
     },

@@ -1,0 +1,152 @@
+/**
+ * The host ↔ tab protocol: everything that crosses between a tab and the broker host
+ * it registered with (the SharedWorker, a leader tab, or the tab's own in-page broker).
+ * Types and guards only, so both sides (and `worker/`) import it without pulling in
+ * the broker.
+ *
+ * Two channels per tab:
+ * - calls, tab → host: the `SessionApi` below, reached over Comlink, a
+ *   `BroadcastChannel`, or directly in the page. Every call may fail or never settle
+ *   (a dead worker): the tab puts a deadline on each.
+ * - the events port, host → tab and back: the host posts `Batch`es without waiting
+ *   (the tab acknowledges each with an `Ack`), and `HostRequest`s that the tab answers
+ *   with a `TabReply`. The host never calls into the tab through Comlink, whose calls
+ *   to a closed tab never settle; a request has a deadline on the host instead.
+ */
+import type { ServerMessage } from '../protocol.js'
+import type { BrokerMode, BrokerStats, TaskOptions, TaskSnapshot } from '../types.js'
+import type { SendResult } from './task-channel.js'
+
+/** One event of a subscription, as the host posts it. */
+export type WireEvent =
+  | { sub: number; type: 'message'; message: ServerMessage }
+  | { sub: number; type: 'snapshot'; snapshot: TaskSnapshot }
+
+/** Host → tab: the events of one flush, in order. */
+export interface Batch {
+  type: 'batch'
+  id: number
+  instanceId: string
+  events: WireEvent[]
+}
+
+/** Tab → host: batch `id` arrived. */
+export interface Ack {
+  type: 'ack'
+  id: number
+}
+
+/** The host's answer to `hello`. */
+export interface Hello {
+  instanceId: string
+  protocolVersion: number
+  mode: BrokerMode
+  modeReason: string
+}
+
+/**
+ * What a host may ask a tab, by name: the request's arguments and the answer's type.
+ * A new question (a fresh auth token, a run-once handler) is one entry here, one
+ * handler in the tab client (`TabRequestHandlers`), and calls of
+ * `TabSession.request` on the host.
+ */
+export interface TabRequests {
+  /** Is this tab alive and answering? Answers with its tab id. */
+  ping: { args: []; result: string }
+}
+
+export type TabRequestName = keyof TabRequests
+
+/** The request names, checked on arrival (a name the tab does not know is answered with an error). */
+export const TAB_REQUEST_NAMES: readonly TabRequestName[] = ['ping']
+
+/** Host → tab: a question with an id; the host gives up on it after its deadline. */
+export type HostRequest = {
+  [K in TabRequestName]: { type: 'request'; id: number; name: K; args: TabRequests[K]['args'] }
+}[TabRequestName]
+
+/** Tab → host: the answer to request `id`, or why there is none. */
+export type TabReply = { type: 'reply'; id: number; ok: true; value: unknown } | { type: 'reply'; id: number; ok: false; error: string }
+
+/** What the host posts on a tab's events port. */
+export type HostToTab = Batch | HostRequest
+
+/** What a tab posts back on its events port. */
+export type TabToHost = Ack | TabReply
+
+/** How a tab answers each request; a throw or a rejection goes back as the error. */
+export type TabRequestHandlers = {
+  [K in TabRequestName]: (...args: TabRequests[K]['args']) => TabRequests[K]['result'] | Promise<TabRequests[K]['result']>
+}
+
+/**
+ * The host's end of a tab's events port: a `MessagePort` handed over in `hello`, or
+ * its stand-in over a `BroadcastChannel` or in the page. Only this part is used, so the
+ * same code runs on Node's ports in tests.
+ */
+export interface EventsPort {
+  postMessage(message: HostToTab): void
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
+  start?(): void
+  close(): void
+}
+
+/** The tab's end of its events port. */
+export interface TabEventsPort {
+  postMessage(message: TabToHost): void
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
+  start?(): void
+  close?(): void
+}
+
+/**
+ * The calls a tab makes on its host: one `SessionApi` object per tab connection,
+ * made by `createSessionApi(hub)` in every host.
+ */
+export interface SessionApi {
+  /**
+   * Registers the tab (it must hold its tab lock already); events reach it on `events`
+   * from then on. A repeated hello replaces the earlier registration. Throws on a
+   * protocol version other than the host's, or a missing tab id.
+   */
+  hello(tabId: string, events: EventsPort, protocolVersion: number): Hello
+  /** Idempotent per `subId`. `seed`: the last snapshot the tab saw, so a new host resumes where the old one was. */
+  subscribe(subId: number, projectId: string, options: TaskOptions, seed?: TaskSnapshot): void
+  unsubscribe(subId: number): void
+  send(projectId: string, options: TaskOptions, message: unknown): SendResult
+  stats(): BrokerStats
+  /** Cheap liveness check; returns the instance id so a tab notices a restarted host. */
+  ping(): string
+  /** The page went into the back/forward cache: hold its events. */
+  suspend(): void
+  resume(): void
+  /** The tab is leaving: release it now instead of waiting for its lock. */
+  bye(): void
+}
+
+export type SessionMethod = keyof SessionApi
+
+/** The session API as a tab reaches it: every call is asynchronous and may fail. */
+export type RemoteSession = {
+  [K in SessionMethod]: (...args: Parameters<SessionApi[K]>) => Promise<ReturnType<SessionApi[K]>>
+}
+
+function isRecord(data: unknown): data is Record<string, unknown> {
+  return typeof data === 'object' && data !== null
+}
+
+export function isBatch(data: unknown): data is Batch {
+  return isRecord(data) && data.type === 'batch' && typeof data.id === 'number' && Array.isArray(data.events)
+}
+
+export function isAck(data: unknown): data is Ack {
+  return isRecord(data) && data.type === 'ack' && typeof data.id === 'number'
+}
+
+export function isHostRequest(data: unknown): data is HostRequest {
+  return isRecord(data) && data.type === 'request' && typeof data.id === 'number' && typeof data.name === 'string' && Array.isArray(data.args)
+}
+
+export function isTabReply(data: unknown): data is TabReply {
+  return isRecord(data) && data.type === 'reply' && typeof data.id === 'number' && typeof data.ok === 'boolean'
+}
