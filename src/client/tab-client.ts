@@ -7,7 +7,7 @@
  * - Messages reach `listener.message` at once, every one, in order; snapshots are
  *   flushed at once when the tab is idle and coalesced to one notification per
  *   animation frame while it is busy, so a burst of progress cannot make a page
- *   render more often than it paints (see `FlushSchedule`).
+ *   render more often than it paints (see `flushSoon`).
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
  */

@@ -6,15 +6,17 @@
  * Backpressure: a batch is acknowledged by the tab when it arrives. While a tab has
  * `MAX_IN_FLIGHT` batches unacknowledged (it is frozen, hidden in a throttled state,
  * or just slow), new events wait in its outbox. There, snapshots are coalesced to the
- * newest one per subscription and, past `OUTBOX_LIMIT`, the oldest `progress`
- * messages are dropped; `connected`, `error` and `completed` never are. A dead tab is
- * released when its Web Lock is granted to the host (see `watchTab`).
+ * newest one per subscription, and messages are bounded by kind (see `Outbox`): the
+ * latest `pong`, `connected` and connection-scoped `error` per subscription, the first
+ * terminal message always, and at most `OUTBOX_LIMIT` others, oldest dropped first. A
+ * dead tab is released when its Web Lock is granted to the host (see `watchTab`).
  */
 import { PROTOCOL_VERSION } from '../protocol.js'
 import type { BrokerStats, TabStats, TaskOptions, TaskSnapshot } from '../types.js'
 import type { Broker } from './broker.js'
 import type { Clock, TimerHandle } from './env.js'
-import { isAck, isTabReply, type Hello, type HostToTab, type TabRequestName, type TabRequests, type WireEvent } from './session-protocol.js'
+import { Outbox } from './outbox.js'
+import { isAck, isTabReply, type Hello, type HostToTab, type TabRequestName, type TabRequests } from './session-protocol.js'
 import type { SendResult } from './task-channel.js'
 import type { TabWatcher } from './tab-lock.js'
 
@@ -30,7 +32,7 @@ interface PendingRequest {
 export class TabSession {
   readonly tabId: string
   private readonly subscriptions = new Map<number, () => void>()
-  private readonly messages: WireEvent[] = []
+  private readonly outbox = new Outbox(OUTBOX_LIMIT)
   private readonly latest = new Map<number, TaskSnapshot>()
   private readonly dirty = new Set<number>()
   private inFlight = 0
@@ -58,7 +60,7 @@ export class TabSession {
         this.latest.set(subId, event.snapshot)
         this.dirty.add(subId)
       } else {
-        this.enqueueMessage({ sub: subId, type: 'message', message: event.message })
+        this.outbox.push({ sub: subId, type: 'message', message: event.message })
       }
       this.schedule()
     }, seed)
@@ -141,7 +143,7 @@ export class TabSession {
     this.released = true
     for (const unsubscribe of this.subscriptions.values()) unsubscribe()
     this.subscriptions.clear()
-    this.messages.length = 0
+    this.outbox.clear()
     this.latest.clear()
     this.dirty.clear()
     for (const pending of this.requests.values()) {
@@ -157,16 +159,7 @@ export class TabSession {
   }
 
   stats(): TabStats {
-    return { tabId: this.tabId, subscriptions: this.subscriptions.size, backlog: this.messages.length + this.dirty.size }
-  }
-
-  private enqueueMessage(event: WireEvent): void {
-    this.messages.push(event)
-    if (this.messages.length <= OUTBOX_LIMIT) return
-    // Over the limit only a stuck tab gets here; a progress step it missed is
-    // superseded by the snapshot it will receive anyway.
-    const index = this.messages.findIndex((queued) => queued.type === 'message' && queued.message.type === 'progress')
-    if (index >= 0) this.messages.splice(index, 1)
+    return { tabId: this.tabId, subscriptions: this.subscriptions.size, backlog: this.outbox.length + this.dirty.size }
   }
 
   private schedule(): void {
@@ -181,8 +174,8 @@ export class TabSession {
 
   private flush(): void {
     if (this.released || this.suspended || this.inFlight >= MAX_IN_FLIGHT) return
-    if (this.messages.length === 0 && this.dirty.size === 0) return
-    const events: WireEvent[] = this.messages.splice(0)
+    if (this.outbox.length === 0 && this.dirty.size === 0) return
+    const events = this.outbox.take()
     // Snapshots after messages: a tab applies the messages, then shows the newest state.
     for (const sub of this.dirty) {
       const snapshot = this.latest.get(sub)
