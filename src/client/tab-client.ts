@@ -11,12 +11,13 @@
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
  */
+import { isUrgentChange } from '../core/delivery.js'
 import type { Batch, Hello, TabRequestHandlers } from '../core/session-protocol.js'
 import { tabLockName, type LocksLike } from '../core/tab-lock.js'
 import { errorText } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
-import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
+import type { BrokerStats, SubscribeOptions, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
 import type { BrokerLink } from './link.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
@@ -51,7 +52,7 @@ export interface TabClientConfig {
 interface LocalSubscription {
   id: number
   projectId: string
-  options: TaskOptions
+  options: SubscribeOptions
   listener: TaskListener
   key: string
 }
@@ -101,8 +102,16 @@ export class TabClient implements TabcastClient {
     })
   }
 
-  subscribe(projectId: string, listener: TaskListener, options: TaskOptions = {}): () => void {
-    const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: taskKey(projectId, options) }
+  subscribe(projectId: string, listener: TaskListener, options: SubscribeOptions = {}): () => void {
+    // The host sends only what this listener uses (see `Delivery`).
+    const delivery = options.delivery ?? (listener.message ? 'messages' : 'snapshots')
+    const subscription: LocalSubscription = {
+      id: this.nextId++,
+      projectId,
+      options: { ...options, delivery },
+      listener,
+      key: taskKey(projectId, options),
+    }
     this.subscriptions.set(subscription.id, subscription)
     void this.connect().then(
       (active) => {
@@ -271,7 +280,7 @@ export class TabClient implements TabcastClient {
         }
       } else {
         const before = this.pending.get(subscription.key) ?? this.snapshots.get(subscription.key)
-        if (!before || isUrgent(before, event.snapshot)) urgent = true
+        if (!before || isUrgentChange(before, event.snapshot)) urgent = true
         this.pending.set(subscription.key, event.snapshot)
       }
     }
@@ -288,7 +297,7 @@ export class TabClient implements TabcastClient {
    *   next frame are coalesced to the newest and flushed in that frame, which opens the
    *   next window. A frame with nothing to flush closes it. A burst costs one render per
    *   painted frame, never one per message;
-   * - urgent, at once always (see `isUrgent`): a hidden tab gets no animation frames and
+   * - urgent, at once always (see `isUrgentChange`): a hidden tab gets no animation frames and
    *   its timers run once a second (once a minute after five minutes), and `onCompleted`
    *   must wait for neither. Intermediate progress in a hidden tab may wait.
    */
@@ -344,19 +353,6 @@ export class TabClient implements TabcastClient {
     }
     this.healthTimer = this.config.setTimeout(tick, interval)
   }
-}
-
-/**
- * A change no tab may wait a frame for: the task finished, or the connection changed
- * (connected, lost, an error). A hidden tab gets no frames and throttled timers.
- */
-function isUrgent(before: TaskSnapshot, after: TaskSnapshot): boolean {
-  const finished = after.status === 'completed' || after.status === 'failed'
-  return (
-    (finished && after.status !== before.status) ||
-    after.connection !== before.connection ||
-    after.connectionError !== before.connectionError
-  )
 }
 
 function reportError(error: unknown): void {

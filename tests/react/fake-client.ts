@@ -2,12 +2,12 @@
  * A `TabcastClient` test double: records every subscription with its options, and lets
  * a test push snapshots and messages the way the real client delivers them.
  */
-import { initialSnapshot, type BrokerStats, type ServerMessage, type TabcastClient, type TaskListener, type TaskOptions, type TaskSnapshot } from 'tabcast'
+import { initialSnapshot, type BrokerStats, type ServerMessage, type SubscribeOptions, type TabcastClient, type TaskListener, type TaskOptions, type TaskSnapshot } from 'tabcast'
 
 export interface FakeSubscription {
   projectId: string
   listener: TaskListener
-  options: TaskOptions | undefined
+  options: SubscribeOptions | undefined
   active: boolean
 }
 
@@ -23,7 +23,7 @@ export class FakeClient implements TabcastClient {
   readonly getSnapshotCalls: string[] = []
   private readonly snapshots = new Map<string, TaskSnapshot>()
 
-  subscribe(projectId: string, listener: TaskListener, options?: TaskOptions): () => void {
+  subscribe(projectId: string, listener: TaskListener, options?: SubscribeOptions): () => void {
     const subscription: FakeSubscription = { projectId, listener, options, active: true }
     this.subscriptions.push(subscription)
     return () => {

@@ -4,6 +4,7 @@ import type { BrokerLink, TabEndpoint } from '../../src/client/link.js'
 import { TabClient, type LinkFactory } from '../../src/client/tab-client.js'
 import type { Batch, Hello, WireEvent } from '../../src/core/session-protocol.js'
 import type { SendResult } from '../../src/core/task-channel.js'
+import type { SubscribeOptions } from '../../src/types.js'
 import { FakeClock } from '../support/fake-clock.js'
 import { settle } from '../support/fake-fetch.js'
 
@@ -22,6 +23,7 @@ class FakeLink implements BrokerLink {
   helloAnswer: Hello | null
   pingAnswer: () => Promise<string>
   sendAnswer: SendResult = { ok: true, queued: false }
+  readonly options = new Map<number, SubscribeOptions>()
   private nextBatch = 1
 
   constructor(instanceId = 'worker-1') {
@@ -35,9 +37,10 @@ class FakeLink implements BrokerLink {
     this.onBatch = (batch) => tab.batch(batch)
     return this.helloAnswer ? Promise.resolve(this.helloAnswer) : new Promise(() => {})
   }
-  subscribe(subId: number, _projectId: string, _options: unknown, seed?: TaskSnapshot): Promise<void> {
+  subscribe(subId: number, _projectId: string, options: SubscribeOptions, seed?: TaskSnapshot): Promise<void> {
     this.subscribed.push(subId)
     this.seeds.set(subId, seed)
+    this.options.set(subId, options)
     return Promise.resolve()
   }
   unsubscribe(subId: number): Promise<void> {
@@ -250,6 +253,16 @@ describe('TabClient: delivery', () => {
     expect(full).toEqual([newest])
     expect(tab.getSnapshot(TASK, { backendUrl: 'http://localhost:8000' })).toBe(newest)
     expect(tab.getSnapshot(TASK)).toBe(newest)
+  })
+
+  it('asks the host for every message only when the listener takes them; an explicit delivery wins', async () => {
+    const tab = client()
+    tab.subscribe(TASK, { snapshot: () => {} })
+    tab.subscribe(TASK, { snapshot: () => {}, message: () => {} })
+    tab.subscribe(TASK, { message: () => {} }, { delivery: 'snapshots', backendUrl: 'localhost:8000' })
+    await settle()
+    expect([1, 2, 3].map((id) => link().options.get(id)?.delivery)).toEqual(['snapshots', 'messages', 'snapshots'])
+    expect(link().options.get(3)?.backendUrl).toBe('localhost:8000')
   })
 
   it('getSnapshot keeps its identity until a new snapshot is flushed', async () => {
