@@ -362,7 +362,8 @@ export function renderMarkdown(report: BrowserBenchReport): string {
   )
   out.push('')
   out.push(
-    `**tabcast**: N tabs follow M tasks through the SharedWorker (one WebSocket per task). **baseline**: N tabs each open their own WebSocket per task ` +
+    `**tabcast**: N tabs follow M tasks through the SharedWorker (one WebSocket per task); the first tab takes every message (an \`onMessage\` consumer), ` +
+      `the others and the late joiners only draw (\`delivery: 'snapshots'\`, as a \`<ProgressBar>\`). **baseline**: N tabs each open their own WebSocket per task ` +
       `and write the DOM on every message. Both pages make the same DOM writes and stamp them when painted. ` +
       `Values are medians (min–max) over the repetitions; Δ and × compare the tabcast and baseline runs of the same repetition, pair by pair. ` +
       `${settingsLine(report.settings)}.`,

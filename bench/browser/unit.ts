@@ -17,7 +17,7 @@
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import type { E2eBackend } from '../../tests/e2e/support/backend.js'
-import type { PageReport, Variant } from '../pages/api.js'
+import type { Delivery, PageReport, Variant } from '../pages/api.js'
 import { cpuBetween, cpuSamplingAvailable, sampleBrowserCpu, type CpuDelta } from './cpu.js'
 import { clock, publishBurst, publishPeriodically, sleep, TaskFeed } from './feed.js'
 import { burstDurationMs, type BrowserBenchSettings } from './settings.js'
@@ -139,10 +139,41 @@ export interface UnitResult {
 
 const PAGE_PATH: Record<Variant, string> = { tabcast: '/tabcast.html', baseline: '/baseline.html' }
 
-function summarizeLatency(reports: readonly PageReport[], expected: number): LatencySummary {
-  const samples = reports.flatMap((report) => report.latencies)
+/**
+ * What a tab asks of the broker: in tabcast, the first tab takes every message (a page
+ * with an `onMessage` consumer) and the others only draw, as a `<ProgressBar>` does.
+ */
+function deliveryOf(variant: Variant, tabIndex: number): Delivery {
+  return variant === 'tabcast' && tabIndex > 0 ? 'snapshots' : 'messages'
+}
+
+/**
+ * Time from each progress message's send to the first stamp (a paint, or a DOM write)
+ * of a state that includes it, in every tab: the stamps of one task rise in `seq` and
+ * time, so one pass over both lists.
+ */
+function stampLatencies(reports: readonly PageReport[], feeds: readonly TaskFeed[], pick: (task: PageReport['tasks'][number]) => { seq: number; at: number }[]): number[] {
+  const out: number[] = []
+  for (const report of reports) {
+    for (const feed of feeds) {
+      const task = report.tasks.find((entry) => entry.taskId === feed.taskId)
+      if (!task) continue
+      const stamps = pick(task)
+      let next = 0
+      for (const [seq, sentAt] of [...feed.sentAt].sort(([a], [b]) => a - b)) {
+        while (next < stamps.length && (stamps[next]?.seq ?? Infinity) < seq) next++
+        const stamp = stamps[next]
+        if (stamp) out.push(stamp.at - sentAt)
+      }
+    }
+  }
+  return out
+}
+
+function summarizeLatency(reports: readonly PageReport[], feeds: readonly TaskFeed[], expected: number): LatencySummary {
+  const samples = stampLatencies(reports, feeds, (task) => task.paints)
+  const writes = stampLatencies(reports, feeds, (task) => task.writes)
   const arrivals = reports.flatMap((report) => report.arrivals)
-  const writes = reports.flatMap((report) => report.writes)
   const mean = samples.length === 0 ? Number.NaN : samples.reduce((sum, value) => sum + value, 0) / samples.length
   return {
     samples: samples.length,
@@ -205,8 +236,12 @@ function reportsOf(pages: readonly Page[], options: ReportOptions = {}): Promise
   return Promise.all(pages.map((page) => reportOf(page, options)))
 }
 
-async function follow(pages: readonly Page[], taskIds: readonly string[], backendUrl: string): Promise<void> {
-  await Promise.all(pages.map((page) => page.evaluate(([ids, url]) => window.tabcastBench?.follow(ids, url), [taskIds, backendUrl] as const)))
+async function follow(pages: readonly Page[], variant: Variant, taskIds: readonly string[], backendUrl: string): Promise<void> {
+  await Promise.all(
+    pages.map((page, index) =>
+      page.evaluate(([ids, url, delivery]) => window.tabcastBench?.follow(ids, url, delivery), [taskIds, backendUrl, deliveryOf(variant, index)] as const),
+    ),
+  )
 }
 
 async function unfollow(pages: readonly Page[]): Promise<void> {
@@ -311,7 +346,7 @@ async function latencyPhase(context: UnitContext, pages: readonly Page[], result
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'lat', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   // tabcast opens each task's socket once; give a wrongly extra socket the chance to show up.
   await waitUntil('the server to count the expected connections', 5000, async () => serverConnections(backend, ids) === result.connections.expected).catch(
@@ -334,7 +369,7 @@ async function latencyPhase(context: UnitContext, pages: readonly Page[], result
     return everyTaskIs(all, ids, (task) => task.paintedSeq >= (finalSeq.get(task.taskId) ?? Infinity)) ? all : null
   })
   const published = feeds.reduce((sum, feed) => sum + feed.published, 0)
-  result.latency = summarizeLatency(reports, published * pages.length)
+  result.latency = summarizeLatency(reports, feeds, published * pages.length)
   result.hiddenTabs = reports.filter((report) => report.visibility !== 'visible').length
   await unfollow(pages)
 }
@@ -343,7 +378,7 @@ async function burstPhase(context: UnitContext, pages: readonly Page[], result: 
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'burst', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   await resetPages(pages)
   const upgradesBefore = serverUpgrades(backend, ids)
@@ -406,7 +441,8 @@ async function burstPhase(context: UnitContext, pages: readonly Page[], result: 
     publishMs: result.burst.publishMs,
     drainMs: round(drainMs, 1),
     delivered: reports.reduce((sum, report) => sum + report.tasks.reduce((inner, task) => inner + (task.messages['progress'] ?? 0), 0), 0),
-    expectedDeliveries: published * tabs,
+    // Only the tabs that asked for messages get them (see `deliveryOf`).
+    expectedDeliveries: published * reports.filter((report) => report.delivery === 'messages').length,
     terminalReceived: reports.reduce((sum, report) => sum + report.tasks.reduce((inner, task) => inner + Math.min(1, task.terminal), 0), 0),
     terminalExpected: tabs * ids.length,
     rendersPerTabPerSecond: round(renders / tabs / seconds, 1),
@@ -416,7 +452,7 @@ async function burstPhase(context: UnitContext, pages: readonly Page[], result: 
     netCpuMs: cpu && cpuAfter && cpuBefore ? round(cpu.totalMs - (idleCpuMsPerSecond * (cpuAfter.at - cpuBefore.at)) / 1000, 0) : Number.NaN,
     benchProcessCpuMs: round((node.user + node.system) / 1000, 0),
     extraUpgrades: serverUpgrades(backend, ids) - upgradesBefore,
-    latency: summarizeLatency(reports, published * tabs),
+    latency: summarizeLatency(reports, feeds, published * tabs),
   }
   await unfollow(pages)
 }
@@ -484,13 +520,14 @@ async function lateJoinPhase(context: UnitContext, browserContext: BrowserContex
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'join', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   const periodic = publishPeriodically(feeds, settings.lateJoin.intervalMs)
   try {
     // Every task has a current progress before the first tab joins.
     await waitUntil('a first progress message of every task', 5000, async () => feeds.every((feed) => feed.published > 0), 20)
-    const params = { tasks: ids.join(','), backend: backend.backendUrl }
+    // A joining tabcast tab only draws, as a <ProgressBar> does.
+    const params = { tasks: ids.join(','), backend: backend.backendUrl, delivery: 'snapshots' }
     for (let i = 0; i < settings.lateJoin.joins; i++) {
       const joined = await joinOnce(browserContext, pageUrl(context, result.variant, params), feeds, settings)
       result.lateJoin.samples.push(joined.total)
@@ -512,7 +549,7 @@ async function reconnectPhase(context: UnitContext, pages: readonly Page[], resu
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'restart', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   await resetPages(pages)
   const periodic = publishPeriodically(feeds, settings.reconnect.intervalMs)
@@ -557,14 +594,16 @@ async function reconnectPhase(context: UnitContext, pages: readonly Page[], resu
       everyTaskIs(await reportsOf(pages, { latencies: false, paints: false }), ids, (task) => task.paintedSeq >= (finalSeq.get(task.taskId) ?? Infinity)),
   ).catch(() => undefined)
   // Every message of these tasks is still held by the server (well under historyLimit).
+  // Counted in the tabs that take every message; the others only draw the newest state.
+  const takingMessages = pages.filter((_page, index) => deliveryOf(result.variant, index) === 'messages')
   let lost = 0
-  for (const page of pages) {
+  for (const page of takingMessages) {
     for (const feed of feeds) {
       lost += await page.evaluate(([id, to]) => window.tabcastBench?.missing(id, 1, to) ?? to, [feed.taskId, feed.lastSeq] as const)
     }
   }
   result.reconnect.lost = lost
-  result.reconnect.expected = feeds.reduce((sum, feed) => sum + feed.lastSeq, 0) * pages.length
+  result.reconnect.expected = feeds.reduce((sum, feed) => sum + feed.lastSeq, 0) * takingMessages.length
   await unfollow(pages)
 }
 

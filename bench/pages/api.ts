@@ -6,6 +6,13 @@
 
 export type Variant = 'tabcast' | 'baseline'
 
+/**
+ * What a tabcast tab asks of the broker: every message (a page with an `onMessage`
+ * consumer), or snapshots only (a page that only draws, like a `<ProgressBar>`). The
+ * baseline always handles every message.
+ */
+export type Delivery = 'messages' | 'snapshots'
+
 /** What one tab knows about one task it follows. */
 export interface TaskProbeReport {
   taskId: string
@@ -42,12 +49,10 @@ export interface PageReport {
   timeOrigin: number
   visibility: DocumentVisibilityState
   tasks: TaskProbeReport[]
-  /** Delivery latencies (paint time − server `sentAt`, ms), one per progress message. */
-  latencies: number[]
+  /** What this tab asked for (the last `follow`). */
+  delivery: Delivery
   /** Arrival latencies (message listener call − server `sentAt`, ms), one per progress message received. */
   arrivals: number[]
-  /** DOM-write latencies (write of a state that includes the message − server `sentAt`, ms), one per progress message. */
-  writes: number[]
   marks: PageMarks
   /** Frames that painted at least one change. */
   paintedFrames: number
@@ -57,8 +62,11 @@ export interface PageReport {
 
 export interface BenchPageApi {
   readonly variant: Variant
-  /** Starts following the tasks on the backend (`host:port`). Follows nothing else afterwards. */
-  follow(taskIds: readonly string[], backendUrl: string): void
+  /**
+   * Starts following the tasks on the backend (`host:port`). Follows nothing else
+   * afterwards. `delivery` (tabcast) defaults to the address's `delivery`, else `messages`.
+   */
+  follow(taskIds: readonly string[], backendUrl: string, delivery?: Delivery): void
   /** Stops following everything. */
   unfollow(): void
   /** Clears counters, latencies and logs (not the connection state, nor the errors). */

@@ -12,7 +12,7 @@
  * the write when that message arrives: both variants are timed the same way, at the
  * end of the frame's rendering work on the main thread.
  */
-import type { BenchPageApi, PageMarks, PageReport, TaskProbeReport, Variant } from './api.js'
+import type { BenchPageApi, Delivery, PageMarks, PageReport, TaskProbeReport, Variant } from './api.js'
 
 /** Epoch milliseconds with sub-millisecond resolution; the server stamps `sentAt` the same way. */
 export const clock = (): number => performance.timeOrigin + performance.now()
@@ -64,8 +64,6 @@ interface Row {
 class TaskProbe {
   readonly taskId: string
   readonly row: Row
-  /** Server send time of each progress message, by `seq`, until it is painted. */
-  readonly sentAt = new Map<number, number>()
   readonly received = new Set<number>()
   messages: Record<string, number> = {}
   terminal = 0
@@ -102,9 +100,8 @@ interface PendingPaint {
 const container = document.getElementById('tasks') ?? document.body
 const tasks = new Map<string, TaskProbe>()
 const errors: string[] = []
-let latencies: number[] = []
 let arrivals: number[] = []
-let writes: number[] = []
+let delivery: Delivery = 'messages'
 let paintedFrames = 0
 let pending: PendingPaint[] = []
 let stampPosted = false
@@ -157,14 +154,8 @@ stampChannel.port1.onmessage = () => {
       probe.connectionLog.push({ state: connection, at })
     }
     if (seq > probe.paintedSeq) {
-      // Every message up to this seq is on screen now, the skipped ones included.
-      for (let q = probe.paintedSeq + 1; q <= seq; q++) {
-        const sent = probe.sentAt.get(q)
-        if (sent !== undefined) {
-          latencies.push(at - sent)
-          probe.sentAt.delete(q)
-        }
-      }
+      // Every message up to this seq is on screen now, the skipped ones included (the
+      // driver turns these stamps into latencies with the send times it knows).
       probe.paintedSeq = seq
       newest.set(probe, seq)
     }
@@ -197,10 +188,7 @@ export function recordMessage(taskId: string, message: ProbedMessage): void {
   if (message.seq === undefined) return
   probe.received.add(message.seq)
   const sentAt = message.metadata?.['sentAt']
-  if (message.type === 'progress' && typeof sentAt === 'number') {
-    arrivals.push(clock() - sentAt)
-    if (message.seq > probe.paintedSeq) probe.sentAt.set(message.seq, sentAt)
-  }
+  if (message.type === 'progress' && typeof sentAt === 'number') arrivals.push(clock() - sentAt)
 }
 
 /** Writes a task's row: the same writes in both variants. */
@@ -217,13 +205,8 @@ export function render(taskId: string, view: TaskView): void {
   probe.renders++
   const seq = view.seq ?? 0
   if (seq > probe.writtenSeq) {
-    const at = clock()
-    for (let q = probe.writtenSeq + 1; q <= seq; q++) {
-      const sent = probe.sentAt.get(q)
-      if (sent !== undefined) writes.push(at - sent)
-    }
     probe.writtenSeq = seq
-    probe.writes.push({ seq, at })
+    probe.writes.push({ seq, at: clock() })
   }
   pending.push({ task: probe, seq: view.seq ?? 0, connection: view.connection })
   scheduleStamp()
@@ -256,17 +239,20 @@ function report(options: { latencies?: boolean; paints?: boolean } = {}): PageRe
     timeOrigin: performance.timeOrigin,
     visibility: document.visibilityState,
     tasks: taskReports,
-    latencies: options.latencies === false ? [] : latencies.slice(),
+    delivery,
     arrivals: options.latencies === false ? [] : arrivals.slice(),
-    writes: options.latencies === false ? [] : writes.slice(),
     marks: { ...marks },
     paintedFrames,
     errors: errors.slice(),
   }
 }
 
+function deliveryFrom(params: URLSearchParams): Delivery {
+  return params.get('delivery') === 'snapshots' ? 'snapshots' : 'messages'
+}
+
 export interface Follower {
-  follow(taskIds: readonly string[], backendUrl: string, params: URLSearchParams): void
+  follow(taskIds: readonly string[], backendUrl: string, params: URLSearchParams, delivery: Delivery): void
   unfollow(): void
 }
 
@@ -279,15 +265,15 @@ export interface Follower {
 export function installBenchApi(variant: Variant, follower: Follower): void {
   const api: BenchPageApi = {
     variant,
-    follow: (taskIds, backendUrl) => {
+    follow: (taskIds, backendUrl, asked) => {
       mark('follow')
-      follower.follow(taskIds, backendUrl, new URLSearchParams(location.search))
+      const params = new URLSearchParams(location.search)
+      delivery = asked ?? deliveryFrom(params)
+      follower.follow(taskIds, backendUrl, params, delivery)
     },
     unfollow: () => follower.unfollow(),
     reset() {
-      latencies = []
       arrivals = []
-      writes = []
       paintedFrames = 0
       for (const probe of tasks.values()) probe.reset()
     },
@@ -311,6 +297,7 @@ export function installBenchApi(variant: Variant, follower: Follower): void {
   const backend = params.get('backend')
   if (initial.length > 0 && backend) {
     mark('follow')
-    follower.follow(initial, backend, params)
+    delivery = deliveryFrom(params)
+    follower.follow(initial, backend, params, delivery)
   }
 }
