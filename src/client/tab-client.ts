@@ -161,13 +161,17 @@ export class TabClient implements TabcastClient {
 
   /** Tries the candidate links in order until one completes the handshake. */
   private async establish(): Promise<Active> {
-    await this.holdLock()
+    // The lock request and the link's start (a SharedWorker connecting, a fallback
+    // chunk loading) overlap; only `hello` must wait for the lock, or the host's
+    // watcher would be granted it at once and release this tab. Part of a late join.
+    const locked = this.holdLock()
     for (;;) {
       const factory = this.config.links[this.factoryIndex]
       if (!factory) throw new Error(`tabcast: no broker could be reached (${this.failures.join('; ')})`)
       let link: BrokerLink | null = null
       try {
         link = await factory(this.failures)
+        await locked
         const created = link
         const hello = await this.call(
           created.hello(this.config.tabId, { batch: (batch) => this.onBatch(created, batch), requests: this.requests }),

@@ -4,6 +4,7 @@ import type { BrokerLink, TabEndpoint } from '../../src/client/link.js'
 import { TabClient, type LinkFactory } from '../../src/client/tab-client.js'
 import type { Batch, Hello, WireEvent } from '../../src/core/session-protocol.js'
 import type { SendResult } from '../../src/core/task-channel.js'
+import type { LocksLike } from '../../src/core/tab-lock.js'
 import type { SubscribeOptions } from '../../src/types.js'
 import { FakeClock } from '../support/fake-clock.js'
 import { settle } from '../support/fake-fetch.js'
@@ -263,6 +264,36 @@ describe('TabClient: delivery', () => {
     await settle()
     expect([1, 2, 3].map((id) => link().options.get(id)?.delivery)).toEqual(['snapshots', 'messages', 'snapshots'])
     expect(link().options.get(3)?.backendUrl).toBe('localhost:8000')
+  })
+
+  it('starts its link while the tab lock is requested, and says hello only once the lock is held', async () => {
+    let grant: (() => void) | null = null
+    const locks: LocksLike = {
+      request: (_name, _options, callback) =>
+        new Promise((resolve) => {
+          grant = () => resolve(callback({}))
+        }),
+    }
+    const tab = new TabClient({
+      links: [factory()],
+      tabId: 'tab-1',
+      locks,
+      scheduleFrame: (callback) => frames.push(callback),
+      setTimeout: (callback, ms) => clock.setTimeout(callback, ms),
+      clearTimeout: (handle) => clock.clearTimeout(handle),
+      healthInterval: 0,
+    })
+    tab.subscribe(TASK, {})
+    await settle()
+    // The link (a SharedWorker connecting) is under way during the lock request …
+    expect(links).toHaveLength(1)
+    expect(link().hellos).toEqual([])
+    // … but the host hears from this tab only once the lock is held.
+    if (!grant) throw new Error('the tab lock was not requested')
+    ;(grant as () => void)()
+    await settle()
+    expect(link().hellos).toEqual(['tab-1'])
+    expect(link().active).toEqual([1])
   })
 
   it('getSnapshot keeps its identity until a new snapshot is flushed', async () => {
