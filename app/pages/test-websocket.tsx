@@ -5,7 +5,7 @@
  * the first tab's connection; the inspector shows that sharing.
  */
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react'
-import { DEFAULT_BACKEND_URL, type JsonRecord, type TaskOptions } from 'tabcast'
+import { DEFAULT_BACKEND_URL, DEFAULT_OPTIONS, type JsonRecord, type TaskOptions } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
 import { backendFromSearch, backendProblem, createDemoTask, isConflict, pacingFromSearch, taskIdProblem } from '../backend.js'
 import { Inspector } from '../components/inspector.js'
@@ -24,38 +24,22 @@ interface Followed {
 
 type Outcome = { kind: 'completed'; result: JsonRecord } | { kind: 'failed'; error: string } | null
 
-const NUMERIC_OPTIONS = [
-  'maxReconnectAttempts',
-  'pollingInterval',
-  'pingInterval',
-  'pongTimeout',
-  'reconnectBaseDelay',
-  'reconnectMaxDelay',
-  'reconnectJitter',
-  'socketRetryInterval',
-  'connectTimeout',
-  'requestTimeout',
-  'linger',
-] as const satisfies readonly (keyof TaskOptions)[]
-const BOOLEAN_OPTIONS = ['autoReconnect', 'pollingFallback'] as const satisfies readonly (keyof TaskOptions)[]
-
 /**
  * `TaskOptions` given in the address (`?pollingInterval=200&pollingFallback=false`), so
- * a link (or an end-to-end test) can try other timings. Values tabcast rejects fall
+ * a link (or an end-to-end test) can try other timings: every number or boolean option
+ * of `DEFAULT_OPTIONS` (the backend has a field of its own). Values tabcast rejects fall
  * back to its defaults.
  */
 function taskOptionsFromSearch(search: string): TaskOptions {
   const params = new URLSearchParams(search)
-  const options: TaskOptions = {}
-  for (const name of NUMERIC_OPTIONS) {
+  const options: Record<string, number | boolean> = {}
+  for (const [name, fallback] of Object.entries(DEFAULT_OPTIONS)) {
     const raw = params.get(name)
-    if (raw !== null && raw.trim() !== '' && Number.isFinite(Number(raw))) options[name] = Number(raw)
+    if (raw === null) continue
+    if (typeof fallback === 'number' && raw.trim() !== '' && Number.isFinite(Number(raw))) options[name] = Number(raw)
+    if (typeof fallback === 'boolean' && (raw === 'true' || raw === 'false')) options[name] = raw === 'true'
   }
-  for (const name of BOOLEAN_OPTIONS) {
-    const raw = params.get(name)
-    if (raw === 'true' || raw === 'false') options[name] = raw === 'true'
-  }
-  return options
+  return options as TaskOptions
 }
 
 /** The task the address asks to follow, if it names a valid one. */

@@ -3,6 +3,7 @@
  * a constructor that throws (opaque origins), an `error` event (site data blocked, a
  * worker script that fails to load) and the handshake deadline of the tab client.
  */
+import { errorText } from '../error-text.js'
 import { PROTOCOL_VERSION } from '../protocol-version.js'
 import type { BrokerLink } from './link.js'
 import { createPortLink } from './port-link.js'
@@ -17,7 +18,7 @@ export function createSharedWorkerLink(): BrokerLink {
     // Vite detects and bundles exactly this form (a literal `type`), in dev and in build.
     worker = new SharedWorker(new URL('../../worker/broker.worker.ts', import.meta.url), { type: 'module', name: WORKER_NAME })
   } catch (error) {
-    throw new Error(`SharedWorker unavailable: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+    throw new Error(`SharedWorker unavailable: ${errorText(error)}`, { cause: error })
   }
   let failed: (error: Error) => void = () => {}
   const failure = new Promise<never>((_, reject) => {

@@ -87,43 +87,11 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   const client = useTabcastClient()
 
   // Keyed on the option *values*, so an options object created inline on every render
-  // does not resubscribe. Listing every field (typed as the full resolved options)
-  // makes the compiler flag a new option that is missing here.
-  const r = resolveOptions(given)
-  const taskOptions = useMemo<ResolvedTaskOptions>(
-    () => ({
-      backendUrl: r.backendUrl,
-      autoReconnect: r.autoReconnect,
-      maxReconnectAttempts: r.maxReconnectAttempts,
-      pollingFallback: r.pollingFallback,
-      pollingInterval: r.pollingInterval,
-      pingInterval: r.pingInterval,
-      pongTimeout: r.pongTimeout,
-      reconnectBaseDelay: r.reconnectBaseDelay,
-      reconnectMaxDelay: r.reconnectMaxDelay,
-      reconnectJitter: r.reconnectJitter,
-      socketRetryInterval: r.socketRetryInterval,
-      connectTimeout: r.connectTimeout,
-      requestTimeout: r.requestTimeout,
-      linger: r.linger,
-    }),
-    [
-      r.backendUrl,
-      r.autoReconnect,
-      r.maxReconnectAttempts,
-      r.pollingFallback,
-      r.pollingInterval,
-      r.pingInterval,
-      r.pongTimeout,
-      r.reconnectBaseDelay,
-      r.reconnectMaxDelay,
-      r.reconnectJitter,
-      r.socketRetryInterval,
-      r.connectTimeout,
-      r.requestTimeout,
-      r.linger,
-    ],
-  )
+  // does not resubscribe. The resolved options hold only the options of DEFAULT_OPTIONS
+  // (strings, numbers, booleans), in its order, so their JSON is equal exactly when
+  // every value is, and a new option needs no change here.
+  const signature = JSON.stringify(resolveOptions(given))
+  const taskOptions = useMemo(() => JSON.parse(signature) as ResolvedTaskOptions, [signature])
 
   // The latest callbacks, read when an event fires. Updated in an insertion effect
   // (before any layout or passive effect, and never during render).

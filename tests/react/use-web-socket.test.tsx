@@ -203,6 +203,17 @@ describe('useWebSocket: message callbacks', () => {
     expect(second).toHaveBeenCalledExactlyOnceWith(0.3)
   })
 
+  it('resubscribes when any option of DEFAULT_OPTIONS changes, and passes its value on', () => {
+    for (const [key, value] of Object.entries(DEFAULT_OPTIONS)) {
+      const changed = typeof value === 'boolean' ? !value : typeof value === 'number' ? (value === 0 ? 0.5 : value + 1) : 'localhost:9000'
+      const { client, rerender, unmount } = setup({ projectId: 'task_123' })
+      rerender({ projectId: 'task_123', [key]: changed })
+      expect(client.subscriptions, key).toHaveLength(2)
+      expect(client.active()[0]?.options, key).toMatchObject({ [key]: changed })
+      unmount()
+    }
+  })
+
   it('resubscribes when an option value changes', () => {
     const { client, rerender } = setup({ projectId: 'task_123' })
     rerender({ projectId: 'task_123', pollingInterval: 5000 })

@@ -8,10 +8,10 @@ import * as Comlink from 'comlink'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { TaskSnapshot } from 'tabcast'
 import type { BrokerLink } from '../../src/client/link.js'
-import { inPageTransport } from '../../src/client/in-page.js'
+import { inPageTransport, loopbackPorts } from '../../src/client/in-page.js'
 import { createLocalLink } from '../../src/client/local-link.js'
 import { createPortLink, type ChannelLike } from '../../src/client/port-link.js'
-import { createSessionLink } from '../../src/client/session-link.js'
+import { createSessionLink, serveEvents } from '../../src/client/session-link.js'
 import { TabClient } from '../../src/client/tab-client.js'
 import { createBrokerHost } from '../../src/core/broker-host.js'
 import { createSessionApi } from '../../src/core/session-api.js'
@@ -151,6 +151,33 @@ describe('host → tab requests', () => {
     tabOn(createSessionLink(inPageTransport(hub)), 'tab-8').subscribe(TASK, {})
     await vi.waitFor(() => expect(hub.liveTabs()).toHaveLength(1), WAIT)
     await expect(hub.liveTabs()[0]!.request('ping', [], 1000)).resolves.toBe('tab-8')
+  })
+
+  it('the tab answers a request it does not know, or whose handler fails, with an error, and acks batches', async () => {
+    const ports = loopbackPorts()
+    const replies: unknown[] = []
+    ports.host.addEventListener('message', (event) => replies.push(event.data))
+    const batches: number[] = []
+    serveEvents(ports.tab, {
+      batch: (batch) => batches.push(batch.id),
+      requests: {
+        ping: () => {
+          throw new Error('busy')
+        },
+      },
+    })
+    ports.host.postMessage({ type: 'request', id: 1, name: 'nope', args: [] } as unknown as HostToTab)
+    ports.host.postMessage({ type: 'request', id: 2, name: 'ping', args: [] })
+    ports.host.postMessage({ type: 'batch', id: 9, instanceId: 'h', events: [] })
+    await vi.waitFor(() => expect(replies).toHaveLength(3), WAIT)
+    expect(replies).toEqual(
+      expect.arrayContaining([
+        { type: 'reply', id: 1, ok: false, error: 'tabcast: this tab does not know the request "nope"' },
+        { type: 'reply', id: 2, ok: false, error: 'busy' },
+        { type: 'ack', id: 9 },
+      ]),
+    )
+    expect(batches).toEqual([9])
   })
 
   it('a tab that never answers is given up at the deadline, on the injected clock', async () => {

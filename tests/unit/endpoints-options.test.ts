@@ -5,12 +5,12 @@ import {
   mergeOptions,
   resolveBackend,
   resolveOptions,
-  resolveTarget,
   statusUrl,
   streamUrl,
   taskKey,
   type Backend,
 } from 'tabcast'
+import { resolveTarget } from '../../src/endpoints.js'
 
 function backend(input: string, secure = false): Backend {
   const result = resolveBackend(input, secure)
