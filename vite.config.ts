@@ -20,7 +20,8 @@ export default defineConfig({
   worker: { format: 'es' },
   server: { port: 3020, strictPort: false, host: '127.0.0.1' },
   preview: { port: 3020, host: '127.0.0.1' },
-  build: { outDir: 'dist', sourcemap: true },
+  // No source maps in the production build: they would publish the sources next to the app.
+  build: { outDir: 'dist', sourcemap: false },
   test: {
     projects: [
       {

@@ -35,7 +35,8 @@ export function formatDuration(seconds: unknown): string {
   const minutes = Math.floor(seconds / 60)
   const rest = seconds - minutes * 60
   const restText = rest.toFixed(1).padStart(4, '0')
-  return `${minutes}:${restText} (${seconds} s)`
+  // A no-break space keeps "(24.4 s)" on one line in narrow cards.
+  return `${minutes}:${restText} (${seconds}\u00a0s)`
 }
 
 /** `0.97` → `97.0 %`. */

@@ -33,7 +33,8 @@ const USAGE = `usage: npm start -- [--port <port>] [--backend-port <port>] [--re
   --backend-port  reference backend port (env BACKEND_PORT) default ${DEFAULT_BACKEND_PORT}
   --dev           Vite dev server instead of the built dist/ (what \`npm run dev\` passes)
   --rebuild       build dist/ even if it looks current
-env: TABCAST_LOG=debug|info|warn|error (backend log level, default warn)`
+env: TABCAST_LOG=debug|info|warn|error (backend log level, default warn)
+     TABCAST_AUTH_SECRET=<at least 32 bytes>  signed per-task tokens (default: auth off)`
 
 function fail(message: string): never {
   console.error(`tabcast demo: ${message}\n\n${USAGE}`)
@@ -113,6 +114,9 @@ async function startBackend(settings: Settings): Promise<{ server: TabcastServer
     // The default policy (pages on localhost / 127.0.0.1 / [::1], any port) admits the
     // demo at http://localhost:3020 and http://127.0.0.1:3020, and any --port.
     logger: createConsoleLogger(settings.logLevel),
+    // The demo's "데모 작업 시작" button creates tasks with POST /api/v1/projects.
+    demo: true,
+    ...(process.env['TABCAST_AUTH_SECRET'] ? { auth: { secret: process.env['TABCAST_AUTH_SECRET'] } } : {}),
     // Like `npm run server`: with REDIS_URL set, tasks live in Redis (docs/redis.md).
     ...(process.env['REDIS_URL'] ? { redis: process.env['REDIS_URL'] } : {}),
   })
@@ -135,7 +139,8 @@ async function isTabcastBackend(url: string): Promise<boolean> {
   try {
     const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })
     const body = (await response.json()) as unknown
-    return typeof body === 'object' && body !== null && 'ok' in body && 'connections' in body
+    // /healthz says only {"ok": …} by default.
+    return typeof body === 'object' && body !== null && 'ok' in body && typeof body.ok === 'boolean'
   } catch {
     return false
   }
@@ -182,6 +187,7 @@ function printUrls(settings: Settings, backendUrl: string, port: number): void {
       `  Test page   ${app}${withBackend('/test-websocket?taskId=audio_generation_12345')}`,
       `  Studio      ${app}${withBackend('/production')}`,
       `  Backend     ${backendUrl}  (ws ${backendUrl.replace(/^http/, 'ws')}/api/v1/ws/projects/{task_id}/stream)`,
+      `  auth: ${process.env['TABCAST_AUTH_SECRET'] ? 'signed task tokens (TABCAST_AUTH_SECRET)' : 'off (anyone who knows a task id can follow it)'}`,
       '',
       '  Open the test page in three tabs and press "데모 작업 시작": the inspector reads "3 tabs, 1 socket".',
       '  Press Ctrl+C to stop.',

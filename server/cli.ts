@@ -5,6 +5,7 @@
  *   npm run server -- --port 8000 --host 127.0.0.1
  *   PORT=9000 HOST=0.0.0.0 npm run server
  *   REDIS_URL=redis://127.0.0.1:6379 npm run server     (several processes, one Redis: docs/redis.md)
+ *   TABCAST_AUTH_SECRET=$(openssl rand -base64 32) npm run server -- --demo
  *
  * Flags win over environment variables. Other settings (origins, compression) are
  * available through `TABCAST_ORIGINS` (comma-separated, or `*`) and
@@ -24,13 +25,15 @@ import {
 import { redactRedisUrl, validateRedisUrl } from './redis-store.js'
 import { stopOnSignals } from './shutdown.js'
 
-const USAGE = `usage: npm run server -- [--port <port>] [--host <host>] [--redis-url <url>]
+const USAGE = `usage: npm run server -- [--port <port>] [--host <host>] [--redis-url <url>] [--demo]
 
   --port       TCP port (env PORT)            default ${DEFAULT_PORT}
   --host       interface to bind (env HOST)   default ${DEFAULT_HOST}; 0.0.0.0 for all
   --redis-url  keep tasks in Redis, shared by every process given the same URL
                (env REDIS_URL; needs the ioredis package)   default: in memory
-env: TABCAST_ORIGINS="https://a.example,https://b.example" or "*" (default: localhost pages)
+  --demo       serve POST /api/v1/projects, the demo job (env TABCAST_DEMO=1)   default: off
+env: TABCAST_AUTH_SECRET=<at least 32 bytes>  signed per-task tokens (default: auth off)
+     TABCAST_ORIGINS="https://a.example,https://b.example" or "*" (default: localhost pages)
      TABCAST_COMPRESSION=1   TABCAST_LOG=debug|info|warn|error (default info)`
 
 function fail(message: string): never {
@@ -45,13 +48,20 @@ function parsePort(value: string, from: string): number {
 }
 
 async function main(): Promise<void> {
-  let values: { port?: string | undefined; host?: string | undefined; 'redis-url'?: string | undefined; help?: boolean | undefined }
+  let values: {
+    port?: string | undefined
+    host?: string | undefined
+    'redis-url'?: string | undefined
+    demo?: boolean | undefined
+    help?: boolean | undefined
+  }
   try {
     values = parseArgs({
       options: {
         port: { type: 'string', short: 'p' },
         host: { type: 'string' },
         'redis-url': { type: 'string' },
+        demo: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -81,6 +91,14 @@ async function main(): Promise<void> {
     options.allowedOrigins = origins.trim() === '*' ? '*' : origins.split(',').map((origin) => origin.trim()).filter(Boolean)
   }
   if (process.env['TABCAST_COMPRESSION'] === '1') options.compression = true
+  const demoEnv = process.env['TABCAST_DEMO']
+  if (demoEnv !== undefined && demoEnv !== '' && demoEnv !== '0' && demoEnv !== '1') fail(`TABCAST_DEMO must be 0 or 1, got ${JSON.stringify(demoEnv)}`)
+  options.demo = values.demo ?? demoEnv === '1'
+  const secret = process.env['TABCAST_AUTH_SECRET']
+  if (secret !== undefined && secret !== '') {
+    if (Buffer.byteLength(secret) < 32) fail(`TABCAST_AUTH_SECRET must be at least 32 bytes (openssl rand -base64 32 makes one), got ${Buffer.byteLength(secret)}`)
+    options.auth = { secret }
+  }
 
   const redisSetting = values['redis-url'] ?? (process.env['REDIS_URL'] || undefined)
   let redisStore: TaskStore | null = null
@@ -112,8 +130,11 @@ async function main(): Promise<void> {
       `tabcast server listening on ${address.url}`,
       `  stream   ${ws}/api/v1/ws/projects/{task_id}/stream`,
       `  status   ${address.url}/api/v1/projects/{task_id}/status`,
-      `  create   POST ${address.url}/api/v1/projects   (demo audio generation)`,
+      options.demo ? `  create   POST ${address.url}/api/v1/projects   (demo audio generation)` : '  create   off (--demo or TABCAST_DEMO=1 serves the demo job)',
       `  health   ${address.url}/healthz`,
+      options.auth
+        ? '  auth: signed task tokens (TABCAST_AUTH_SECRET), valid 1 h'
+        : '  auth: off (anyone who knows a task id can follow it)',
       `  origins  ${origins?.trim() ? origins : 'localhost pages (http/https, any port)'}; compression ${options.compression ? 'on' : 'off'}`,
       `  store    ${redisSetting === undefined ? 'in memory (this process only)' : `redis ${redactRedisUrl(redisSetting.trim())}`}`,
     ].join('\n'),

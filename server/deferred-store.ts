@@ -12,6 +12,7 @@ import type {
   CreateTaskInit,
   ExpiryOptions,
   HistoryRead,
+  LeaseRenewal,
   StoreHealth,
   TaskListener,
   TaskMessageInput,
@@ -66,6 +67,15 @@ export class DeferredTaskStore implements TaskStore {
 
   subscribe(taskId: string, listener: TaskListener): Promise<Unsubscribe> {
     return this.opened.then((store) => store.subscribe(taskId, listener))
+  }
+
+  /** A real store without leases just reports the state: there is no lease to renew. */
+  renewLease(taskId: string, renewal: LeaseRenewal): Promise<TaskState | null> {
+    return this.opened.then((store) => (store.renewLease ? store.renewLease(taskId, renewal) : store.get(taskId)))
+  }
+
+  expiredLeases(limit: number): Promise<string[]> {
+    return this.opened.then((store) => (store.expiredLeases ? store.expiredLeases(limit) : []))
   }
 
   health(): Promise<StoreHealth> {

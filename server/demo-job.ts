@@ -6,7 +6,8 @@
 import { randomInt } from 'node:crypto'
 import { describeValue, validateTaskId, type JsonRecord } from '../src/protocol.js'
 import type { Logger } from './logger.js'
-import type { TaskPublisher } from './tasks.js'
+import { errorText } from './store-errors.js'
+import { TaskUpdateError, type TaskPublisher } from './tasks.js'
 
 /** The guide's task name for audio generation. */
 export const DEMO_TASK_NAME = '오디오 생성'
@@ -186,16 +187,35 @@ export class DemoJobs {
     const controller = new AbortController()
     this.running.set(taskId, controller)
     runDemoJob(this.publisher, taskId, params, controller.signal, this.sleep)
-      .catch((error: unknown) => {
-        if (controller.signal.aborted) return
-        this.logger.error('demo job failed', { task: taskId, error: error instanceof Error ? error.message : String(error) })
-      })
+      .catch((error: unknown) => (controller.signal.aborted ? undefined : this.jobFailed(taskId, error)))
       .finally(() => {
         this.running.delete(taskId)
       })
   }
 
-  /** Stops every job where it stands; their tasks stay `running` in the store. */
+  /**
+   * A publish of the job was refused for good (the store stayed away past
+   * `publishRetryFor`, say): the task must not look alive, so the job fails it. If even
+   * that cannot be written, the task's lease fails it once it runs out.
+   */
+  private async jobFailed(taskId: string, error: unknown): Promise<void> {
+    if (error instanceof TaskUpdateError && error.code === 'task_finished') {
+      // Ended by someone else meanwhile (its lease ran out, say): nothing left to report.
+      this.logger.info('demo job stopped: its task had already ended', { task: taskId, error: error.message })
+      return
+    }
+    this.logger.error('demo job failed; failing its task', { task: taskId, error: errorText(error) })
+    try {
+      await this.publisher.fail(taskId, 'the job could not report its progress', { code: 'publish_failed', reason: errorText(error) })
+    } catch (failure) {
+      this.logger.error('could not fail the task of a failed demo job; its lease will', { task: taskId, error: errorText(failure) })
+    }
+  }
+
+  /**
+   * Stops every job where it stands. Their tasks stay `running` in the store until
+   * their lease runs out (see `staleAfter`), then they are failed as stopped.
+   */
   stopAll(): void {
     for (const controller of this.running.values()) controller.abort(new Error('server closing'))
     this.running.clear()

@@ -1,35 +1,58 @@
 /**
  * The HTTP side: the guide's status endpoint (the polling fallback), task creation for
- * the demo, the health check, and CORS for pages on allowed origins.
+ * the demo, the health check, CORS for pages on allowed origins, and `authorize` for
+ * the status endpoint and task creation.
  */
+import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { validateTaskId, type StatusResponse } from '../src/protocol.js'
+import { bearerToken, type AuthAction, type Authorize, type TaskTokens } from './auth.js'
 import { DEMO_TASK_NAME, parseDemoRequest, type DemoJobs } from './demo-job.js'
+import type { StatusFrame } from './capabilities.js'
 import type { Logger } from './logger.js'
 import { requestOrigin, setCorsHeaders, type OriginCheck } from './origin.js'
+import type { AddressRateLimiter } from './rate-limit.js'
 import { matchRoute, parseTarget, taskPaths, type Route, type TaskIdSegment } from './routes.js'
-import { TaskStoreUnavailableError } from './redis-store.js'
+import { TaskStoreUnavailableError } from './store-errors.js'
 import type { TaskState, TaskStore } from './store.js'
+import { TaskStoreFullError } from './task-budget.js'
 import { TaskUpdateError, type TaskPublisher } from './tasks.js'
 
 /** Request bodies larger than this are refused with 413 (a demo task needs a few KiB). */
 const MAX_BODY_BYTES = 64 * 1024
 
+/**
+ * After a 413, this much more of the refused body is read and dropped before the
+ * connection is cut: closing a socket with unread data makes the kernel send a reset,
+ * which can destroy the 413 before the client reads it.
+ */
+const MAX_DRAIN_BYTES = 1024 * 1024
+
 export interface HttpRoutesContext {
   basePath: string
   originCheck: OriginCheck
+  corsCredentials: boolean
   store: TaskStore
   publisher: TaskPublisher
   /** `null` when the demo is turned off. */
-  demo: { jobs: DemoJobs; maxRunningTasks: number } | null
+  demo: { jobs: DemoJobs; maxRunningTasks: number; maxDurationMs: number } | null
+  /** `null` when every request is allowed. */
+  authorize: Authorize | null
+  /** Signed task tokens, handed out by task creation; `null` when off. */
+  tokens: TaskTokens | null
+  clientAddress: (request: IncomingMessage) => string | undefined
+  /** Task creations per client address; `null` for no limit. */
+  createLimiter: AddressRateLimiter | null
   logger: Logger
-  /** Extra facts for `/healthz`. */
+  /** Whether `/healthz` says more than ok / not ok. */
+  healthDetails: boolean
+  /** Extra facts for `/healthz` (with `healthDetails`). */
   health: () => Record<string, unknown>
 }
 
 /** The status endpoint's view of a task. */
 export function toStatusResponse(state: TaskState): StatusResponse {
-  const response: StatusResponse = {
+  const response: StatusFrame = {
     project_id: state.taskId,
     status: state.status,
     progress: state.progress,
@@ -41,6 +64,7 @@ export function toStatusResponse(state: TaskState): StatusResponse {
   if (state.result !== undefined) response.result = state.result
   if (state.error !== undefined) response.error = state.error
   if (state.details !== undefined) response.details = state.details
+  if (state.epoch !== undefined) response.epoch = state.epoch
   return response
 }
 
@@ -65,27 +89,48 @@ class HttpError extends Error {
   }
 }
 
+/** Reads the body up to `MAX_BODY_BYTES`; past that rejects with 413 and drops the rest. */
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0)
     if (declared > MAX_BODY_BYTES) {
+      drain(req)
       reject(new HttpError(413, `request body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`))
       return
     }
     const chunks: Buffer[] = []
     let size = 0
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length
       if (size > MAX_BODY_BYTES) {
+        // A chunked body announces no length: it is refused once it passes the limit.
+        chunks.length = 0
+        req.off('data', onData)
+        drain(req)
         reject(new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`))
-        req.destroy()
         return
       }
       chunks.push(chunk)
-    })
+    }
+    req.on('data', onData)
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
     req.on('error', reject)
   })
+}
+
+/** Reads and drops the rest of a refused body (see `MAX_DRAIN_BYTES`), then cuts a client that sends more. */
+function drain(req: IncomingMessage): void {
+  let dropped = 0
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length
+    if (dropped > MAX_DRAIN_BYTES) req.socket.destroy()
+  })
+  req.resume()
+}
+
+/** The generated id of a task created without one (the job API's format). */
+function newTaskId(): string {
+  return `task_${randomUUID().replaceAll('-', '')}`
 }
 
 export class HttpRoutes {
@@ -108,15 +153,20 @@ export class HttpRoutes {
       return true
     }
     if (req.method === 'OPTIONS') {
-      setCorsHeaders(res, origin, true)
+      setCorsHeaders(res, origin, true, this.context.corsCredentials)
       res.writeHead(204, { 'Content-Length': '0' })
       res.end()
       return true
     }
-    setCorsHeaders(res, origin, false)
+    setCorsHeaders(res, origin, false, this.context.corsCredentials)
     this.dispatch(route, req, res).catch((error: unknown) => {
       if (error instanceof HttpError) {
-        if (!res.headersSent) sendJson(res, error.status, { error: error.message }, { Connection: 'close' })
+        if (!res.headersSent) sendJson(res, error.status, { error: error.message }, error.status === 413 ? { Connection: 'close' } : {})
+        return
+      }
+      if (error instanceof TaskStoreFullError) {
+        this.context.logger.warn('task refused: the task store is full of running tasks', { task: error.taskId })
+        if (!res.headersSent) sendJson(res, 503, { error: 'the server holds too many running tasks; try again later' }, { 'Retry-After': '30' })
         return
       }
       if (error instanceof TaskStoreUnavailableError) {
@@ -141,7 +191,7 @@ export class HttpRoutes {
     switch (route.kind) {
       case 'status':
         if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, 'GET, HEAD, OPTIONS')
-        return this.status(route.segment, res)
+        return this.status(route.segment, req, res)
       case 'create':
         if (req.method !== 'POST') return this.methodNotAllowed(res, 'POST, OPTIONS')
         return this.create(req, res)
@@ -155,13 +205,39 @@ export class HttpRoutes {
     sendJson(res, 405, { error: `method not allowed; use ${allow}` }, { Allow: allow })
   }
 
-  private async status(segment: TaskIdSegment, res: ServerResponse): Promise<void> {
+  /**
+   * Asks `authorize`; answers 401 / 403 and returns false when refused. Runs before the
+   * store is read, so a refused client learns nothing about the task, not even whether
+   * it exists.
+   */
+  private async allowed(action: AuthAction, taskId: string, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const authorize = this.context.authorize
+    if (authorize === null) return true
+    const token = bearerToken(req.headers)
+    const decision = await authorize({ action, taskId, token, origin: requestOrigin(req.headers) ?? null, request: req })
+    if (decision === 'allow') return true
+    if (decision === 'forbidden') {
+      sendJson(res, 403, { error: `this token does not allow access to task ${taskId}`, project_id: taskId })
+      return false
+    }
+    if (decision === 'unauthenticated') {
+      // RFC 6750: say which scheme, and whether the token that came was the problem.
+      const challenge = token === null ? 'Bearer realm="tabcast"' : 'Bearer realm="tabcast", error="invalid_token"'
+      const error = token === null ? 'a bearer token is required (Authorization: Bearer <token>)' : 'the token is invalid or expired'
+      sendJson(res, 401, { error, project_id: taskId }, { 'WWW-Authenticate': challenge })
+      return false
+    }
+    throw new TypeError(`authorize returned ${JSON.stringify(decision)}; expected "allow", "unauthenticated" or "forbidden"`)
+  }
+
+  private async status(segment: TaskIdSegment, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const problem = segment.ok ? validateTaskId(segment.taskId) : segment.error
     if (!segment.ok || problem !== null) {
       sendJson(res, 400, { error: problem ?? 'invalid task id' })
       return
     }
     const taskId = segment.taskId
+    if (!(await this.allowed('status', taskId, req, res))) return
     const state = await this.context.store.get(taskId)
     if (state === null) {
       sendJson(res, 404, { error: `task ${taskId} not found`, project_id: taskId })
@@ -174,6 +250,12 @@ export class HttpRoutes {
     const demo = this.context.demo
     if (demo === null) {
       sendJson(res, 404, { error: 'this server does not create demo tasks' })
+      return
+    }
+    // Before the body is read: a refused flood costs as little as possible.
+    const wait = this.context.createLimiter?.take(this.context.clientAddress(req) ?? 'unknown') ?? 0
+    if (wait > 0) {
+      sendJson(res, 429, { error: `too many tasks created from this address; try again in ${wait} s` }, { 'Retry-After': String(wait) })
       return
     }
     const text = await readBody(req)
@@ -191,14 +273,20 @@ export class HttpRoutes {
       sendJson(res, 400, { error: request.error })
       return
     }
+    const { steps, stepMs } = request.value.params
+    if (steps * stepMs > demo.maxDurationMs) {
+      sendJson(res, 400, { error: `steps × stepMs is ${steps * stepMs} ms; a demo task may run at most ${demo.maxDurationMs} ms` })
+      return
+    }
+    const taskId = request.value.taskId ?? newTaskId()
+    if (!(await this.allowed('create', taskId, req, res))) return
     if (demo.jobs.size >= demo.maxRunningTasks) {
       sendJson(res, 503, { error: `${demo.maxRunningTasks} demo tasks are already running; try again later` }, { 'Retry-After': '5' })
       return
     }
     let state: TaskState
     try {
-      const options = request.value.taskId === undefined ? { taskName: DEMO_TASK_NAME } : { taskId: request.value.taskId, taskName: DEMO_TASK_NAME }
-      state = await this.context.publisher.createTask(options)
+      state = await this.context.publisher.createTask({ taskId, taskName: DEMO_TASK_NAME })
     } catch (error) {
       if (error instanceof TaskUpdateError && error.code === 'task_exists') {
         sendJson(res, 409, { error: error.message, project_id: error.taskId })
@@ -208,12 +296,13 @@ export class HttpRoutes {
     }
     demo.jobs.start(state.taskId, request.value.params)
     const paths = taskPaths(this.context.basePath, state.taskId)
-    sendJson(
-      res,
-      201,
-      { project_id: state.taskId, status_url: paths.status, stream_url: paths.stream },
-      { Location: paths.status },
-    )
+    const created: Record<string, string> = { project_id: state.taskId, status_url: paths.status, stream_url: paths.stream }
+    // The creator's token for this task: what its pages follow the task with.
+    if (this.context.tokens !== null) {
+      created['task_id'] = state.taskId
+      created['token'] = this.context.tokens.sign(state.taskId)
+    }
+    sendJson(res, 201, created, { Location: paths.status })
   }
 
   private async healthz(res: ServerResponse): Promise<void> {
@@ -223,6 +312,8 @@ export class HttpRoutes {
     } catch (error) {
       store = { ok: false, kind: 'unknown', detail: error instanceof Error ? error.message : String(error) }
     }
-    sendJson(res, store.ok ? 200 : 503, { ok: store.ok, store, ...this.context.health() })
+    // By default only ok / not ok: store URLs, outage texts and counts help attackers more than clients.
+    const body = this.context.healthDetails ? { ok: store.ok, store, ...this.context.health() } : { ok: store.ok }
+    sendJson(res, store.ok ? 200 : 503, body)
   }
 }

@@ -22,17 +22,42 @@ import type { JsonRecord, TaskMessage } from '../src/protocol.js'
 import { DemoJobs } from './demo-job.js'
 import { TaskFanout } from './fanout.js'
 import { HttpRoutes } from './http-routes.js'
+import { LeaseMonitor } from './lease.js'
 import { MemoryTaskStore } from './memory-store.js'
 import { resolveServerOptions, type ResolvedServerOptions, type TabcastServerOptions } from './options.js'
+import { AddressRateLimiter } from './rate-limit.js'
 import { openRedisTaskStore } from './redis-store.js'
 import { refuseUpgrade, StreamEndpoint } from './stream.js'
 import type { TaskState, TaskStore } from './store.js'
 import { TaskPublisher, type CompleteExtra, type CreateTaskOptions, type ProgressExtra } from './tasks.js'
 
-export type { ClientConnection, ClientMessageHandler, CompressionOptions, DemoOptions, TabcastServerOptions } from './options.js'
+export type {
+  AuthOptions,
+  ClientConnection,
+  ClientMessageHandler,
+  CompressionOptions,
+  DemoOptions,
+  TabcastServerOptions,
+  TaskLimits,
+} from './options.js'
 export type { AllowedOrigins } from './origin.js'
 export { isLocalhostOrigin } from './origin.js'
-export type { RateLimitOptions } from './rate-limit.js'
+export type { CreateRateLimitOptions, RateLimitOptions } from './rate-limit.js'
+export {
+  bearerToken,
+  BEARER_SUBPROTOCOL_PREFIX,
+  createTaskTokens,
+  STREAM_SUBPROTOCOL,
+  streamToken,
+  type AuthAction,
+  type AuthDecision,
+  type Authorize,
+  type AuthRequest,
+  type TaskTokenOptions,
+  type TaskTokens,
+  type TokenCheck,
+} from './auth.js'
+export { TaskStoreFullError } from './task-budget.js'
 export type {
   AppendOptions,
   AppendResult,
@@ -40,6 +65,7 @@ export type {
   CreateTaskInit,
   ExpiryOptions,
   HistoryRead,
+  LeaseRenewal,
   StoreHealth,
   TaskLifecycle,
   TaskListener,
@@ -94,6 +120,7 @@ export class TabcastServer {
   private readonly stream: StreamEndpoint
   private readonly routes: HttpRoutes
   private readonly demo: DemoJobs | null
+  private readonly leases: LeaseMonitor | null = null
   private readonly counters = { sent: 0, received: 0 }
   private ownServer: HttpServer | null = null
   private detach: (() => void) | null = null
@@ -104,26 +131,40 @@ export class TabcastServer {
     const logger = this.options.logger
     this.ownsStore = this.options.store === undefined
     const redis = this.options.redis
-    this.store = this.options.store ?? (redis === undefined ? new MemoryTaskStore() : openRedisTaskStore(redis, logger))
+    this.store = this.options.store ?? (redis === undefined ? new MemoryTaskStore(this.options.taskLimits) : openRedisTaskStore(redis, logger))
     this.publisher = new TaskPublisher(this.store, {
       historyLimit: this.options.historyLimit,
       retention: this.options.retention,
       staleTaskTimeout: this.options.staleTaskTimeout,
+      staleAfter: this.options.staleAfter,
+      publishRetryFor: this.options.publishRetryFor,
       now: () => Date.now(),
     })
+    if (this.options.staleAfter !== false) {
+      this.leases = new LeaseMonitor(this.store, this.publisher, { staleAfter: this.options.staleAfter, logger })
+      if (!this.leases.supported) logger.warn('the task store keeps no leases (no expiredLeases()): tasks whose job stops reporting are not failed')
+      this.leases.start()
+    }
     this.fanout = new TaskFanout(this.store, (error, taskId) => {
       logger.error('delivering a task message failed', { task: taskId, error: error instanceof Error ? error.message : String(error) })
     })
     this.stream = new StreamEndpoint(this.options, this.store, this.fanout, this.counters)
     const demoOptions = this.options.demo
     this.demo = demoOptions === false ? null : new DemoJobs(this.publisher, logger)
+    const createLimit = this.options.createRateLimit
     this.routes = new HttpRoutes({
       basePath: this.options.basePath,
       originCheck: this.options.originCheck,
+      corsCredentials: this.options.corsCredentials,
       store: this.store,
       publisher: this.publisher,
-      demo: this.demo === null || demoOptions === false ? null : { jobs: this.demo, maxRunningTasks: demoOptions.maxRunningTasks },
+      demo: this.demo === null || demoOptions === false ? null : { jobs: this.demo, ...demoOptions },
+      authorize: this.options.authorize,
+      tokens: this.options.tokens,
+      clientAddress: this.options.clientAddress,
+      createLimiter: createLimit === false ? null : new AddressRateLimiter(createLimit.perMinute, createLimit.burst),
       logger,
+      healthDetails: this.options.healthDetails,
       health: () => ({ connections: this.stream.connectionCounts().total }),
     })
     if (this.options.server) this.attach(this.options.server)
@@ -176,6 +217,21 @@ export class TabcastServer {
     return this.stream.handleUpgrade(req, socket, head)
   }
 
+  /** Whether streams and status reads need a token (`auth` or `authorize` is set). */
+  get authEnabled(): boolean {
+    return this.options.authorize !== null
+  }
+
+  /**
+   * A signed token for `taskId` (the `auth` option must be set): what the backend that
+   * starts a real job hands to the page that follows it.
+   * @param ttlMs How long the token is valid. Default: `auth.ttlMs` (one hour).
+   */
+  taskToken(taskId: string, ttlMs?: number): string {
+    if (this.options.tokens === null) throw new Error('taskToken() needs the auth option ({ secret }) to be set')
+    return this.options.tokens.sign(taskId, ttlMs)
+  }
+
   /** Registers a task before its first message (see `TaskPublisher.createTask`). */
   createTask(options?: CreateTaskOptions): Promise<TaskState> {
     return this.publisher.createTask(options)
@@ -184,6 +240,14 @@ export class TabcastServer {
   /** Reports progress (0 – 1) with a message; rejects with `TaskUpdateError` after the task ended. */
   progress(taskId: string, fraction: number, message: string, extra?: ProgressExtra): Promise<TaskMessage> {
     return this.publisher.progress(taskId, fraction, message, extra)
+  }
+
+  /**
+   * Renews the task's lease without publishing (see the `staleAfter` option), for jobs
+   * with long silent phases. Rejects with `TaskUpdateError` for an unknown or ended task.
+   */
+  heartbeat(taskId: string): Promise<void> {
+    return this.publisher.heartbeat(taskId)
   }
 
   /** Ends the task with its result. */
@@ -224,6 +288,8 @@ export class TabcastServer {
 
   private async shutdown(): Promise<void> {
     this.demo?.stopAll()
+    this.leases?.stop()
+    this.publisher.close()
     const server = this.ownServer
     // Stop accepting before saying goodbye, so nobody connects into a closing server.
     const serverClosed =

@@ -4,8 +4,13 @@
  * One server process only, and tasks are lost when the process exits. To keep tasks
  * across a server restart inside one process (tests do this), hand the same instance
  * to the new server.
+ *
+ * Epochs: a random id per store instance (so per process start), plus a counter per
+ * task record created, so a task that expired and starts again also gets a new epoch.
  */
+import { randomBytes } from 'node:crypto'
 import type { TaskMessage } from '../src/protocol.js'
+import { messageBytes, TASK_OVERHEAD_BYTES, TaskBudget } from './task-budget.js'
 import type {
   AppendOptions,
   AppendResult,
@@ -13,6 +18,7 @@ import type {
   CreateTaskInit,
   ExpiryOptions,
   HistoryRead,
+  LeaseRenewal,
   StoreHealth,
   TaskListener,
   TaskMessageInput,
@@ -20,6 +26,7 @@ import type {
   TaskStore,
   Unsubscribe,
 } from './store.js'
+import { PUBLISH_ID_WINDOW } from './store.js'
 
 export interface MemoryTaskStoreOptions {
   /**
@@ -39,6 +46,25 @@ export interface MemoryTaskStoreOptions {
    * @default logs with console.error
    */
   onListenerError?: (error: unknown, taskId: string) => void
+  /**
+   * Tasks held at most, whatever their state: finished ones are evicted oldest first to
+   * make room, and a new task is refused (`TaskStoreFullError`) when only running ones
+   * are left.
+   * @default 10000
+   */
+  maxTasks?: number
+  /**
+   * Bytes held at most (the JSON text of every task's messages, plus 512 per task),
+   * with the same eviction; a running task that passes it loses its oldest history.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number
+}
+
+/** The counted bytes of an entry's history messages, oldest first (see `TaskBudget`). */
+interface HistoryBytes {
+  sizes: number[]
+  total: number
 }
 
 interface Entry {
@@ -46,14 +72,22 @@ interface Entry {
   /** The newest `historyLimit` messages, oldest first. */
   history: TaskMessage[]
   expiresAt: number
+  /** Recent publish ids and what each appended, oldest first (at most `PUBLISH_ID_WINDOW`). */
+  published: Map<string, TaskMessage>
 }
 
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, Entry>()
   private readonly listeners = new Map<string, Set<TaskListener>>()
+  /** The count and byte caps; kept beside the entries so the entries stay as they are. */
+  private readonly budget: TaskBudget
+  private readonly historyBytes = new WeakMap<Entry, HistoryBytes>()
   private readonly now: () => number
   private readonly onListenerError: (error: unknown, taskId: string) => void
   private sweeper: ReturnType<typeof setInterval> | null
+  /** This store's share of every epoch: new with every store, so with every process. */
+  private readonly instance = randomBytes(9).toString('base64url')
+  private records = 0
 
   constructor(options: MemoryTaskStoreOptions = {}) {
     const sweepInterval = options.sweepInterval ?? 60_000
@@ -61,6 +95,7 @@ export class MemoryTaskStore implements TaskStore {
       throw new RangeError(`sweepInterval must be a positive number of milliseconds, got ${String(sweepInterval)}`)
     }
     this.now = options.now ?? (() => Date.now())
+    this.budget = new TaskBudget(options.maxTasks ?? 10_000, options.maxBytes ?? 64 * 1024 * 1024)
     this.onListenerError =
       options.onListenerError ??
       ((error, taskId) => {
@@ -74,16 +109,29 @@ export class MemoryTaskStore implements TaskStore {
   create(taskId: string, init: CreateTaskInit, options: ExpiryOptions): Promise<CreateResult> {
     const existing = this.live(taskId)
     if (existing) return Promise.resolve({ created: false, state: existing.state })
-    const entry = this.newEntry(taskId, init.taskName, options.expireAfterMs)
+    const entry = this.newEntry(taskId, init.taskName, options)
     this.tasks.set(taskId, entry)
+    const full = this.admit(taskId)
+    if (full) return Promise.reject(full)
     return Promise.resolve({ created: true, state: entry.state })
   }
 
   append(taskId: string, input: TaskMessageInput, options: AppendOptions): Promise<AppendResult> {
     let entry = this.live(taskId)
+    if (options.ifLeaseExpired) {
+      if (!entry) return Promise.resolve({ ok: false, reason: 'lease_active', state: null })
+      const lease = entry.state.leaseExpiresAt
+      if (entry.state.status === 'running' && (lease === undefined || lease > this.now())) {
+        return Promise.resolve({ ok: false, reason: 'lease_active', state: entry.state })
+      }
+    }
+    const applied = options.publishId === undefined ? undefined : entry?.published.get(options.publishId)
+    if (entry && applied) return Promise.resolve({ ok: true, message: applied, state: entry.state, duplicate: true })
     if (!entry) {
-      entry = this.newEntry(taskId, input.task_name, options.expireAfterMs)
+      entry = this.newEntry(taskId, input.task_name, options)
       this.tasks.set(taskId, entry)
+      const full = this.admit(taskId)
+      if (full) return Promise.reject(full)
     }
     const previous = entry.state
     if (previous.status !== 'running') return Promise.resolve({ ok: false, reason: 'finished', state: previous })
@@ -112,11 +160,16 @@ export class MemoryTaskStore implements TaskStore {
       if (message.error !== undefined) state.error = message.error
       if (message.details !== undefined) state.details = message.details
     }
+    if (state.status !== 'running') delete state.leaseExpiresAt
+    else if (options.leaseMs !== undefined) state.leaseExpiresAt = this.now() + options.leaseMs
     entry.state = state
-    entry.history.push(message)
-    if (entry.history.length > options.historyLimit) {
-      entry.history.splice(0, entry.history.length - options.historyLimit)
+    if (options.publishId !== undefined) {
+      entry.published.set(options.publishId, message)
+      // Maps iterate in insertion order: the first key is the oldest.
+      if (entry.published.size > PUBLISH_ID_WINDOW) entry.published.delete(entry.published.keys().next().value as string)
     }
+    entry.history.push(message)
+    this.account(taskId, entry, message, options.historyLimit)
     entry.expiresAt = this.now() + options.expireAfterMs
 
     const listeners = this.listeners.get(taskId)
@@ -148,6 +201,26 @@ export class MemoryTaskStore implements TaskStore {
     return Promise.resolve({ messages, complete })
   }
 
+  renewLease(taskId: string, renewal: LeaseRenewal): Promise<TaskState | null> {
+    const entry = this.live(taskId)
+    if (!entry) return Promise.resolve(null)
+    if (entry.state.status !== 'running') return Promise.resolve(entry.state)
+    entry.state = { ...entry.state, leaseExpiresAt: this.now() + renewal.leaseMs }
+    entry.expiresAt = Math.max(entry.expiresAt, this.now() + renewal.expireAfterMs)
+    return Promise.resolve(entry.state)
+  }
+
+  expiredLeases(limit: number): Promise<string[]> {
+    const now = this.now()
+    const expired: string[] = []
+    for (const [taskId, entry] of this.tasks) {
+      if (expired.length >= limit) break
+      const lease = entry.state.leaseExpiresAt
+      if (entry.state.status === 'running' && lease !== undefined && lease <= now && entry.expiresAt > now) expired.push(taskId)
+    }
+    return Promise.resolve(expired)
+  }
+
   subscribe(taskId: string, listener: TaskListener): Promise<Unsubscribe> {
     let set = this.listeners.get(taskId)
     if (!set) {
@@ -164,7 +237,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   health(): Promise<StoreHealth> {
-    return Promise.resolve({ ok: true, kind: 'memory', detail: `${this.tasks.size} tasks held` })
+    return Promise.resolve({ ok: true, kind: 'memory', detail: `${this.tasks.size} tasks held, about ${this.budget.bytes} bytes` })
   }
 
   close(): Promise<void> {
@@ -178,23 +251,88 @@ export class MemoryTaskStore implements TaskStore {
     const entry = this.tasks.get(taskId)
     if (!entry) return undefined
     if (entry.expiresAt <= this.now()) {
-      this.tasks.delete(taskId)
+      this.drop(taskId)
       return undefined
     }
     return entry
   }
 
-  private newEntry(taskId: string, taskName: string | undefined, expireAfterMs: number): Entry {
+  private newEntry(taskId: string, taskName: string | undefined, options: ExpiryOptions): Entry {
     const now = new Date(this.now()).toISOString()
-    const state: TaskState = { taskId, status: 'running', progress: 0, lastSeq: 0, createdAt: now, updatedAt: now }
+    this.records += 1
+    const epoch = `${this.instance}.${this.records}`
+    const state: TaskState = { taskId, status: 'running', progress: 0, lastSeq: 0, createdAt: now, updatedAt: now, epoch }
     if (taskName !== undefined) state.taskName = taskName
-    return { state, history: [], expiresAt: this.now() + expireAfterMs }
+    if (options.leaseMs !== undefined) state.leaseExpiresAt = this.now() + options.leaseMs
+    return { state, history: [], expiresAt: this.now() + options.expireAfterMs, published: new Map() }
   }
 
   private sweep(): void {
     const now = this.now()
     for (const [taskId, entry] of this.tasks) {
-      if (entry.expiresAt <= now) this.tasks.delete(taskId)
+      if (entry.expiresAt <= now) this.drop(taskId)
     }
+  }
+
+  /**
+   * Counts a task just added to `tasks`, dropping the finished tasks evicted for it.
+   * Returns the `TaskStoreFullError` (and takes the task out again) when it does not fit.
+   */
+  private admit(taskId: string): Error | null {
+    let evicted: string[]
+    try {
+      try {
+        evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
+      } catch {
+        // Expired tasks still count until swept; sweep now rather than refuse for them.
+        this.sweep()
+        evicted = this.budget.admit(taskId, TASK_OVERHEAD_BYTES)
+      }
+    } catch (error) {
+      this.tasks.delete(taskId)
+      return error as Error
+    }
+    for (const id of evicted) this.tasks.delete(id)
+    return null
+  }
+
+  /**
+   * Trims the history to `historyLimit` and recounts the task after an append. Finished
+   * tasks are evicted first; a running task still over the byte cap then gives up its
+   * oldest history (only `since` replays reach back less far).
+   */
+  private account(taskId: string, entry: Entry, message: TaskMessage, historyLimit: number): void {
+    let counted = this.historyBytes.get(entry)
+    if (counted === undefined) {
+      counted = { sizes: entry.history.slice(0, -1).map(messageBytes), total: 0 }
+      counted.total = counted.sizes.reduce((sum, bytes) => sum + bytes, 0)
+      this.historyBytes.set(entry, counted)
+    }
+    const size = messageBytes(message)
+    counted.sizes.push(size)
+    counted.total += size
+    const trim = (count: number): void => {
+      entry.history.splice(0, count)
+      for (const bytes of counted.sizes.splice(0, count)) counted.total -= bytes
+    }
+    if (entry.history.length > historyLimit) trim(entry.history.length - historyLimit)
+    const finished = entry.state.status !== 'running'
+    // The latest message is held twice: in the history and as the state's `latest`.
+    const bytes = (): number => TASK_OVERHEAD_BYTES + size + counted.total
+    for (const evicted of this.budget.resize(taskId, bytes(), finished)) this.tasks.delete(evicted)
+    let excess = this.budget.overBy()
+    if (excess === 0) return
+    let count = 0
+    while (excess > 0 && count < entry.history.length - 1) {
+      excess -= counted.sizes[count] ?? 0
+      count += 1
+    }
+    trim(count)
+    this.budget.resize(taskId, bytes(), finished)
+  }
+
+  private drop(taskId: string): void {
+    this.tasks.delete(taskId)
+    this.budget.remove(taskId)
   }
 }

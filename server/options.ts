@@ -2,12 +2,13 @@
  * Options of `createTabcastServer`, their defaults, and their validation. Options are
  * checked once, at construction, with messages that name the option and the value.
  */
-import type { Server as HttpServer } from 'node:http'
+import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { PerMessageDeflateOptions } from 'ws'
 import type { JsonRecord, ServerMessage } from '../src/protocol.js'
+import { createTaskTokens, type Authorize, type TaskTokenOptions, type TaskTokens } from './auth.js'
 import { createConsoleLogger, type Logger } from './logger.js'
 import { createOriginCheck, isLocalhostOrigin, type AllowedOrigins, type OriginCheck } from './origin.js'
-import type { RateLimitOptions } from './rate-limit.js'
+import type { CreateRateLimitOptions, RateLimitOptions } from './rate-limit.js'
 import { validateRedisUrl, type RedisTaskStoreOptions } from './redis-store.js'
 import type { TaskStore } from './store.js'
 
@@ -73,6 +74,35 @@ export interface DemoOptions {
    * @default 100
    */
   maxRunningTasks?: number
+  /**
+   * The longest demo task a request may ask for (`steps × stepMs`), in milliseconds;
+   * longer ones get 400, so a few requests cannot hold every running slot for hours.
+   * @default 600000 (ten minutes)
+   */
+  maxDurationMs?: number
+}
+
+/** Signed per-task tokens (see `createTaskTokens`): the secret and the tokens' lifetime. */
+export type AuthOptions = Omit<TaskTokenOptions, 'now'>
+
+/**
+ * Caps on the tasks the default in-memory store holds, whatever their state. When a
+ * new task would pass a cap, finished tasks are evicted, oldest first; when only
+ * running tasks are left, the new task is refused (`TaskStoreFullError`, HTTP 503).
+ */
+export interface TaskLimits {
+  /**
+   * Tasks held at most.
+   * @default 10000
+   */
+  maxTasks?: number
+  /**
+   * Bytes of task state and history held at most (counted as the JSON text of each
+   * message and state). A running task that grows the total past it loses its oldest
+   * history messages instead (only `?since=` replays reach back less far).
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number
 }
 
 export interface TabcastServerOptions {
@@ -99,6 +129,61 @@ export interface TabcastServerOptions {
    * @default pages on localhost, 127.0.0.1 or [::1], http or https, any port
    */
   allowedOrigins?: AllowedOrigins
+  /**
+   * Signed per-task tokens: `{ secret }` (at least 32 bytes; the CLI reads
+   * `TABCAST_AUTH_SECRET`) turns them on. Then streams and status reads need a token of
+   * their task (see `authorize`), `POST /api/v1/projects` returns one with the task,
+   * and `server.taskToken(taskId)` issues one for a real job.
+   * @default undefined (no tokens: anyone who knows a task id can follow it)
+   */
+  auth?: AuthOptions
+  /**
+   * Decides whether a request may use a task (the stream, the status endpoint, task
+   * creation); see `Authorize`. Refusals close the stream with 4401 / 4403 (after
+   * accepting the upgrade, so browsers can read the code) or answer 401 / 403.
+   * @default the signed-token check when `auth` is set, otherwise everything is allowed
+   */
+  authorize?: Authorize
+  /**
+   * The client address that per-address limits count by. Behind a reverse proxy every
+   * request comes from the proxy: return the address it forwards (the last hop of
+   * `X-Forwarded-For` you trust) instead.
+   * @default (request) => request.socket.remoteAddress
+   */
+  clientAddress?: (request: IncomingMessage) => string | undefined
+  /**
+   * Open streams (and upgrades being authorized) one client address may hold, or
+   * `false` for no cap. Further upgrades are refused with HTTP 429 (browsers see close
+   * code 1006 and retry with backoff).
+   * @default 256
+   */
+  maxConnectionsPerAddress?: number | false
+  /**
+   * How long a stream on a task the server does not know may wait for it, in
+   * milliseconds, or `false` to wait forever. When nothing has created or published the
+   * task by then, the socket is closed with `CloseCode.TaskNotFound` (4004).
+   * @default 600000 (ten minutes)
+   */
+  unknownTaskTimeout?: number | false
+  /**
+   * Caps on the tasks held by the default in-memory store (not used with `store` or
+   * `redis`: configure those stores themselves).
+   * @default { maxTasks: 10000, maxBytes: 64 MiB }
+   */
+  taskLimits?: TaskLimits
+  /**
+   * Rate limit on `POST /api/v1/projects` per client address, or `false` for none.
+   * Requests over it get 429 with `Retry-After`.
+   * @default { perMinute: 30, burst: 10 }
+   */
+  createRateLimit?: CreateRateLimitOptions | false
+  /**
+   * Whether `/healthz` tells more than ok / not ok: the store's kind and state, the
+   * connection count. Those help an operator and help an attacker, so they are off
+   * unless the endpoint is reachable only by operators.
+   * @default false
+   */
+  healthDetails?: boolean
   /**
    * Whether a stream may be opened for a task the server does not know (yet). A tab may
    * start following a task before the job creates it, so this is on by default; when
@@ -134,6 +219,21 @@ export interface TabcastServerOptions {
    * @default 86400000 (one day)
    */
   staleTaskTimeout?: number
+  /**
+   * The lease of a running task, in milliseconds, or `false` for none: a task that gets
+   * no publish and no `heartbeat()` for this long is failed with
+   * `the job stopped reporting (no update for 60 s)` (`details.code: "job_stale"`),
+   * which every subscriber and poller sees. Works across processes on Redis.
+   * @default 60000
+   */
+  staleAfter?: number | false
+  /**
+   * How long the job API retries a publish (and `heartbeat()`) that fails because the
+   * task store is unavailable, in milliseconds; 0 for no retries. Retries keep the call
+   * order per task and are safe (publish ids); past this time the call rejects.
+   * @default 15000
+   */
+  publishRetryFor?: number
   /**
    * How often the server sends a protocol-level ping to every socket, in milliseconds,
    * or `false` for never. A socket that has not answered the previous ping by the next
@@ -182,8 +282,10 @@ export interface TabcastServerOptions {
   onClientMessage?: ClientMessageHandler
   /**
    * Whether `POST /api/v1/projects` starts demo "audio generation" tasks, or their
-   * limits. Turn it off when embedding the server for real jobs.
-   * @default true
+   * limits. The CLI turns it on with `--demo` or `TABCAST_DEMO=1`; `npm start` does.
+   * Anyone the origin check (and `authorize`) admits can create tasks with it, so keep
+   * it off when the server runs real jobs.
+   * @default false
    */
   demo?: boolean | DemoOptions
   /**
@@ -197,12 +299,24 @@ export interface ResolvedServerOptions {
   server: HttpServer | undefined
   basePath: string
   originCheck: OriginCheck
+  /** Whether allowed cross-origin requests may carry credentials (not with `"*"`). */
+  corsCredentials: boolean
+  authorize: Authorize | null
+  tokens: TaskTokens | null
+  clientAddress: (request: IncomingMessage) => string | undefined
+  maxConnectionsPerAddress: number | false
+  unknownTaskTimeout: number | false
+  taskLimits: Required<TaskLimits>
+  createRateLimit: Required<CreateRateLimitOptions> | false
+  healthDetails: boolean
   allowUnknownTasks: boolean
   maxMessageBytes: number
   rateLimit: Required<RateLimitOptions> | false
   historyLimit: number
   retention: number
   staleTaskTimeout: number
+  staleAfter: number | false
+  publishRetryFor: number
   heartbeatInterval: number | false
   perMessageDeflate: false | PerMessageDeflateOptions
   maxBufferedBytes: number
@@ -212,6 +326,32 @@ export interface ResolvedServerOptions {
   onClientMessage: ClientMessageHandler | undefined
   demo: Required<DemoOptions> | false
   logger: Logger
+}
+
+function resolveDemo(option: boolean | DemoOptions | undefined): Required<DemoOptions> | false {
+  if (option === undefined || option === false) return false
+  const demo = option === true ? {} : option
+  return {
+    maxRunningTasks: positiveInteger('demo.maxRunningTasks', demo.maxRunningTasks ?? 100),
+    maxDurationMs: positiveNumber('demo.maxDurationMs', demo.maxDurationMs ?? 10 * 60 * 1000),
+  }
+}
+
+function resolveAuth(options: TabcastServerOptions): { authorize: Authorize | null; tokens: TaskTokens | null } {
+  if (options.authorize !== undefined && typeof options.authorize !== 'function') {
+    throw new TypeError(`authorize must be a function, got ${typeof options.authorize}`)
+  }
+  const auth = options.auth
+  if (auth !== undefined && (typeof auth !== 'object' || auth === null)) {
+    throw new TypeError(`auth must be an object with a secret, got ${auth === null ? 'null' : typeof auth}`)
+  }
+  const tokens = auth === undefined ? null : createTaskTokens(auth)
+  return { authorize: options.authorize ?? tokens?.authorize ?? null, tokens }
+}
+
+function optionalTimeout(name: string, value: number | false | undefined, fallback: number): number | false {
+  if (value === false) return false
+  return positiveNumber(name, value ?? fallback)
 }
 
 function positiveInteger(name: string, value: unknown): number {
@@ -224,6 +364,13 @@ function positiveInteger(name: string, value: unknown): number {
 function positiveNumber(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new TypeError(`${name} must be a positive number, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+function nonNegativeNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`${name} must be a number of milliseconds, 0 or more, got ${JSON.stringify(value) ?? String(value)}`)
   }
   return value
 }
@@ -294,17 +441,42 @@ export function resolveServerOptions(options: TabcastServerOptions): ResolvedSer
     }
   }
   const heartbeat = options.heartbeatInterval ?? 30_000
-  const demo = options.demo ?? true
+  const perAddress = options.maxConnectionsPerAddress ?? 256
+  const createLimit: CreateRateLimitOptions = options.createRateLimit === false ? {} : (options.createRateLimit ?? {})
+  const limits = options.taskLimits ?? {}
+  if (options.clientAddress !== undefined && typeof options.clientAddress !== 'function') {
+    throw new TypeError(`clientAddress must be a function, got ${typeof options.clientAddress}`)
+  }
   return {
     server: options.server,
     basePath: resolveBasePath(options.basePath),
     originCheck: createOriginCheck(allowed),
+    // With "*" any site could read answers sent with its visitors' cookies.
+    corsCredentials: allowed !== '*',
+    ...resolveAuth(options),
+    clientAddress: options.clientAddress ?? ((request) => request.socket.remoteAddress),
+    maxConnectionsPerAddress: perAddress === false ? false : positiveInteger('maxConnectionsPerAddress', perAddress),
+    unknownTaskTimeout: optionalTimeout('unknownTaskTimeout', options.unknownTaskTimeout, 10 * 60 * 1000),
+    taskLimits: {
+      maxTasks: positiveInteger('taskLimits.maxTasks', limits.maxTasks ?? 10_000),
+      maxBytes: positiveInteger('taskLimits.maxBytes', limits.maxBytes ?? 64 * 1024 * 1024),
+    },
+    createRateLimit:
+      options.createRateLimit === false
+        ? false
+        : {
+            perMinute: positiveNumber('createRateLimit.perMinute', createLimit.perMinute ?? 30),
+            burst: positiveInteger('createRateLimit.burst', createLimit.burst ?? 10),
+          },
+    healthDetails: options.healthDetails ?? false,
     allowUnknownTasks: options.allowUnknownTasks ?? true,
     maxMessageBytes: positiveInteger('maxMessageBytes', options.maxMessageBytes ?? 64 * 1024),
     rateLimit,
     historyLimit: positiveInteger('historyLimit', options.historyLimit ?? 1000),
     retention: positiveNumber('retention', options.retention ?? 60 * 60 * 1000),
     staleTaskTimeout: positiveNumber('staleTaskTimeout', options.staleTaskTimeout ?? 24 * 60 * 60 * 1000),
+    staleAfter: options.staleAfter === false ? false : positiveNumber('staleAfter', options.staleAfter ?? 60_000),
+    publishRetryFor: nonNegativeNumber('publishRetryFor', options.publishRetryFor ?? 15_000),
     heartbeatInterval: heartbeat === false ? false : positiveNumber('heartbeatInterval', heartbeat),
     perMessageDeflate: resolveCompression(options.compression),
     maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 1024 * 1024),
@@ -312,10 +484,7 @@ export function resolveServerOptions(options: TabcastServerOptions): ResolvedSer
     store: options.store,
     redis: resolveRedis(options),
     onClientMessage: options.onClientMessage,
-    demo:
-      demo === false
-        ? false
-        : { maxRunningTasks: positiveInteger('demo.maxRunningTasks', (demo === true ? {} : demo).maxRunningTasks ?? 100) },
+    demo: resolveDemo(options.demo),
     logger: options.logger ?? createConsoleLogger('warn'),
   }
 }

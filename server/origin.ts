@@ -49,15 +49,19 @@ export function requestOrigin(headers: IncomingHttpHeaders): string | undefined 
 
 /**
  * Sets the CORS headers for an allowed cross-origin request. The origin is echoed
- * rather than `*`, and `Vary: Origin` keeps shared caches from mixing answers.
+ * rather than `*`, and `Vary: Origin` keeps shared caches from mixing answers. With
+ * `credentials`, pages may send cookies (`fetch(…, { credentials: 'include' })`) and
+ * read the answer; this is only ever said to an origin that passed the check.
  */
-export function setCorsHeaders(res: ServerResponse, origin: string | undefined, preflight: boolean): void {
+export function setCorsHeaders(res: ServerResponse, origin: string | undefined, preflight: boolean, credentials: boolean): void {
   res.setHeader('Vary', 'Origin')
   if (origin === undefined) return
   res.setHeader('Access-Control-Allow-Origin', origin)
+  if (credentials) res.setHeader('Access-Control-Allow-Credentials', 'true')
   if (preflight) {
     res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
-    res.setHeader('Access-Control-Allow-Headers', 'Content-Type')
+    // Authorization: the bearer token of status reads and task creation.
+    res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization')
     res.setHeader('Access-Control-Max-Age', '600')
   }
 }

@@ -56,3 +56,52 @@ export class RateLimiter {
     return this.rejectedInARow === 1 ? 'reject-first' : 'reject'
   }
 }
+
+export interface CreateRateLimitOptions {
+  /**
+   * Sustained task creations per minute one client address may make.
+   * @default 30
+   */
+  perMinute?: number
+  /**
+   * Creations an address may make at once before the sustained rate applies.
+   * @default 10
+   */
+  burst?: number
+}
+
+/**
+ * One token bucket per client address (task creation). The table of addresses is
+ * bounded: past `maxAddresses` the least recently seen one is forgotten, which at worst
+ * gives that address a fresh burst; memory never grows with the number of attackers.
+ */
+export class AddressRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>()
+
+  constructor(
+    private readonly perMinute: number,
+    private readonly burst: number,
+    private readonly maxAddresses = 10_000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Takes one token for `address`: 0 when allowed, otherwise the seconds until the next token. */
+  take(address: string): number {
+    const now = this.now()
+    const bucket = this.buckets.get(address) ?? { tokens: this.burst, at: now }
+    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 60_000) * this.perMinute)
+    bucket.at = now
+    // Re-inserted so that the Map's order is least recently seen first.
+    this.buckets.delete(address)
+    this.buckets.set(address, bucket)
+    if (this.buckets.size > this.maxAddresses) {
+      const oldest = this.buckets.keys().next().value
+      if (oldest !== undefined) this.buckets.delete(oldest)
+    }
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1
+      return 0
+    }
+    return Math.max(1, Math.ceil(((1 - bucket.tokens) * 60) / this.perMinute))
+  }
+}

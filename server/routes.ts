@@ -40,15 +40,33 @@ export function matchRoute(pathname: string, basePath: string): Route | null {
   return null
 }
 
-/** Splits a request target into path and query without trusting it to be a valid URL. */
+/**
+ * Splits a request target into path and query without trusting it to be a valid URL.
+ * The path is matched as sent, not resolved: a segment that is `.` or `..` once
+ * percent-decoded (`%2e%2e`) makes the target no route of ours. Resolving it instead
+ * (as `new URL` does) would let `/api/v1/projects/%2e%2e/%2e%2e/%2e%2e/healthz` reach
+ * `/healthz` through a proxy that forwards only `/api/`.
+ */
 export function parseTarget(target: string | undefined): { pathname: string; query: URLSearchParams } | null {
   if (target === undefined || !target.startsWith('/')) return null
-  try {
-    const url = new URL(target, 'http://tabcast.invalid')
-    return { pathname: url.pathname, query: url.searchParams }
-  } catch {
-    return null
+  const end = target.search(/[?#]/)
+  const pathname = end === -1 ? target : target.slice(0, end)
+  const query = end === -1 || target[end] === '#' ? '' : target.slice(end + 1).split('#')[0]
+  for (const segment of pathname.split('/')) {
+    if (isDotSegment(segment)) return null
   }
+  return { pathname, query: new URLSearchParams(query) }
+}
+
+function isDotSegment(segment: string): boolean {
+  if (segment.length > 6) return false
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(segment)
+  } catch {
+    return false
+  }
+  return decoded === '.' || decoded === '..'
 }
 
 /** Paths handed back to clients that create tasks (relative, so they survive proxies). */

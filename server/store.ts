@@ -11,7 +11,13 @@
  * - `subscribe` delivers messages appended by *any* process (XREAD BLOCK or pub/sub)
  *   and resolves only once the subscription is active, so a reader that subscribes
  *   first and reads history second never misses a message between the two;
- * - expiry is a time-to-live set on every write (EXPIRE), not a sweep the server runs.
+ * - expiry is a time-to-live set on every write (EXPIRE), not a sweep the server runs;
+ * - a running task holds a lease that every publish (and `renewLease`) extends; the
+ *   server fails a task whose lease ran out with a conditional append
+ *   (`ifLeaseExpired`), which the store checks and applies atomically, so that among
+ *   several processes exactly one fails it;
+ * - a publish may carry a publish id, and a store applies each id once (a retry of a
+ *   publish that was applied gets the first result back).
  *
  * Every method is async so that network-backed stores fit; the memory store resolves
  * at once.
@@ -50,6 +56,17 @@ export interface TaskState {
   createdAt: string
   /** ISO 8601, the time of the newest message (or of creation). */
   updatedAt: string
+  /**
+   * The id of the task's numbering history (PROTOCOL.md, "Epochs"): it changes whenever
+   * the task's record is (re)created, so a client that sees another epoch knows the
+   * `seq`s it remembers mean nothing any more. Absent from stores that do not track it.
+   */
+  epoch?: string
+  /**
+   * When the running task's lease runs out, in milliseconds since the Unix epoch on the
+   * store's clock. Absent once the task ended, and for tasks without a lease.
+   */
+  leaseExpiresAt?: number
 }
 
 export interface CreateTaskInit {
@@ -63,19 +80,56 @@ export interface ExpiryOptions {
    * server's `retention`.
    */
   expireAfterMs: number
+  /**
+   * Gives a task that is running after this write a lease of this many milliseconds
+   * from now (on the store's clock). Undefined leaves the lease as it was.
+   */
+  leaseMs?: number
 }
 
 export interface AppendOptions extends ExpiryOptions {
   /** How many of the newest messages the history keeps for `since` replay. */
   historyLimit: number
+  /**
+   * Identifies this publish across retries: a store that already applied a publish
+   * with this id (among the task's last `PUBLISH_ID_WINDOW`) appends nothing and
+   * answers with the message it appended then (`duplicate: true`).
+   */
+  publishId?: string
+  /**
+   * Append only if the task is running and its lease has run out (checked and applied
+   * atomically): how the server fails a task whose job stopped reporting.
+   */
+  ifLeaseExpired?: boolean
 }
+
+/**
+ * How many recent publish ids per task a store remembers to recognise a retried
+ * publish. A job retries one publish at a time, so a retry follows its first try
+ * within a few appends; the window leaves room for other publishers of the same task
+ * appending in between.
+ */
+export const PUBLISH_ID_WINDOW = 256
 
 export type CreateResult = { created: true; state: TaskState } | { created: false; state: TaskState }
 
 export type AppendResult =
-  | { ok: true; message: TaskMessage; state: TaskState }
+  /** Appended, or (`duplicate`) appended already by an earlier try with the same publish id. */
+  | { ok: true; message: TaskMessage; state: TaskState; duplicate?: true }
   /** The task already ended (`completed` or `error`): nothing was appended. */
   | { ok: false; reason: 'finished'; state: TaskState }
+  /**
+   * With `ifLeaseExpired`: the lease has not run out (it was renewed meanwhile), the
+   * task has no lease, or it does not exist (`state` null). Nothing was appended.
+   */
+  | { ok: false; reason: 'lease_active'; state: TaskState | null }
+
+export interface LeaseRenewal {
+  /** The new lease, in milliseconds from now. */
+  leaseMs: number
+  /** The task's time-to-live from now (a heartbeat keeps a running task alive). */
+  expireAfterMs: number
+}
 
 export interface HistoryRead {
   /** Held messages with `seq > since`, oldest first. */
@@ -119,6 +173,17 @@ export interface TaskStore {
    * not exist yet is allowed.
    */
   subscribe(taskId: string, listener: TaskListener): Promise<Unsubscribe>
+  /**
+   * Renews a running task's lease (the job API's `heartbeat`). Returns the state after
+   * it: a finished task is returned unchanged, an unknown one as `null`. Optional: a
+   * store without leases leaves it out, and the server then fails no task for silence.
+   */
+  renewLease?(taskId: string, renewal: LeaseRenewal): Promise<TaskState | null>
+  /**
+   * Up to `limit` ids of running tasks whose lease has run out, for the server to fail
+   * with `ifLeaseExpired`. Optional, with `renewLease`.
+   */
+  expiredLeases?(limit: number): Promise<string[]>
   health(): Promise<StoreHealth>
   /** Releases timers and connections. A server closes only a store it created itself. */
   close(): Promise<void>

@@ -19,6 +19,7 @@ import {
   type ServerMessage,
   type TaskMessage,
 } from '../src/protocol.js'
+import type { ConnectedFrame } from './capabilities.js'
 import type { TaskFanout, TaskSubscriber } from './fanout.js'
 import type { Logger } from './logger.js'
 import type { ClientConnection, ClientMessageHandler } from './options.js'
@@ -32,7 +33,11 @@ export interface ConnectionContext {
   allowUnknownTasks: boolean
   maxMessageBytes: number
   maxBufferedBytes: number
+  /** How long a socket on an unknown task waits for it (ms), or `false` for ever. */
+  unknownTaskTimeout: number | false
   onClientMessage: ClientMessageHandler | undefined
+  /** What `connected` announces (`serverCapabilities`), computed once per server. */
+  capabilities: string[]
   /** Counts frames for `stats()`. */
   counters: { sent: number; received: number }
 }
@@ -77,6 +82,8 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
   /** Replies to client frames that arrived before the connection went live (see `whenLive`). */
   private early: Array<() => void> = []
   private lastSentSeq = 0
+  /** Armed while the task is unknown; see `waitForUnknownTask`. */
+  private unknownTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor(
     private readonly socket: WebSocket,
@@ -125,14 +132,17 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
       this.close(CloseCode.TaskNotFound, `task ${this.taskId} not found`)
       return
     }
+    if (state === null) this.waitForUnknownTask()
 
-    const connected: ServerMessage = {
+    const connected: ConnectedFrame = {
       type: 'connected',
       project_id: this.taskId,
       timestamp: new Date().toISOString(),
       last_seq: state?.lastSeq ?? 0,
+      capabilities: this.context.capabilities,
     }
     if (state !== null) connected.status = state.status
+    if (state?.epoch !== undefined) connected.epoch = state.epoch
     this.sendFrame(JSON.stringify(connected))
     if (this.sinceProblem !== null) this.sendConnectionError('bad_request', this.sinceProblem)
 
@@ -155,6 +165,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
 
   /** Live messages from the fan-out. */
   deliver(message: TaskMessage, frame: Buffer): void {
+    this.stopWaitingForTask()
     if (this.phase === 'starting') this.pending.push(message)
     else if (this.phase === 'live') this.sendTask(message, frame)
   }
@@ -296,6 +307,34 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
     }
   }
 
+  /**
+   * A socket on a task nobody has created or published to is held for
+   * `unknownTaskTimeout` at most: otherwise sockets on made-up ids (which answer pings,
+   * so the heartbeat keeps them) would be held for ever. When the time is up and the
+   * store still does not know the task, the socket is closed with 4004.
+   */
+  private waitForUnknownTask(): void {
+    const timeout = this.context.unknownTaskTimeout
+    if (timeout === false) return
+    this.unknownTimer = setTimeout(() => {
+      this.unknownTimer = null
+      this.context.store.get(this.taskId).then(
+        (state) => {
+          if (state === null) this.close(CloseCode.TaskNotFound, `task ${this.taskId} not found: nothing published it for ${Math.round(timeout / 1000)} s`)
+        },
+        (error: unknown) => this.storeFailed(error),
+      )
+    }, timeout)
+    // Only bounds a socket's life; never the reason a process stays up.
+    this.unknownTimer.unref()
+  }
+
+  private stopWaitingForTask(): void {
+    if (this.unknownTimer === null) return
+    clearTimeout(this.unknownTimer)
+    this.unknownTimer = null
+  }
+
   private storeFailed(error: unknown): void {
     this.context.logger.error('task store failed while a client connected', {
       connection: this.id,
@@ -307,6 +346,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
 
   private onClosed(): void {
     this.phase = 'closed'
+    this.stopWaitingForTask()
     this.pending = []
     this.early = []
     this.context.fanout.leave(this.taskId, this)

@@ -1,11 +1,14 @@
 /**
- * The WebSocket endpoint: the upgrade (origin check, task-id check), the set of live
- * connections, the heartbeat, and the going-away shutdown.
+ * The WebSocket endpoint: the upgrade (origin check, per-address cap, task-id check,
+ * `authorize`), the set of live connections, the heartbeat, and the going-away
+ * shutdown.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCode, validateTaskId } from '../src/protocol.js'
+import { selectSubprotocol, streamToken, type AuthDecision } from './auth.js'
+import { serverCapabilities } from './capabilities.js'
 import type { TaskFanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import type { ResolvedServerOptions } from './options.js'
@@ -36,11 +39,22 @@ function parseSince(raw: string | null): { since: number | undefined; problem: s
   return { since, problem: null }
 }
 
+/** What the upgrade decided before the socket was accepted. */
+type Admission = AuthDecision | 'invalid_id' | 'error'
+
+/** Accepted and closed at once with a code the browser can read (it cannot read an HTTP status). */
+function refuseSocket(ws: WebSocket, code: number, reason: string): void {
+  ws.on('error', () => {})
+  ws.close(code, closeReason(reason))
+}
+
 export class StreamEndpoint {
   private readonly wss: WebSocketServer
   private readonly connections = new Set<StreamConnection>()
   private readonly heartbeat: Heartbeat | null
   private readonly context: ConnectionContext
+  /** Open sockets and pending upgrades per client address (`maxConnectionsPerAddress`). */
+  private readonly perAddress = new Map<string, number>()
   private nextId = 1
   private closing = false
 
@@ -56,6 +70,9 @@ export class StreamEndpoint {
       clientTracking: false,
       maxPayload: options.maxMessageBytes,
       perMessageDeflate: options.perMessageDeflate,
+      // `tabcast` when offered; never the `tabcast.bearer.<token>` entry, which the
+      // response would echo (and ws picks the first offered protocol by default).
+      handleProtocols: selectSubprotocol,
     })
     this.context = {
       store,
@@ -64,7 +81,9 @@ export class StreamEndpoint {
       allowUnknownTasks: options.allowUnknownTasks,
       maxMessageBytes: options.maxMessageBytes,
       maxBufferedBytes: options.maxBufferedBytes,
+      unknownTaskTimeout: options.unknownTaskTimeout,
       onClientMessage: options.onClientMessage,
+      capabilities: serverCapabilities({ auth: options.authorize !== null }),
       counters,
     }
     this.heartbeat =
@@ -90,10 +109,68 @@ export class StreamEndpoint {
       refuseUpgrade(socket, 503, 'the server is shutting down')
       return true
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.accept(ws, route.segment, target.query, origin, req.socket.remoteAddress)
-    })
+    const address = this.options.clientAddress(req) ?? 'unknown'
+    if (!this.reserve(address)) {
+      // Refused before the upgrade: an accepted socket would linger in its close
+      // handshake, uncounted, for up to 30 s. Clients retry a failed handshake with backoff.
+      const cap = String(this.options.maxConnectionsPerAddress)
+      this.options.logger.info('refused a stream: too many connections from one address', { cap })
+      refuseUpgrade(socket, 429, `too many connections from this address (at most ${cap})`)
+      return true
+    }
+    // The raw socket closes however the upgrade ends (accepted, refused, dropped).
+    socket.once('close', () => this.release(address))
+    // Node takes its own error listener off an upgraded socket; a reset while
+    // `authorize` runs must not become an uncaught 'error'.
+    socket.on('error', () => socket.destroy())
+    this.admit(route.segment, req)
+      .then((admission) => {
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          this.accept(ws, admission, route.segment, target.query, origin, req.socket.remoteAddress)
+        })
+      })
+      .catch((error: unknown) => {
+        this.options.logger.error('a stream upgrade failed', { error: error instanceof Error ? error.message : String(error) })
+        socket.destroy()
+      })
     return true
+  }
+
+  /**
+   * Decides before accepting: `authorize`, for a valid task id. The token is read here
+   * and goes nowhere but `authorize`.
+   */
+  private async admit(segment: TaskIdSegment, req: IncomingMessage): Promise<Admission> {
+    if (!segment.ok || validateTaskId(segment.taskId) !== null) return 'invalid_id'
+    const authorize = this.options.authorize
+    if (authorize === null) return 'allow'
+    try {
+      const origin = requestOrigin(req.headers) ?? null
+      const decision = await authorize({ action: 'stream', taskId: segment.taskId, token: streamToken(req.headers), origin, request: req })
+      if (decision === 'allow' || decision === 'unauthenticated' || decision === 'forbidden') return decision
+      throw new TypeError(`authorize returned ${JSON.stringify(decision)}; expected "allow", "unauthenticated" or "forbidden"`)
+    } catch (error) {
+      this.options.logger.error('authorize failed for a stream', {
+        task: segment.taskId,
+        error: error instanceof Error ? error.message : String(error),
+      })
+      return 'error'
+    }
+  }
+
+  private reserve(address: string): boolean {
+    const cap = this.options.maxConnectionsPerAddress
+    if (cap === false) return true
+    const count = this.perAddress.get(address) ?? 0
+    if (count >= cap) return false
+    this.perAddress.set(address, count + 1)
+    return true
+  }
+
+  private release(address: string): void {
+    const count = this.perAddress.get(address) ?? 0
+    if (count <= 1) this.perAddress.delete(address)
+    else this.perAddress.set(address, count - 1)
   }
 
   /** Connections per task id, and the total. */
@@ -130,22 +207,33 @@ export class StreamEndpoint {
 
   private accept(
     ws: WebSocket,
+    admission: Admission,
     segment: TaskIdSegment,
     query: URLSearchParams,
     origin: string | undefined,
     remoteAddress: string | undefined,
   ): void {
-    // The upgrade is accepted before an invalid id is refused: a browser cannot read
-    // the status of a failed handshake, but it can read a close code and reason.
+    // Refusals come after the upgrade is accepted: a browser cannot read the status of
+    // a failed handshake, but it can read a close code and reason.
     const problem = segment.ok ? validateTaskId(segment.taskId) : segment.error
     if (!segment.ok || problem !== null) {
-      ws.on('error', () => {})
-      ws.close(CloseCode.InvalidTaskId, closeReason(problem ?? 'invalid task id'))
+      refuseSocket(ws, CloseCode.InvalidTaskId, problem ?? 'invalid task id')
       return
     }
     if (this.closing) {
-      ws.on('error', () => {})
-      ws.close(CloseCode.GoingAway, 'server shutting down')
+      refuseSocket(ws, CloseCode.GoingAway, 'server shutting down')
+      return
+    }
+    if (admission === 'unauthenticated') {
+      refuseSocket(ws, CloseCode.Unauthenticated, 'a valid token is required (none was sent, or it is invalid or expired)')
+      return
+    }
+    if (admission === 'forbidden') {
+      refuseSocket(ws, CloseCode.Forbidden, `this token does not allow access to task ${segment.taskId}`)
+      return
+    }
+    if (admission === 'error') {
+      refuseSocket(ws, 1011, 'internal error')
       return
     }
     const { since, problem: sinceProblem } = parseSince(query.get('since'))

@@ -23,6 +23,8 @@ export type {
   TaskStats,
   TaskStatus,
 } from './types.js'
+// Once-handlers: `client.once`, `onCompletedOnce`, `onErrorOnce`.
+export type { OnceEventName, OnceOptions, OnceOutcome } from './once-types.js'
 
 // Options: the defaults, how values are resolved and merged, the idle snapshot.
 export { DEFAULT_OPTIONS, initialSnapshot, mergeOptions, resolveOptions } from './options.js'

@@ -136,6 +136,13 @@ export const CloseCode = {
   TryAgainLater: 1013,
   /** The task id in the URL is not valid: do not retry. */
   InvalidTaskId: 4000,
+  /**
+   * No token, or an expired or invalid one: ask for a fresh token and retry once at
+   * once, then with backoff.
+   */
+  Unauthenticated: 4401,
+  /** The token is valid but does not allow this task: do not retry. */
+  Forbidden: 4403,
   /** The server does not know this task and will not wait for it: do not retry. */
   TaskNotFound: 4004,
   /** The client sent messages faster than the server allows: retry with backoff. */
@@ -149,7 +156,12 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
  * here (including 1006, an abnormal drop) is retried with backoff.
  */
 export function isFatalCloseCode(code: number): boolean {
-  return code === CloseCode.PolicyViolation || code === CloseCode.InvalidTaskId || code === CloseCode.TaskNotFound
+  return (
+    code === CloseCode.PolicyViolation ||
+    code === CloseCode.InvalidTaskId ||
+    code === CloseCode.TaskNotFound ||
+    code === CloseCode.Forbidden
+  )
 }
 
 /** Task ids: 1–128 characters from `A–Z a–z 0–9 _ - . : ~`, not starting with a dot. */

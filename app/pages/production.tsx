@@ -7,9 +7,10 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react'
 import type { JsonRecord } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
-import { backendFromSearch, createDemoTask, pacingFromSearch } from '../backend.js'
+import { backendFromSearch, createDemoTask, pacingFromSearch, taskIdProblem } from '../backend.js'
+import { NotificationToggle, notifyAudioReady } from '../components/desktop-notification.js'
 import { displayValue, formatDuration, formatFraction, prettyJson } from '../format.js'
-import { Link, useSearch } from '../router.js'
+import { Link, replaceQuery, useSearch, withBackendParam } from '../router.js'
 
 const SAMPLE_SCRIPT = `안녕하세요, OmniVibe Pro 스튜디오입니다.
 오늘은 하나의 WebSocket으로 여러 탭의 진행률을 동시에 보여 주는 방법을 소개합니다.
@@ -26,12 +27,23 @@ type VoiceId = (typeof VOICES)[number]['id']
 
 /** About eight seconds: long enough to watch, short enough to wait for. */
 const STUDIO_PACING = { steps: 16, stepMs: 500 }
-/** Where the simulated provider outage hits. */
-const FAIL_AT = 0.5
 /** Provider attempts that fail (and are retried) in the "flaky provider" mode; the 3rd succeeds. */
 const FLAKY_ATTEMPTS = 2
 
 type Step = 'writer' | 'director'
+
+/**
+ * Where the simulated provider outage hits: about half way, at a step the bar shows.
+ * The demo job fails at the first step whose fraction reaches `failAt` without
+ * reporting that step, so aiming between step k and k + 1 leaves the bar at step k,
+ * the percentage the checkbox promises.
+ */
+function failurePoint(steps: number): { failAt: number; percent: number } {
+  if (steps < 2) return { failAt: 0, percent: 0 }
+  const k = Math.min(steps - 1, Math.max(1, Math.round(steps / 2)))
+  // The same flooring as the bar's whole percent.
+  return { failAt: (k + 0.5) / steps, percent: Math.floor((k / steps) * 100 + 1e-6) }
+}
 
 type Generation =
   | { state: 'idle' }
@@ -43,18 +55,25 @@ type Generation =
 export function ProductionPage(): ReactNode {
   const search = useSearch()
   const backendUrl = backendFromSearch(search)
-  const [step, setStep] = useState<Step>('writer')
+  // `?taskId=` follows a task already started, e.g. in another studio tab.
+  const [initialTask] = useState(() => {
+    const taskId = new URLSearchParams(search).get('taskId')?.trim() ?? ''
+    return taskId !== '' && taskIdProblem(taskId) === null ? taskId : null
+  })
+  const [step, setStep] = useState<Step>(initialTask === null ? 'writer' : 'director')
   const [script, setScript] = useState(SAMPLE_SCRIPT)
   const [voice, setVoice] = useState<VoiceId>('minji')
   const [speed, setSpeed] = useState(1)
   const [simulateFailure, setSimulateFailure] = useState(false)
   const [flakyProvider, setFlakyProvider] = useState(false)
-  const [generation, setGeneration] = useState<Generation>({ state: 'idle' })
+  const [generation, setGeneration] = useState<Generation>(initialTask === null ? { state: 'idle' } : { state: 'running', taskId: initialTask })
   const request = useRef<AbortController | null>(null)
   useEffect(() => () => request.current?.abort(), [])
 
   const trimmed = script.trim()
   const busy = generation.state === 'creating' || generation.state === 'running'
+  const pacing = pacingFromSearch(search, STUDIO_PACING)
+  const failure = failurePoint(pacing.steps)
 
   const generate = async (): Promise<void> => {
     request.current?.abort()
@@ -66,13 +85,19 @@ export function ProductionPage(): ReactNode {
         backendUrl,
         {
           script: trimmed,
-          ...pacingFromSearch(window.location.search, STUDIO_PACING),
-          ...(simulateFailure ? { failAt: FAIL_AT } : {}),
+          ...pacing,
+          ...(simulateFailure ? { failAt: failure.failAt } : {}),
           ...(flakyProvider ? { failAttempts: FLAKY_ATTEMPTS } : {}),
         },
         abort.signal,
       )
-      if (request.current === abort) setGeneration({ state: 'running', taskId: created.projectId })
+      if (request.current === abort) {
+        setGeneration({ state: 'running', taskId: created.projectId })
+        // The address names the task, so another studio tab opened on it follows it too.
+        const params = new URLSearchParams(window.location.search)
+        params.set('taskId', created.projectId)
+        replaceQuery(params)
+      }
     } catch (error) {
       if (!abort.signal.aborted) {
         setGeneration({ state: 'failed', taskId: null, error: error instanceof Error ? error.message : String(error) })
@@ -89,11 +114,21 @@ export function ProductionPage(): ReactNode {
   }
 
   const taskId = generation.state === 'running' || generation.state === 'completed' || generation.state === 'failed' ? generation.taskId : null
+  // The third step is the audio task itself: current while it is created and runs.
+  const audioStep =
+    step !== 'director' || generation.state === 'idle'
+      ? ''
+      : generation.state === 'completed'
+        ? 'is-done'
+        : generation.state === 'failed'
+          ? 'is-failed'
+          : 'is-current'
+  const directorStep = step !== 'director' ? '' : audioStep === '' || audioStep === 'is-failed' ? 'is-current' : 'is-done'
 
   return (
     <div className="page page--production">
       <header className="page-header">
-        <p className="eyebrow">Studio · DirectorPanel</p>
+        <p className="eyebrow">스튜디오 · Studio</p>
         <h1>오디오 제작 스튜디오</h1>
         <p className="lead">
           Writer 단계에서 스크립트를 작성하고, Director 단계에서 &ldquo;Zero-Fault 오디오 생성&rdquo;을 누르면 ProgressBar가 오디오 작업을
@@ -106,10 +141,10 @@ export function ProductionPage(): ReactNode {
         <li className={step === 'writer' ? 'is-current' : 'is-done'} aria-current={step === 'writer' ? 'step' : undefined}>
           <span className="stepper__n">1</span> Writer
         </li>
-        <li className={step === 'director' ? 'is-current' : ''} aria-current={step === 'director' ? 'step' : undefined}>
+        <li className={directorStep} aria-current={directorStep === 'is-current' ? 'step' : undefined} data-testid="step-director">
           <span className="stepper__n">2</span> Director
         </li>
-        <li className={generation.state === 'completed' ? 'is-done' : ''}>
+        <li className={audioStep} aria-current={audioStep === 'is-current' ? 'step' : undefined} data-testid="step-audio">
           <span className="stepper__n">3</span> Audio
         </li>
       </ol>
@@ -188,7 +223,8 @@ export function ProductionPage(): ReactNode {
                   onChange={(event) => setSimulateFailure(event.target.checked)}
                 />
                 <span>
-                  API 장애 시뮬레이션 · <em>simulate an API failure</em> (the provider fails for good at {FAIL_AT * 100} %)
+                  API 장애 시뮬레이션 · <em>simulate an API failure</em> (the provider fails for good at{' '}
+                  <span data-testid="fail-percent">{failure.percent}</span>&nbsp;%)
                 </span>
               </label>
               <label className="check">
@@ -220,12 +256,17 @@ export function ProductionPage(): ReactNode {
             <span className="muted small">
               Backend <code>{backendUrl}</code>
             </span>
+            <NotificationToggle />
           </div>
 
           {taskId !== null ? (
             <div className="generation" data-testid="audio-task" data-task-id={taskId} data-state={generation.state}>
               <p className="muted small">
                 Task <span className="mono">{taskId}</span> ·{' '}
+                <a href={withBackendParam(`/production?taskId=${encodeURIComponent(taskId)}`)} target="_blank" rel="noopener" data-testid="open-studio-tab">
+                  another studio tab ↗
+                </a>{' '}
+                ·{' '}
                 <Link to={`/test-websocket?taskId=${encodeURIComponent(taskId)}`} target="_blank" rel="noopener">
                   open in the test page ↗
                 </Link>
@@ -235,7 +276,10 @@ export function ProductionPage(): ReactNode {
                 projectId={taskId}
                 backendUrl={backendUrl}
                 showConnectionStatus={true}
+                locale="ko"
                 onCompleted={(result) => handleAudioCompleted(taskId, result)}
+                // Every studio tab updates its own view; the desktop notification is shown by one tab only.
+                onCompletedOnce={(result) => notifyAudioReady(taskId, result)}
                 onError={(error) => handleAudioError(taskId, error)}
               />
             </div>
@@ -244,10 +288,18 @@ export function ProductionPage(): ReactNode {
           {generation.state === 'completed' ? <AudioResult result={generation.result} /> : null}
 
           {generation.state === 'failed' ? (
-            <div className="notice notice--error failure" role="alert" data-testid="audio-error">
-              <p>
-                <strong>오디오 생성 실패</strong>: {generation.error}
-              </p>
+            // A task's failure is already in the bar's alert: here only what to do about it.
+            // A task that could not even be created has no bar, so its error shows here.
+            <div
+              className={generation.taskId === null ? 'notice notice--error failure' : 'failure'}
+              {...(generation.taskId === null ? { role: 'alert' } : {})}
+              data-testid="audio-error"
+            >
+              {generation.taskId === null ? (
+                <p>
+                  <strong>오디오 생성 실패</strong>: {generation.error}
+                </p>
+              ) : null}
               <button type="button" className="button" data-testid="retry" onClick={() => void generate()}>
                 다시 시도 · Retry
               </button>

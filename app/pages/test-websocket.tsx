@@ -9,6 +9,7 @@ import { DEFAULT_BACKEND_URL, DEFAULT_OPTIONS, type JsonRecord, type TaskOptions
 import { ProgressBar } from 'tabcast/react'
 import { backendFromSearch, backendProblem, createDemoTask, isConflict, pacingFromSearch, taskIdProblem } from '../backend.js'
 import { Inspector } from '../components/inspector.js'
+import { OncePanel } from '../components/once-panel.js'
 import { prettyJson } from '../format.js'
 import { Link, navigate, useSearch } from '../router.js'
 
@@ -40,6 +41,12 @@ function taskOptionsFromSearch(search: string): TaskOptions {
     if (typeof fallback === 'boolean' && (raw === 'true' || raw === 'false')) options[name] = raw === 'true'
   }
   return options as TaskOptions
+}
+
+/** The once-handler's options: the bar's, plus `?onceAckTimeout=` (ms) to try the broker's failover deadline. */
+function onceOptionsFromSearch(search: string, backendUrl: string): TaskOptions & { ackTimeout?: number } {
+  const raw = Number(new URLSearchParams(search).get('onceAckTimeout') ?? NaN)
+  return { ...taskOptionsFromSearch(search), backendUrl, ...(Number.isFinite(raw) && raw > 0 ? { ackTimeout: raw } : {}) }
 }
 
 /** The task the address asks to follow, if it names a valid one. */
@@ -265,6 +272,7 @@ export function TestWebSocketPage(): ReactNode {
                 projectId={followed.taskId}
                 backendUrl={followed.backendUrl}
                 showConnectionStatus={true}
+                locale="ko"
                 onCompleted={(result) => setOutcome({ kind: 'completed', result })}
                 onError={(error) => setOutcome({ kind: 'failed', error })}
               />
@@ -275,14 +283,16 @@ export function TestWebSocketPage(): ReactNode {
               </p>
               {outcome?.kind === 'completed' ? (
                 <div className="result">
-                  <h3>작업 완료 결과 (result)</h3>
+                  <h3>onCompleted 결과 (result)</h3>
                   <pre data-testid="result">{prettyJson(outcome.result)}</pre>
                 </div>
               ) : null}
+              {/* The bar's alert already says the task failed; this shows what onError received. */}
               {outcome?.kind === 'failed' ? (
-                <p className="notice notice--error" data-testid="task-error">
-                  작업 실패: {outcome.error}
-                </p>
+                <div className="result result--error">
+                  <h3>onError 콜백 (error)</h3>
+                  <pre data-testid="task-error">{prettyJson(outcome.error)}</pre>
+                </div>
               ) : null}
             </section>
           ) : (
@@ -294,7 +304,7 @@ export function TestWebSocketPage(): ReactNode {
           )}
         </div>
 
-        <Inspector />
+        <Inspector>{followed ? <OncePanel key={`${followed.backendUrl} ${followed.taskId} ${run}`} taskId={followed.taskId} options={onceOptionsFromSearch(search, followed.backendUrl)} /> : null}</Inspector>
       </div>
 
       <Explanations />
@@ -315,8 +325,8 @@ function Explanations(): ReactNode {
             <strong>실시간 진행률 추적</strong>: WebSocket을 통한 서버-클라이언트 양방향 통신. <em>Live progress over WebSocket.</em>
           </li>
           <li>
-            <strong>자동 재연결</strong>: Exponential backoff — <code>delay = min(1000 · 2^attempt, 30000)</code>, 1초 · 2초 · 4초 · 8초 ·
-            16초, 최대 5회. <em>Reconnects with backoff.</em>
+            <strong>자동 재연결</strong>: Exponential backoff — <code>delay = min(1000 · 2^(n−1), 30000)</code> (n번째 시도), 1초 · 2초 · 4초 ·
+            8초 · 16초, 최대 5회. <em>Reconnects with backoff.</em>
           </li>
           <li>
             <strong>폴링 Fallback</strong>: WebSocket 실패 시 2초마다 HTTP 폴링으로 자동 전환, UI에 &ldquo;폴링 모드&rdquo; 표시, 작업

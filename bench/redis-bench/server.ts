@@ -71,6 +71,8 @@ serveRequests({
     server = createTabcastServer({
       logger: silentLogger,
       demo: false,
+      // Every benchmark subscriber connects from 127.0.0.1.
+      maxConnectionsPerAddress: false,
       ...(args.redis === undefined ? {} : { redis: { url: args.redis.url, keyPrefix: args.redis.keyPrefix } }),
     })
     const address = await server.listen(0, '127.0.0.1')

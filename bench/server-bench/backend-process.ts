@@ -55,6 +55,8 @@ serveRequests({
     server = createTabcastServer({
       logger: silentLogger,
       demo: false,
+      // Every benchmark subscriber connects from 127.0.0.1.
+      maxConnectionsPerAddress: false,
       // Subscribers never write, so the limit never matters; it stays on as in production.
       compression: args.compression === false ? false : { threshold: args.compression.threshold },
     })

@@ -20,6 +20,7 @@ import type { BrokerStats, SubscribeOptions, TabStats, TaskOptions, TaskSnapshot
 import type { Broker } from './broker.js'
 import { FRAME_MS, isUrgentChange } from './delivery.js'
 import type { Clock, TimerHandle } from './env.js'
+import { OnceHost } from './once-host.js'
 import { Outbox } from './outbox.js'
 import { isAck, isTabReply, type Hello, type HostToTab, type TabRequestName, type TabRequests } from './session-protocol.js'
 import type { SendResult } from './task-channel.js'
@@ -250,6 +251,8 @@ export class TabSession {
 export class TabHub {
   readonly broker: Broker
   readonly clock: Clock
+  /** Once-handlers of this host's tabs: which tab runs a task's terminal side effect. */
+  readonly once: OnceHost
   private readonly sessions = new Set<TabSession>()
   private readonly watch: TabWatcher | null
   private readonly stopSignals: () => void
@@ -259,6 +262,7 @@ export class TabHub {
     this.broker = broker
     this.watch = watch
     this.clock = broker.env.clock
+    this.once = new OnceHost(broker)
     // Environment signals reach every host here, whichever global fired them.
     this.stopSignals = broker.env.signals((signal) => {
       if (signal === 'online') broker.online()
@@ -285,16 +289,23 @@ export class TabHub {
 
   forget(session: TabSession): void {
     this.sessions.delete(session)
+    this.once.release(session)
   }
 
   stats(): BrokerStats {
     const tabDetails = [...this.sessions].map((session) => session.stats())
-    return { ...this.broker.stats(), tabs: tabDetails.length, tabDetails }
+    const core = this.broker.stats()
+    // `subscribers` counts the tabs' subscriptions; the host's own following of a task for
+    // its once-handlers is not one of them.
+    const watched = this.once.watchedTasks()
+    const tasks = core.tasks.map((task) => (watched.has(task.key) ? { ...task, subscribers: Math.max(0, task.subscribers - 1) } : task))
+    return { ...core, tasks, tabs: tabDetails.length, tabDetails }
   }
 
   /** The host stops: every tab is released, every connection closed, no more signals. */
   close(): void {
     for (const session of [...this.sessions]) session.release()
+    this.once.close()
     this.stopSignals()
     this.broker.close()
   }

@@ -23,7 +23,7 @@ export interface ProgressBarLabels {
   reconnecting: string
   /** Connection state `polling`: reconnects were exhausted, the status endpoint is polled. */
   polling: string
-  /** Connection state `closed`: nothing is being followed any more. */
+  /** Connection state `closed` of an unfinished task (a finished task shows only its outcome). */
   closed: string
   /** Task status `idle`: nothing is known about the task yet. */
   waiting: string

@@ -47,6 +47,18 @@ export interface ProgressBarProps extends TaskOptions {
    */
   onError?(error: string): void
   /**
+   * Called when the task has completed, in exactly one tab of this browser however
+   * many show it (for a notification, a download). See `useWebSocket`'s `onCompletedOnce`.
+   * @default undefined
+   */
+  onCompletedOnce?(result: JsonRecord): void
+  /**
+   * Called when the task has failed, in exactly one tab of this browser. See
+   * `useWebSocket`'s `onErrorOnce`.
+   * @default undefined
+   */
+  onErrorOnce?(error: string): void
+  /**
    * Extra class names for the root element (which always has `tabcast-progress`).
    * @default undefined
    */
@@ -117,7 +129,9 @@ export function ProgressBar(props: ProgressBarProps): ReactNode {
       {/* Present from the start: a live region only announces changes to content it
           already had in the tree. */}
       <div className="tabcast-progress__live" role="status" aria-live="polite">
-        {showConnectionStatus ? (
+        {/* A finished task's socket is closed on purpose: "Disconnected" beside
+            "Completed" would read as a fault, so the outcome stands alone. */}
+        {showConnectionStatus && !(task.connection === 'closed' && (task.status === 'completed' || task.status === 'failed')) ? (
           <span className="tabcast-progress__connection">
             <span className="tabcast-progress__dot" aria-hidden="true" />
             {connectionText(task, labels)}

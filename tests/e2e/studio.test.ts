@@ -7,7 +7,7 @@
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { setUpE2eEnvironment } from './support/environment.js'
-import { expectEveryTab } from './support/tabs.js'
+import { expectEveryTab, readBar } from './support/tabs.js'
 
 const env = setUpE2eEnvironment()
 
@@ -49,14 +49,19 @@ describe('studio flow (/production)', () => {
     await page.click('[data-testid=generate-audio]')
     await page.getByTestId('audio-task').waitFor()
     const taskId = await currentTaskId(page)
-    // Progress shows while the job runs (watched in the page, so no step is missed between polls).
+    // Progress shows while the job runs, with "3 Audio" as the current step (watched in
+    // the page, so no step is missed between polls).
     await page.waitForFunction(() => {
       const root = document.querySelector('[data-testid=audio-task] .tabcast-progress')
       const now = Number(root?.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow'))
-      return root?.getAttribute('data-status') === 'running' && now > 0 && now < 100
+      const audioStep = document.querySelector('[data-testid=step-audio]')?.getAttribute('aria-current')
+      return root?.getAttribute('data-status') === 'running' && now > 0 && now < 100 && audioStep === 'step'
     }, undefined, { polling: 25 })
     await page.getByTestId('audio-result').waitFor({ timeout: 15_000 })
     await expectEveryTab([page], { status: 'completed', percent: 100, alert: '' })
+    expect(await page.getByTestId('step-audio').getAttribute('class')).toBe('is-done')
+    // The page is Korean on purpose, whatever the browser's language (English here).
+    expect(await page.locator('.tabcast-progress__completed').textContent()).toBe('작업 완료')
 
     const fields = await resultFields(page)
     expect(fields['audio_id']).toMatch(/^audio_\d+$/)
@@ -78,9 +83,16 @@ describe('studio flow (/production)', () => {
 
     const failure = page.getByTestId('audio-error')
     await failure.waitFor({ timeout: 15_000 })
-    expect(await failure.getAttribute('role')).toBe('alert')
-    expect(await failure.textContent()).toContain('ElevenLabs API 호출 실패')
-    await expectEveryTab([page], { status: 'failed', alert: expect.stringContaining('ElevenLabs API 호출 실패') })
+    // The error is said once, by the bar's alert, in Korean; the panel below offers the retry.
+    await expectEveryTab([page], { status: 'failed', alert: '작업 실패: ElevenLabs API 호출 실패' })
+    expect(await failure.getAttribute('role')).toBeNull()
+    expect(await failure.textContent()).not.toContain('ElevenLabs API 호출 실패')
+    expect(await page.locator('main').textContent()).toContain('ElevenLabs API 호출 실패')
+    // The bar stops where the failure option says the provider fails.
+    const promised = Number(await page.getByTestId('fail-percent').textContent())
+    expect(promised).toBe(50)
+    expect((await readBar(page))?.percent).toBe(promised)
+    expect(await page.getByTestId('step-audio').getAttribute('class')).toBe('is-failed')
     expect((await env.backend.server.getTask(failedTask))?.status).toBe('failed')
 
     await page.uncheck('input[name=simulateFailure]')

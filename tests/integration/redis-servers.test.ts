@@ -5,11 +5,12 @@
  * would, so nothing passes between them except through Redis.
  */
 import { spawn } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Redis } from 'ioredis'
 import { CloseCode, type TaskMessage } from 'tabcast'
-import { TaskStoreUnavailableError } from 'tabcast/server'
+import { TaskStoreUnavailableError, type TabcastServerOptions } from 'tabcast/server'
 import { adminClient, connectionsByName, eventually, uniquePrefix } from '../support/redis-helpers.js'
 import { findRedisServer, RedisServer } from '../support/redis-server.js'
 import { connect, startServer, taskMessages, TestClient, type RunningServer } from './server-helpers.js'
@@ -37,9 +38,9 @@ async function healthy(server: Pick<RunningServer, 'http'>): Promise<boolean> {
 }
 
 /** Two servers on one Redis, both healthy. */
-async function pair(url: string, name: string): Promise<Pair> {
+async function pair(url: string, name: string, options: TabcastServerOptions = {}): Promise<Pair> {
   const redis = { url, keyPrefix: uniquePrefix(name), maxReconnectDelay: 100 }
-  const [a, b] = await Promise.all([startServer({ redis, demo: false }), startServer({ redis, demo: false })])
+  const [a, b] = await Promise.all([startServer({ redis, demo: false, ...options }), startServer({ redis, demo: false, ...options })])
   running.push(a, b)
   await eventually(async () => (await healthy(a)) && (await healthy(b)), 'both servers reach Redis')
   return { a, b }
@@ -148,8 +149,23 @@ describe.skipIf(binary === null)('two server processes on one Redis', () => {
 
     const missing = await Promise.all([getJson(a.statusUrl('nobody')), getJson(b.statusUrl('nobody'))])
     expect(missing.map((response) => response.status)).toEqual([404, 404])
-    const health = await getJson(`${b.http}/healthz`)
-    expect(health).toMatchObject({ status: 200, body: { ok: true, store: { ok: true, kind: 'redis' } } })
+    // /healthz says only ok by default; the store's own report has the details.
+    expect(await getJson(`${b.http}/healthz`)).toEqual({ status: 200, body: { ok: true } })
+    expect(await b.server.store.health()).toMatchObject({ ok: true, kind: 'redis' })
+  })
+
+  it('gives both processes the same epoch for a task, on connected and in the status', async () => {
+    const { a, b } = await pair(redis.url, 'epoch')
+    await a.server.createTask({ taskId: 'numbered' })
+    const epoch = (await getJson(a.statusUrl('numbered'))).body['epoch']
+    expect(epoch).toMatch(/^[A-Za-z0-9._-]{1,64}$/)
+    expect((await getJson(b.statusUrl('numbered'))).body['epoch']).toBe(epoch)
+    const client = new TestClient(b.streamUrl('numbered'))
+    clients.push(client)
+    const frame = new Promise<Record<string, unknown>>((resolve) => {
+      client.socket.once('message', (data: Buffer) => resolve(JSON.parse(data.toString()) as Record<string, unknown>))
+    })
+    expect(await frame).toMatchObject({ type: 'connected', epoch, capabilities: ['pong', 'seq', 'since', 'epoch'] })
   })
 
   it('works with a separate process started by the CLI with --redis-url', async () => {
@@ -219,7 +235,7 @@ describe.skipIf(binary === null)('a process started while Redis is away', () => 
     const redis = await RedisServer.start()
     try {
       await redis.kill()
-      const server = await startServer({ redis: { url: redis.url, keyPrefix: uniquePrefix('late'), maxReconnectDelay: 100 }, demo: false })
+      const server = await startServer({ redis: { url: redis.url, keyPrefix: uniquePrefix('late'), maxReconnectDelay: 100 }, demo: false, publishRetryFor: 0 })
       running.push(server)
       expect((await getJson(`${server.http}/healthz`)).status).toBe(503)
       await expect(server.server.createTask({ taskId: 'early' })).rejects.toBeInstanceOf(TaskStoreUnavailableError)
@@ -253,7 +269,8 @@ describe.skipIf(binary === null)('Redis restarted in the middle of a task', () =
   })
 
   it('keeps clients connected, refuses publishes while Redis is away, and completes the task for every client with nothing lost', async () => {
-    const { a, b } = await pair(redis.url, 'restart')
+    // Without retries, to see the store's own refusals (retries are tested below).
+    const { a, b } = await pair(redis.url, 'restart', { publishRetryFor: 0 })
     const followers = await Promise.all([follow(b.streamUrl('long-job')), follow(b.streamUrl('long-job')), follow(a.streamUrl('long-job'))])
     await a.server.createTask({ taskId: 'long-job', taskName: '오디오 생성' })
     for (let step = 1; step <= 10; step += 1) await a.server.progress('long-job', step / 30, `before ${step}`)
@@ -261,9 +278,10 @@ describe.skipIf(binary === null)('Redis restarted in the middle of a task', () =
 
     await redis.kill()
     await eventually(async () => !(await healthy(a)) && !(await healthy(b)), 'both servers report Redis down')
-    const health = await getJson(`${b.http}/healthz`)
-    expect(health).toMatchObject({ status: 503, body: { ok: false, store: { ok: false, kind: 'redis' } } })
-    expect(String((health.body['store'] as { detail: string }).detail)).toMatch(/unreachable/)
+    expect(await getJson(`${b.http}/healthz`)).toEqual({ status: 503, body: { ok: false } })
+    const health = await b.server.store.health()
+    expect(health).toMatchObject({ ok: false, kind: 'redis' })
+    expect(String(health.detail)).toMatch(/unreachable/)
 
     // Publishing fails loudly, on either process; nothing is queued behind the job's back.
     const refused = a.server.progress('long-job', 0.5, 'while Redis is down')
@@ -307,7 +325,7 @@ describe.skipIf(binary === null)('Redis restarted in the middle of a task', () =
   })
 
   it('loses no accepted message when Redis is killed in the middle of a stream of publishes', async () => {
-    const { a, b } = await pair(redis.url, 'crash')
+    const { a, b } = await pair(redis.url, 'crash', { publishRetryFor: 0 })
     const follower = await follow(b.streamUrl('crashing'))
     const accepted: number[] = []
     let failure: unknown = null
@@ -334,5 +352,88 @@ describe.skipIf(binary === null)('Redis restarted in the middle of a task', () =
     expect(delivered).toEqual(range(1, last.seq ?? 0))
     for (const seq of accepted) expect(delivered).toContain(seq)
     expect(accepted.length).toBeGreaterThanOrEqual(25)
+  })
+
+  it('completes a task through a one-second Redis outage for clients of both processes: publishes are retried, none applied twice', async () => {
+    const { a, b } = await pair(redis.url, 'outage')
+    const followers = await Promise.all([follow(a.streamUrl('through')), follow(b.streamUrl('through')), follow(b.streamUrl('through'))])
+    await a.server.createTask({ taskId: 'through', taskName: '오디오 생성' })
+    const steps = 39
+    const job = (async () => {
+      for (let step = 1; step <= steps; step += 1) {
+        await a.server.progress('through', step / (steps + 1), `step ${step}`)
+        await sleep(10)
+      }
+      return a.server.complete('through', { audio_id: 'audio_1' })
+    })()
+    await Promise.all(followers.map((client) => client.untilSeq(10)))
+    await redis.kill()
+    // The outage the job lives through (not an assertion: the job retries for up to 15 s).
+    await sleep(1000)
+    await redis.restart()
+    const last = await job
+    expect(last.seq).toBe(steps + 1)
+
+    const expected = [...Array.from({ length: steps }, (_, i) => `step ${i + 1}`), undefined]
+    for (const client of followers) {
+      await client.untilSeq(steps + 1)
+      const messages = taskMessages(client.messages)
+      expect(seqs(messages)).toEqual(range(1, steps + 1))
+      expect(messages.map((message) => message.message)).toEqual(expected)
+      expect(messages[steps]).toMatchObject({ type: 'completed', result: { audio_id: 'audio_1' } })
+    }
+    const [fromA, fromB] = await Promise.all([getJson(a.statusUrl('through')), getJson(b.statusUrl('through'))])
+    expect(fromA).toMatchObject({ status: 200, body: { status: 'completed', seq: steps + 1 } })
+    expect(fromB).toEqual(fromA)
+  })
+
+  it('fails the task of a process killed mid-job when its lease runs out; the other processes serve the failure', async () => {
+    const keyPrefix = uniquePrefix('killed')
+    const options = { redis: { url: redis.url, keyPrefix, maxReconnectDelay: 100 }, demo: false, staleAfter: 500 }
+    const [b, c] = await Promise.all([startServer(options), startServer(options)])
+    running.push(b, c)
+    await eventually(async () => (await healthy(b)) && (await healthy(c)), 'both servers reach Redis')
+    const watchers = await Promise.all([follow(b.streamUrl('orphan')), follow(c.streamUrl('orphan'))])
+
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const child = spawn(process.execPath, ['--import', 'tsx', 'tests/support/redis-job-process.ts', redis.url, keyPrefix, 'orphan', '500'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<void>((done) => child.once('exit', () => done()))
+    try {
+      let output = ''
+      child.stderr.on('data', (chunk: Buffer) => {
+        output += chunk.toString()
+      })
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString()
+          if (output.includes('published')) resolve()
+        })
+        child.once('exit', (code) => reject(new Error(`the job process exited with ${String(code)}:\n${output}`)))
+      })
+      await Promise.all(watchers.map((client) => client.untilSeq(1)))
+    } finally {
+      // Killed mid-job: no goodbye, no failure of its own.
+      if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
+      await exited
+    }
+
+    for (const client of watchers) {
+      await client.untilSeq(2)
+      const messages = taskMessages(client.messages)
+      expect(seqs(messages)).toEqual([1, 2])
+      expect(messages[1]).toMatchObject({
+        type: 'error',
+        project_id: 'orphan',
+        task_name: '오디오 생성',
+        error: 'the job stopped reporting (no update for 0.5 s)',
+        details: { code: 'job_stale' },
+      })
+    }
+    const [fromB, fromC] = await Promise.all([getJson(b.statusUrl('orphan')), getJson(c.statusUrl('orphan'))])
+    expect(fromB).toMatchObject({ status: 200, body: { status: 'failed', progress: 0.3, seq: 2, details: { code: 'job_stale' } } })
+    expect(fromC).toEqual(fromB)
   })
 })

@@ -138,6 +138,76 @@ describe.skipIf(binary === null)('redis store', () => {
     })
   })
 
+  it('keeps an epoch with the task, the same for every process, and a new one when the record is created again', async () => {
+    const prefix = uniquePrefix('epoch')
+    const [a, b] = [await open(prefix), await open(prefix)]
+    const created = await a.create('numbered', {}, { expireAfterMs: HOUR })
+    const epoch = created.state.epoch
+    expect(epoch).toMatch(/^[A-Za-z0-9._-]{1,64}$/)
+    const appended = await b.append('numbered', { type: 'progress', progress: 0.5 }, append)
+    expect(appended).toMatchObject({ ok: true, state: { epoch, lastSeq: 1 } })
+    expect((await b.get('numbered'))?.epoch).toBe(epoch)
+    // The record is lost (an eviction, a Redis restart without persistence): the next
+    // publish starts a new numbering, under a new epoch.
+    await admin.del(`${prefix}:task:{numbered}:state`)
+    const reborn = await a.append('numbered', { type: 'progress', progress: 0.1 }, append)
+    expect(reborn).toMatchObject({ ok: true, message: { seq: 1 } })
+    expect(reborn.ok && reborn.state.epoch).toMatch(/^[A-Za-z0-9._-]{1,64}$/)
+    expect(reborn.ok && reborn.state.epoch).not.toBe(epoch)
+  })
+
+  it('applies a publish id once, from any process, and answers a repeat with the first message', async () => {
+    const prefix = uniquePrefix('pubid')
+    const [a, b] = [await open(prefix), await open(prefix)]
+    const first = await a.append('once', { type: 'progress', progress: 0.5, message: 'half' }, { ...append, publishId: 'p-1' })
+    await a.append('once', { type: 'progress', progress: 0.6, message: 'other' }, { ...append, publishId: 'p-2' })
+    const repeat = await b.append('once', { type: 'progress', progress: 0.5, message: 'half' }, { ...append, publishId: 'p-1' })
+    expect(repeat).toMatchObject({ ok: true, duplicate: true, message: { seq: 1, message: 'half' }, state: { lastSeq: 2 } })
+    expect(first.ok && repeat.ok && repeat.message).toEqual(first.ok && first.message)
+    const done = await a.append('once', { type: 'completed', result: { audio_id: 'a' } }, { ...append, publishId: 'p-3' })
+    // A retried `complete` whose first try ended the task is the same success, not "finished".
+    expect(await b.append('once', { type: 'completed', result: { audio_id: 'a' } }, { ...append, publishId: 'p-3' })).toMatchObject({
+      ok: true,
+      duplicate: true,
+      message: { seq: 3, type: 'completed' },
+    })
+    expect(done).toMatchObject({ ok: true, message: { seq: 3 } })
+    expect((await a.readSince('once', 0)).messages.map((message) => message.seq)).toEqual([1, 2, 3])
+  })
+
+  it('keeps leases on Redis time: renewed by publishes and renewLease, found when expired, and failed by exactly one process', async () => {
+    const prefix = uniquePrefix('lease')
+    const [a, b, c] = [await open(prefix), await open(prefix), await open(prefix)]
+    const created = await a.create('leased', {}, { expireAfterMs: HOUR, leaseMs: HOUR })
+    expect(created.state.leaseExpiresAt).toBeGreaterThan(Date.now() + HOUR - 60_000)
+    expect(await b.expiredLeases(100)).toEqual([])
+    const stale = { type: 'error' as const, status: 'failed', error: 'the job stopped reporting', details: { code: 'job_stale' } }
+    expect(await b.append('leased', stale, { ...append, ifLeaseExpired: true })).toMatchObject({ ok: false, reason: 'lease_active' })
+
+    // A short lease, then a heartbeat that makes it long again: not expired.
+    await a.append('leased', { type: 'progress', progress: 0.5 }, { ...append, leaseMs: 1 })
+    expect(await b.renewLease('leased', { leaseMs: HOUR, expireAfterMs: HOUR })).toMatchObject({ status: 'running' })
+    expect(await c.append('leased', stale, { ...append, ifLeaseExpired: true })).toMatchObject({ ok: false, reason: 'lease_active' })
+
+    await a.append('leased', { type: 'progress', progress: 0.6 }, { ...append, leaseMs: 1 })
+    await eventually(async () => (await b.expiredLeases(100)).includes('leased'), 'the lease ran out')
+    const attempts = await Promise.all([a, b, c].map((store) => store.append('leased', stale, { ...append, ifLeaseExpired: true })))
+    expect(attempts.filter((result) => result.ok)).toHaveLength(1)
+    expect(attempts.filter((result) => !result.ok).map((result) => !result.ok && result.reason)).toEqual(['finished', 'finished'])
+    expect(await c.get('leased')).toMatchObject({ status: 'failed', lastSeq: 3, details: { code: 'job_stale' } })
+    expect((await c.get('leased'))?.leaseExpiresAt).toBeUndefined()
+    expect(await a.expiredLeases(100)).toEqual([])
+    expect(await a.renewLease('leased', { leaseMs: HOUR, expireAfterMs: HOUR })).toMatchObject({ status: 'failed' })
+    expect(await a.renewLease('nobody', { leaseMs: HOUR, expireAfterMs: HOUR })).toBeNull()
+    // A lease index entry whose task is gone is dropped, and nothing is created.
+    await a.append('vanishing', { type: 'progress', progress: 0.1 }, { ...append, leaseMs: 1 })
+    await admin.del(`${prefix}:task:{vanishing}:state`)
+    await eventually(async () => (await a.expiredLeases(100)).includes('vanishing'), 'the lease ran out')
+    expect(await a.append('vanishing', stale, { ...append, ifLeaseExpired: true })).toMatchObject({ ok: false, reason: 'lease_active', state: null })
+    expect(await a.get('vanishing')).toBeNull()
+    expect(await a.expiredLeases(100)).toEqual([])
+  })
+
   it('keeps seq strictly increasing with many concurrent publishers in several processes', async () => {
     const prefix = uniquePrefix('publishers')
     const publishers = [await open(prefix), await open(prefix), await open(prefix)]

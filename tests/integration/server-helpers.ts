@@ -76,6 +76,8 @@ export interface ClientOptions {
   origin?: string
   /** `false` stops the client answering protocol pings (a dead peer, for the heartbeat). */
   autoPong?: boolean
+  /** Subprotocols to offer (`['tabcast', 'tabcast.bearer.<token>']` carries a token). */
+  protocols?: string[]
 }
 
 /** A WebSocket client that records every message and lets tests await them in order. */
@@ -96,7 +98,7 @@ export class TestClient {
   constructor(url: string, options: ClientOptions = {}) {
     const wsOptions: WebSocket.ClientOptions = { autoPong: options.autoPong ?? true }
     if (options.origin !== undefined) wsOptions.origin = options.origin
-    this.socket = new WebSocket(url, wsOptions)
+    this.socket = new WebSocket(url, options.protocols ?? [], wsOptions)
     const opened = deferred<void>()
     const closed = deferred<CloseEvent>()
     const refused = deferred<number>()

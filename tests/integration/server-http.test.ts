@@ -123,6 +123,8 @@ describe('CORS and origins', () => {
     expect(preflight.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:5173')
     expect(preflight.headers.get('access-control-allow-methods')).toContain('POST')
     expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('content-type')
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('authorization')
+    expect(preflight.headers.get('access-control-allow-credentials')).toBe('true')
   })
 
   it('refuses requests from origins that are not allowed, with no CORS headers', async () => {
@@ -146,7 +148,7 @@ describe('CORS and origins', () => {
 
 describe('demo tasks (POST /api/v1/projects)', () => {
   it('creates an audio-generation task that runs to completion like the guide\'s studio', async () => {
-    const server = await start()
+    const server = await start({ demo: true })
     const created = await createDemo(server.http, { script: '가'.repeat(600), steps: 5, stepMs: 1 })
     expect(created.status).toBe(201)
     const projectId = created.body['project_id'] as string
@@ -172,7 +174,7 @@ describe('demo tasks (POST /api/v1/projects)', () => {
   })
 
   it('retries TTS after injected failures and reports the attempt that succeeded', async () => {
-    const server = await start()
+    const server = await start({ demo: true })
     const created = await createDemo(server.http, { taskId: 'retry_task', steps: 4, stepMs: 1, failAttempts: 2 })
     expect(created.body['project_id']).toBe('retry_task')
     const messages = await follow(server, 'retry_task')
@@ -184,7 +186,7 @@ describe('demo tasks (POST /api/v1/projects)', () => {
   })
 
   it('fails with the provider error at failAt, and when every attempt fails', async () => {
-    const server = await start()
+    const server = await start({ demo: true })
     await createDemo(server.http, { taskId: 'fail_half', steps: 10, stepMs: 1, failAt: 0.5 })
     const failed = await follow(server, 'fail_half')
     expect(failed.filter((message) => message.type === 'progress').map((message) => message.progress)).toEqual([0, 0.1, 0.2, 0.3, 0.4])
@@ -202,7 +204,7 @@ describe('demo tasks (POST /api/v1/projects)', () => {
   })
 
   it('rejects bad bodies with 400 naming the field, a taken id with 409, and creates nothing when the demo is off', async () => {
-    const server = await start()
+    const server = await start({ demo: true })
     expect(await createDemo(server.http, { steps: 0 })).toMatchObject({ status: 400, body: { error: expect.stringContaining('steps') as unknown } })
     expect(await createDemo(server.http, { failAt: 2 })).toMatchObject({ status: 400, body: { error: expect.stringContaining('failAt') as unknown } })
     expect(await createDemo(server.http, { taskId: 'bad id' })).toMatchObject({ status: 400, body: { error: expect.stringContaining('task id') as unknown } })
@@ -213,6 +215,9 @@ describe('demo tasks (POST /api/v1/projects)', () => {
 
     const noDemo = await start({ demo: false })
     expect((await createDemo(noDemo.http, {})).status).toBe(404)
+    // Off unless asked for.
+    const byDefault = await start()
+    expect((await createDemo(byDefault.http, {})).status).toBe(404)
   })
 
   it('turns new demo tasks away with 503 beyond maxRunningTasks', async () => {
@@ -225,8 +230,8 @@ describe('demo tasks (POST /api/v1/projects)', () => {
 })
 
 describe('health and mounting', () => {
-  it('reports health with the store kind', async () => {
-    const server = await start()
+  it('reports health with the store kind when healthDetails is on', async () => {
+    const server = await start({ healthDetails: true })
     const health = await getStatus(`${server.http}/healthz`)
     expect(health).toMatchObject({ status: 200, body: { ok: true, store: { ok: true, kind: 'memory' }, connections: 0 } })
   })

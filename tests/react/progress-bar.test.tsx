@@ -208,6 +208,20 @@ describe('ProgressBar: accessibility', () => {
     expect(live().querySelector('.tabcast-progress__completed')?.textContent).toBe('Completed')
   })
 
+  it("shows a finished task's closed socket as finished, and an unfinished task's as disconnected", () => {
+    const { live, root } = renderBar()
+    push({ status: 'completed', progress: 1, connection: 'closed' })
+    expect(live().textContent).toBe('Completed')
+    expect(root.querySelector('.tabcast-progress__connection')).toBeNull()
+    push({ status: 'failed', error: 'ElevenLabs API 호출 실패', connection: 'closed' })
+    expect(live().textContent).toBe('')
+    // Still finished, but the socket is open (a server that keeps it): that is worth showing.
+    push({ connection: 'live' })
+    expect(live().textContent).toBe('Live')
+    push({ status: 'running', progress: 0.4, error: null, connection: 'closed' })
+    expect(live().textContent).toBe('Disconnected')
+  })
+
   it('puts the task error in role="alert", and a connection problem apart from it', () => {
     const { alert, root } = renderBar()
     expect(alert().textContent).toBe('')

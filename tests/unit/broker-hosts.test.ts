@@ -164,6 +164,8 @@ describe('host → tab requests', () => {
         ping: () => {
           throw new Error('busy')
         },
+        runOnce: () => 'no-handler',
+        onceSettled: () => true,
       },
     })
     ports.host.postMessage({ type: 'request', id: 1, name: 'nope', args: [] } as unknown as HostToTab)

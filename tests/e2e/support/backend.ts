@@ -50,7 +50,9 @@ interface Running {
   tabcast: TabcastServer
 }
 
-export async function startBackend(options: Omit<TabcastServerOptions, 'store' | 'logger' | 'server'> = {}): Promise<E2eBackend> {
+export type E2eBackendOptions = Omit<TabcastServerOptions, 'store' | 'logger' | 'server'>
+
+export async function startBackend(options: E2eBackendOptions = {}): Promise<E2eBackend> {
   const store = new MemoryTaskStore()
   const upgrades = new Map<string, number>()
 
@@ -67,7 +69,8 @@ export async function startBackend(options: Omit<TabcastServerOptions, 'store' |
       }
       upgrades.set(taskId, (upgrades.get(taskId) ?? 0) + 1)
     })
-    const tabcast = createTabcastServer({ closeTimeout: 500, ...options, store, logger: silentLogger, server: http })
+    // The demo pages create tasks with POST /api/v1/projects, which is off unless asked for.
+    const tabcast = createTabcastServer({ closeTimeout: 500, demo: true, ...options, store, logger: silentLogger, server: http })
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject)
       http.listen(port, '127.0.0.1', () => {
@@ -85,7 +88,8 @@ export async function startBackend(options: Omit<TabcastServerOptions, 'store' |
     await closed
   }
 
-  const jobs = createTabcastServer({ store, logger: silentLogger, demo: false, heartbeatInterval: false })
+  // The same lease as the server's, so either may be the one that fails a silent task.
+  const jobs = createTabcastServer({ store, logger: silentLogger, demo: false, heartbeatInterval: false, staleAfter: options.staleAfter ?? 60_000 })
   let running: Running | null = await launch(0)
   let last: TabcastServer = running.tabcast
   const address = running.http.address()

@@ -6,7 +6,7 @@
  */
 import type { Browser, BrowserContext } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest'
-import { startBackend, type E2eBackend } from './backend.js'
+import { startBackend, type E2eBackend, type E2eBackendOptions } from './backend.js'
 import { launchChromium } from './chromium.js'
 import { buildDemo, serveDemo, type ServedDemo } from './demo.js'
 
@@ -21,8 +21,11 @@ export interface E2eEnvironment {
   readonly pageErrors: string[]
 }
 
-/** Registers the hooks that build, serve and launch everything for this file. */
-export function setUpE2eEnvironment(): E2eEnvironment {
+/**
+ * Registers the hooks that build, serve and launch everything for this file.
+ * @param backendOptions Options of the file's reference backend (for example a short `staleAfter`).
+ */
+export function setUpE2eEnvironment(backendOptions: E2eBackendOptions = {}): E2eEnvironment {
   let browser: Browser | null = null
   let demo: ServedDemo | null = null
   let backend: E2eBackend | null = null
@@ -35,7 +38,7 @@ export function setUpE2eEnvironment(): E2eEnvironment {
   }
 
   beforeAll(async () => {
-    const [outDir, launched, started] = await Promise.allSettled([buildDemo(), launchChromium(), startBackend()])
+    const [outDir, launched, started] = await Promise.allSettled([buildDemo(), launchChromium(), startBackend(backendOptions)])
     // Keep whatever did start, so afterAll closes it even when another part failed.
     if (launched.status === 'fulfilled') browser = launched.value
     if (started.status === 'fulfilled') backend = started.value
