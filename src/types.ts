@@ -156,7 +156,10 @@ export interface SubscribeOptions extends TaskOptions {
 
 /** Receives a task's updates. Both members are optional. */
 export interface TaskListener {
-  /** Called with each new snapshot (coalesced: at most once per animation frame in a page). */
+  /**
+   * Called with each new snapshot: at once when the tab is idle, coalesced to one per
+   * animation frame while it is busy; a finished task or a changed connection at once.
+   */
   snapshot?: (snapshot: TaskSnapshot) => void
   /** Called with every server message of the task, in order (the guide's `onMessage`). */
   message?: (message: ServerMessage) => void
