@@ -14,6 +14,7 @@ export type {
   BrokerStats,
   ConnectionState,
   ResolvedTaskOptions,
+  SubscribeOptions,
   TabStats,
   TabcastClient,
   TaskListener,

@@ -15,7 +15,7 @@
  */
 import type { OnceEvent, OnceRegistrationState, OnceRunRequest, OnceSettled, TabPresence } from './once-coordinator.js'
 import type { ServerMessage } from '../protocol.js'
-import type { BrokerMode, BrokerStats, TaskOptions, TaskSnapshot } from '../types.js'
+import type { BrokerMode, BrokerStats, SubscribeOptions, TaskOptions, TaskSnapshot } from '../types.js'
 import type { SendResult } from './task-channel.js'
 
 /** One event of a subscription, as the host posts it. */
@@ -122,8 +122,12 @@ export interface SessionApi {
    * protocol version other than the host's, or a missing tab id.
    */
   hello(tabId: string, events: EventsPort, protocolVersion: number): Hello
-  /** Idempotent per `subId`. `seed`: the last snapshot the tab saw, so a new host resumes where the old one was. */
-  subscribe(subId: number, projectId: string, options: TaskOptions, seed?: TaskSnapshot): void
+  /**
+   * Idempotent per `subId`. `options.delivery` says what the tab needs of it (see
+   * `Delivery`). `seed`: the last snapshot the tab saw, so a new host resumes where the
+   * old one was.
+   */
+  subscribe(subId: number, projectId: string, options: SubscribeOptions, seed?: TaskSnapshot): void
   unsubscribe(subId: number): void
   send(projectId: string, options: TaskOptions, message: unknown): SendResult
   stats(): BrokerStats
