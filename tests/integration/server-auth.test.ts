@@ -69,6 +69,8 @@ describe('the stream with signed tokens', () => {
     const { client: follower, connected } = await connect(server.streamUrl('mine'), withToken(server.server.taskToken('mine')))
     clients.push(follower)
     expect(connected).toMatchObject({ type: 'connected', project_id: 'mine', last_seq: 1 })
+    // A client (and check-backend) learns from `connected` that streams need a token.
+    expect(connected['capabilities']).toContain('auth')
     expect(follower.socket.protocol).toBe('tabcast')
     expect(await follower.next()).toMatchObject({ type: 'progress', progress: 0.5 })
   })
@@ -224,8 +226,9 @@ describe('auth off', () => {
   it('keeps today\'s behaviour: no token needed, none returned', async () => {
     const server = await start({ demo: true })
     expect(server.server.authEnabled).toBe(false)
-    const { client: follower } = await connect(server.streamUrl('open'))
+    const { client: follower, connected } = await connect(server.streamUrl('open'))
     clients.push(follower)
+    expect(connected['capabilities']).not.toContain('auth')
     const created = (await (await fetch(`${server.http}/api/v1/projects`, { method: 'POST', body: '{}' })).json()) as Record<string, unknown>
     expect(created).not.toHaveProperty('token')
     expect((await getStatus(server.statusUrl(created['project_id'] as string))).status).toBe(200)
