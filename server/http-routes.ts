@@ -8,7 +8,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { validateTaskId, type StatusResponse } from '../src/protocol.js'
 import { bearerToken, type AuthAction, type Authorize, type TaskTokens } from './auth.js'
 import { DEMO_TASK_NAME, parseDemoRequest, type DemoJobs } from './demo-job.js'
-import type { StatusFrame } from './capabilities.js'
 import type { Logger } from './logger.js'
 import { requestOrigin, setCorsHeaders, type OriginCheck } from './origin.js'
 import type { AddressRateLimiter } from './rate-limit.js'
@@ -52,7 +51,7 @@ export interface HttpRoutesContext {
 
 /** The status endpoint's view of a task. */
 export function toStatusResponse(state: TaskState): StatusResponse {
-  const response: StatusFrame = {
+  const response: StatusResponse = {
     project_id: state.taskId,
     status: state.status,
     progress: state.progress,

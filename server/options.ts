@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { PerMessageDeflateOptions } from 'ws'
-import type { JsonRecord, ServerMessage } from '../src/protocol.js'
+import { MAX_CLIENT_MESSAGE_BYTES, type JsonRecord, type ServerMessage } from '../src/protocol.js'
 import { createTaskTokens, type Authorize, type TaskTokenOptions, type TaskTokens } from './auth.js'
 import { createConsoleLogger, type Logger } from './logger.js'
 import { createOriginCheck, isLocalhostOrigin, type AllowedOrigins, type OriginCheck } from './origin.js'
@@ -470,7 +470,7 @@ export function resolveServerOptions(options: TabcastServerOptions): ResolvedSer
           },
     healthDetails: options.healthDetails ?? false,
     allowUnknownTasks: options.allowUnknownTasks ?? true,
-    maxMessageBytes: positiveInteger('maxMessageBytes', options.maxMessageBytes ?? 64 * 1024),
+    maxMessageBytes: positiveInteger('maxMessageBytes', options.maxMessageBytes ?? MAX_CLIENT_MESSAGE_BYTES),
     rateLimit,
     historyLimit: positiveInteger('historyLimit', options.historyLimit ?? 1000),
     retention: positiveNumber('retention', options.retention ?? 60 * 60 * 1000),

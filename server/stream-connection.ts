@@ -13,13 +13,14 @@ import {
   CloseCode,
   isPingMessage,
   parseClientMessage,
+  type ConnectedMessage,
   type ConnectionErrorCode,
   type ErrorMessage,
   type JsonRecord,
+  type ServerCapability,
   type ServerMessage,
   type TaskMessage,
 } from '../src/protocol.js'
-import type { ConnectedFrame } from './capabilities.js'
 import type { TaskFanout, TaskSubscriber } from './fanout.js'
 import type { Logger } from './logger.js'
 import type { ClientConnection, ClientMessageHandler } from './options.js'
@@ -37,7 +38,7 @@ export interface ConnectionContext {
   unknownTaskTimeout: number | false
   onClientMessage: ClientMessageHandler | undefined
   /** What `connected` announces (`serverCapabilities`), computed once per server. */
-  capabilities: string[]
+  capabilities: ServerCapability[]
   /** Counts frames for `stats()`. */
   counters: { sent: number; received: number }
 }
@@ -134,7 +135,7 @@ export class StreamConnection implements TaskSubscriber, ClientConnection {
     }
     if (state === null) this.waitForUnknownTask()
 
-    const connected: ConnectedFrame = {
+    const connected: ConnectedMessage = {
       type: 'connected',
       project_id: this.taskId,
       timestamp: new Date().toISOString(),

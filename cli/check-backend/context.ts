@@ -11,18 +11,9 @@ import { isConnectionScopedError, isTaskMessage, type ServerMessage, type TaskMe
 import { StreamProbe, type Closed, type Frame, type OpenOutcome } from './probe.js'
 import type { CheckResult, Verdict } from './report.js'
 
-/**
- * The largest client message tabcast's `send()` lets through (64 KiB of UTF-8): a
- * backend must take messages up to this size. The same figure as the protocol's
- * client-message limit (PROTOCOL.md, "Limits").
- */
-export const CLIENT_MESSAGE_LIMIT = 64 * 1024
 
-/** `epoch` values: 1–64 of `A–Z a–z 0–9 . _ -` (PROTOCOL.md). */
-export const EPOCH_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 /** An origin no real page has, for the refusal check (`.invalid` is reserved, RFC 2606). */
 export const FOREIGN_ORIGIN = 'https://tabcast-check.invalid'
-export const KNOWN_CAPABILITIES = ['pong', 'seq', 'since', 'epoch', 'auth']
 
 export interface CheckBackendOptions {
   /** The backend as a page's `backendUrl` names it: `http(s)://host[:port][/prefix]` or `host:port`. */

@@ -6,12 +6,11 @@ import { statusUrl, streamUrl } from '../../src/endpoints.js'
 import {
   type CheckContext,
   describeRefusal,
-  EPOCH_PATTERN,
-  KNOWN_CAPABILITIES,
   randomId,
   raw,
   runShell,
 } from './context.js'
+import { EPOCH_PATTERN, SERVER_CAPABILITIES } from '../../src/protocol.js'
 import { httpRequest } from './probe.js'
 import type { Verdict } from './report.js'
 
@@ -47,7 +46,7 @@ export function checkEpochAndCapabilities(ctx: CheckContext): void {
     ctx.add('capabilities', 'FAIL', 'capabilities lists "pong" but no ping was answered: tabcast would reconnect after every ping')
     return
   }
-  const unknown = list.filter((item) => !KNOWN_CAPABILITIES.includes(item))
+  const unknown = list.filter((item) => !(SERVER_CAPABILITIES as readonly string[]).includes(item))
   ctx.add('capabilities', 'PASS', `${list.join(', ') || '(none)'}${unknown.length > 0 ? ` (${unknown.join(', ')}: unknown to tabcast, ignored)` : ''}${list.includes('pong') ? '; tabcast expects a pong from the first ping' : ''}`)
 }
 

@@ -14,7 +14,7 @@ import { buildReport, type CheckReport } from './report.js'
 import { checkBadSince, checkClientMessages, checkSinceReplay, checkStream } from './stream-checks.js'
 import { startTask } from './task-source.js'
 
-export { CLIENT_MESSAGE_LIMIT, UsageError, type CheckBackendOptions } from './context.js'
+export { UsageError, type CheckBackendOptions } from './context.js'
 export { formatTable, type CheckReport, type CheckResult, type Verdict } from './report.js'
 
 async function run(ctx: CheckContext): Promise<void> {

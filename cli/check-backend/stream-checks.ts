@@ -4,10 +4,9 @@
  * does with client frames of every kind and size.
  */
 import { streamUrl } from '../../src/endpoints.js'
-import { isConnectionScopedError, isFatalCloseCode, isTaskMessage, SERVER_MESSAGE_TYPES } from '../../src/protocol.js'
+import { isConnectionScopedError, isFatalCloseCode, isTaskMessage, MAX_CLIENT_MESSAGE_BYTES, SERVER_MESSAGE_TYPES } from '../../src/protocol.js'
 import {
   type CheckContext,
-  CLIENT_MESSAGE_LIMIT,
   describeClose,
   describeRefusal,
   isPong,
@@ -295,19 +294,19 @@ export async function checkClientMessages(ctx: CheckContext): Promise<void> {
       ctx.add('client messages', verdict, `${notes.join('; ')}${verdict === 'PASS' ? '' : '. tabcast reconnects after each, so a bug in one message drops the live stream'}`)
     }
 
-    const fits = `{"type":"tabcast-check","pad":"${'x'.repeat(CLIENT_MESSAGE_LIMIT - 33)}"}`
+    const fits = `{"type":"tabcast-check","pad":"${'x'.repeat(MAX_CLIENT_MESSAGE_BYTES - 33)}"}`
     const atLimit = await tryFrame(fits)
-    const over = `{"type":"tabcast-check","pad":"${'x'.repeat(CLIENT_MESSAGE_LIMIT - 32)}"}`
+    const over = `{"type":"tabcast-check","pad":"${'x'.repeat(MAX_CLIENT_MESSAGE_BYTES - 32)}"}`
     if (atLimit === null) {
       ctx.add('message size', 'SKIP', 'could not open a socket for it')
     } else if (atLimit.closed) {
-      ctx.add('message size', 'FAIL', `a message of ${Buffer.byteLength(fits)} bytes closed the socket (${describeClose(atLimit.closed)}); tabcast's send() allows up to ${CLIENT_MESSAGE_LIMIT} bytes`)
+      ctx.add('message size', 'FAIL', `a message of ${Buffer.byteLength(fits)} bytes closed the socket (${describeClose(atLimit.closed)}); tabcast's send() allows up to ${MAX_CLIENT_MESSAGE_BYTES} bytes`)
     } else {
       const tooBig = await tryFrame(over)
       const closed = tooBig?.closed ?? (await held.probe?.waitClosed(Math.min(1000, ctx.answerTimeout))) ?? null
-      if (closed?.code === 1009) ctx.add('message size', 'PASS', `takes ${CLIENT_MESSAGE_LIMIT} bytes, closes with 1009 above: the same limit as tabcast's send()`)
-      else if (closed) ctx.add('message size', 'WARN', `takes ${CLIENT_MESSAGE_LIMIT} bytes; above, it closes with ${closed.code} (1009 is the code for it)`)
-      else ctx.add('message size', 'WARN', `takes ${CLIENT_MESSAGE_LIMIT} bytes and more with no limit in sight (tabcast never sends more, but any client can)`)
+      if (closed?.code === 1009) ctx.add('message size', 'PASS', `takes ${MAX_CLIENT_MESSAGE_BYTES} bytes, closes with 1009 above: the same limit as tabcast's send()`)
+      else if (closed) ctx.add('message size', 'WARN', `takes ${MAX_CLIENT_MESSAGE_BYTES} bytes; above, it closes with ${closed.code} (1009 is the code for it)`)
+      else ctx.add('message size', 'WARN', `takes ${MAX_CLIENT_MESSAGE_BYTES} bytes and more with no limit in sight (tabcast never sends more, but any client can)`)
     }
   } finally {
     await held.probe?.close()
