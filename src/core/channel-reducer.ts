@@ -147,42 +147,42 @@ export function reduceChannel(state: ChannelState, input: ChannelInput, context:
       step.receive(input.message)
       break
     case 'badMessage':
-      step.task = withConnectionError(step.task, `ignored a bad message from the server: ${input.error}`)
+      step.s.task = withConnectionError(step.s.task, `ignored a bad message from the server: ${input.error}`)
       step.connection({ type: 'socketMessage' })
       break
     case 'socketUnavailable':
-      step.task = withConnectionError(step.task, input.error)
+      step.s.task = withConnectionError(step.s.task, input.error)
       step.socketClosed(CloseCode.Abnormal, 'socket could not be created', false)
       break
     case 'socketClose':
       step.socketClosed(input.code, input.reason, true)
       break
     case 'socketOpen':
-      step.refusedBeforeOpen = false
-      step.reachable = null
-      step.networkProblem = null
+      step.s.refusedBeforeOpen = false
+      step.s.reachable = null
+      step.s.networkProblem = null
       step.connection(input)
       break
     case 'statusRead':
       step.statusRead(input.purpose, input.result)
       break
     case 'probed':
-      step.probing = false
-      step.reachable = input.reachable
-      if (step.networkProblem !== null) step.task = withConnectionError(step.task, step.explain(step.networkProblem))
+      step.s.probing = false
+      step.s.reachable = input.reachable
+      if (step.s.networkProblem !== null) step.s.task = withConnectionError(step.s.task, step.explain(step.s.networkProblem))
       break
     case 'stop':
       // Its requests, the probe included, are dropped with it.
-      step.probing = false
+      step.s.probing = false
       step.connection(input)
       break
     case 'sendFailed':
-      step.task = withConnectionError(step.task, `sending failed: ${input.error}`)
+      step.s.task = withConnectionError(step.s.task, `sending failed: ${input.error}`)
       break
     case 'timer':
-      if (input.name === 'stale') step.staleDue = null
+      if (input.name === 'stale') step.s.staleDue = null
       else if (input.name === 'pongTimeout' && state.link.kind === 'live') {
-        step.task = withConnectionError(step.task, `no pong within ${context.options.pongTimeout} ms of a ping: replacing the connection`)
+        step.s.task = withConnectionError(step.s.task, `no pong within ${context.options.pongTimeout} ms of a ping: replacing the connection`)
         step.connection({ type: 'timer', name: input.name })
       } else step.connection({ type: 'timer', name: input.name })
       break
@@ -194,16 +194,8 @@ export function reduceChannel(state: ChannelState, input: ChannelInput, context:
 
 /** One reduction in progress: the fields it changes, and the effects it collects in order. */
 class Step {
-  link: Link
-  task: TaskState
-  gapDue: boolean
-  seeded: boolean
-  refusedBeforeOpen: boolean
-  lastReadAt: number | null
-  staleDue: number | null
-  reachable: boolean | null
-  probing: boolean
-  networkProblem: string | null
+  /** A copy of the state before, changed in place while the reduction runs. */
+  readonly s: ChannelState
   readonly effects: ChannelEffect[] = []
   private readonly reads = new Set<ReadPurpose>()
 
@@ -211,30 +203,19 @@ class Step {
     private readonly before: ChannelState,
     private readonly context: ChannelContext,
   ) {
-    ;({
-      link: this.link,
-      task: this.task,
-      gapDue: this.gapDue,
-      seeded: this.seeded,
-      refusedBeforeOpen: this.refusedBeforeOpen,
-      lastReadAt: this.lastReadAt,
-      staleDue: this.staleDue,
-      reachable: this.reachable,
-      probing: this.probing,
-      networkProblem: this.networkProblem,
-    } = before)
+    this.s = { ...before }
   }
 
   receive(message: ServerMessage): void {
-    const applied = applyMessage(this.task, message, this.context.now)
-    this.task = applied.task
+    const applied = applyMessage(this.s.task, message, this.context.now)
+    this.s.task = applied.task
     if (applied.newEpoch) {
       // The server's numbering restarted, so its replay cannot be trusted to cover what
       // happened; its status is the truth (and answers a gap fill as well).
-      this.gapDue = false
+      this.s.gapDue = false
       this.read('epoch')
-    } else if (this.gapDue) {
-      this.gapDue = false
+    } else if (this.s.gapDue) {
+      this.s.gapDue = false
       // A server that announces `last_seq` replays everything after `?since=` on this socket.
       // Reading the status as well could overtake that replay (a slow store) and make its
       // steps look like duplicates that `onMessage` never hears; only other servers need it.
@@ -243,15 +224,15 @@ class Step {
     if (applied.deliver) this.effects.push({ type: 'deliver', message })
     this.connection({ type: message.type === 'pong' ? 'pong' : 'socketMessage' })
     if (hasCapability(message, 'pong')) this.connection({ type: 'answersPings' })
-    if (isFinished(this.task)) this.connection({ type: 'finished' })
+    if (isFinished(this.s.task)) this.connection({ type: 'finished' })
   }
 
   socketClosed(code: number, reason: string, nameIt: boolean): void {
-    const link = this.link
-    if (link.kind === 'connecting' || (link.kind === 'polling' && link.probing)) this.refusedBeforeOpen = true
+    const link = this.s.link
+    if (link.kind === 'connecting' || (link.kind === 'polling' && link.probing)) this.s.refusedBeforeOpen = true
     // Normal and going-away closes are orderly; anything else is worth naming.
     if (nameIt && code !== CloseCode.Normal && code !== CloseCode.GoingAway) {
-      this.task = withConnectionError(this.task, `WebSocket closed (code ${code}${reason ? `: ${reason}` : ''})`)
+      this.s.task = withConnectionError(this.s.task, `WebSocket closed (code ${code}${reason ? `: ${reason}` : ''})`)
     }
     this.connection({ type: 'socketClose', code, reason })
   }
@@ -259,28 +240,28 @@ class Step {
   statusRead(purpose: ReadPurpose, result: ReadResult): void {
     // A backoff read that answers after the socket came back is older than what the socket
     // says: only an end it reports still counts (an end is never lost).
-    const late = purpose === 'backoff' && this.link.kind === 'live'
+    const late = purpose === 'backoff' && this.s.link.kind === 'live'
     if (result.ok && late && result.status.status === 'running') {
       // Ignored.
     } else if (result.ok) {
-      this.reachable = null
-      this.networkProblem = null
-      const { task, messages } = applyStatus(this.task, result.status, this.context.now, { advanceSeq: purpose !== 'backoff' })
-      this.task = task
+      this.s.reachable = null
+      this.s.networkProblem = null
+      const { task, messages } = applyStatus(this.s.task, result.status, this.context.now, { advanceSeq: purpose !== 'backoff' })
+      this.s.task = task
       for (const message of messages) this.effects.push({ type: 'deliver', message })
-      if (isFinished(this.task)) this.connection({ type: 'finished' })
-    } else if (purpose !== 'gap' && !late && !isFinished(this.task)) {
+      if (isFinished(this.s.task)) this.connection({ type: 'finished' })
+    } else if (purpose !== 'gap' && !late && !isFinished(this.s.task)) {
       // A failed gap fill is not worth alarming anyone: the stream itself is live again, and a
       // guide-only backend may have no status endpoint at all. A failed poll or backoff read
       // is all the user has to go on, so it is named, with the likely cause when there is one.
-      const suspicious = result.network && this.refusedBeforeOpen && this.crossOrigin()
-      this.networkProblem = suspicious ? result.problem : null
+      const suspicious = result.network && this.s.refusedBeforeOpen && this.crossOrigin()
+      this.s.networkProblem = suspicious ? result.problem : null
       // After a restart that lost the task's history, a 404 says the job may be gone with it.
       const problem = purpose === 'epoch' ? `the server's numbering restarted (a new epoch); ${result.problem}` : result.problem
-      this.task = withConnectionError(this.task, suspicious ? this.explain(problem) : problem)
+      this.s.task = withConnectionError(this.s.task, suspicious ? this.explain(problem) : problem)
       // Up but refusing does not heal by itself; down may: ask again until it answers.
-      if (suspicious && this.reachable !== true && !this.probing) {
-        this.probing = true
+      if (suspicious && this.s.reachable !== true && !this.s.probing) {
+        this.s.probing = true
         this.effects.push({ type: 'probe' })
       }
     }
@@ -301,13 +282,13 @@ class Step {
   explain(problem: string): string {
     const { pageOrigin, backendOrigin } = this.context
     const page = pageOrigin ?? 'this page'
-    if (this.reachable === true) {
+    if (this.s.reachable === true) {
       return (
         `${problem}. ${backendOrigin} is up but refuses this page: its Origin allow-list or CORS ` +
         `does not allow this page's origin ${page} (the WebSocket fails before opening too)`
       )
     }
-    if (this.reachable === false) {
+    if (this.s.reachable === false) {
       return `${problem}. ${backendOrigin} does not answer at all (the WebSocket fails before opening too): it is down or unreachable from ${page}`
     }
     return (
@@ -317,9 +298,9 @@ class Step {
   }
 
   connection(event: ConnectionEvent): void {
-    const before = this.link
-    const { link, effects } = reduceConnection(this.link, event, this.context.options, this.context.random)
-    this.link = link
+    const before = this.s.link
+    const { link, effects } = reduceConnection(this.s.link, event, this.context.options, this.context.random)
+    this.s.link = link
     for (const effect of effects) {
       switch (effect.type) {
         case 'poll':
@@ -329,23 +310,23 @@ class Step {
           this.read('backoff')
           break
         case 'fillGap':
-          this.gapDue = true
+          this.s.gapDue = true
           break
         case 'openSocket':
           // The new socket's own open decides whether it has a gap to fill.
-          this.gapDue = false
+          this.s.gapDue = false
           this.effects.push(effect)
           break
         default:
           this.effects.push(effect)
       }
     }
-    if (this.seeded && link.kind === 'live') {
-      this.seeded = false
-      this.gapDue = true
+    if (this.s.seeded && link.kind === 'live') {
+      this.s.seeded = false
+      this.s.gapDue = true
     }
-    if (link !== before && link.kind === 'closed' && link.reason !== null && !isFinished(this.task)) {
-      this.task = link.fatal ? withFatalError(this.task, link.reason) : withConnectionError(this.task, link.reason)
+    if (link !== before && link.kind === 'closed' && link.reason !== null && !isFinished(this.s.task)) {
+      this.s.task = link.fatal ? withFatalError(this.s.task, link.reason) : withConnectionError(this.s.task, link.reason)
     }
   }
 
@@ -353,38 +334,27 @@ class Step {
   private read(purpose: ReadPurpose): void {
     if (this.reads.has(purpose)) return
     const { now, options } = this.context
-    if (purpose !== 'gap' && this.lastReadAt !== null && now - this.lastReadAt < options.pollingInterval) {
+    if (purpose !== 'gap' && this.s.lastReadAt !== null && now - this.s.lastReadAt < options.pollingInterval) {
       // Too soon after the previous read. A poll waits out the rest of the interval; a backoff
       // step simply has had its read.
-      if (purpose === 'poll') this.effects.push({ type: 'arm', name: 'poll', ms: this.lastReadAt + options.pollingInterval - now })
+      if (purpose === 'poll') this.effects.push({ type: 'arm', name: 'poll', ms: this.s.lastReadAt + options.pollingInterval - now })
       return
     }
-    if (purpose !== 'gap') this.lastReadAt = now
+    if (purpose !== 'gap') this.s.lastReadAt = now
     this.reads.add(purpose)
     this.effects.push({ type: 'readStatus', purpose })
   }
 
   finish(): ChannelTransition {
     const { now, options } = this.context
-    this.task = withStaleness(this.task, now, options.staleAfter)
+    this.s.task = withStaleness(this.s.task, now, options.staleAfter)
     // The stale timer runs while a running task is followed and not yet stalled.
-    const due = this.link.kind === 'closed' ? null : staleDeadline(this.task, options.staleAfter)
-    if (due !== this.staleDue) {
+    const due = this.s.link.kind === 'closed' ? null : staleDeadline(this.s.task, options.staleAfter)
+    if (due !== this.s.staleDue) {
       this.effects.push(due === null ? { type: 'cancel', name: 'stale' } : { type: 'arm', name: 'stale', ms: Math.max(0, due - now) })
-      this.staleDue = due
+      this.s.staleDue = due
     }
-    const next: ChannelState = {
-      link: this.link,
-      task: this.task,
-      gapDue: this.gapDue,
-      seeded: this.seeded,
-      refusedBeforeOpen: this.refusedBeforeOpen,
-      lastReadAt: this.lastReadAt,
-      staleDue: this.staleDue,
-      reachable: this.reachable,
-      probing: this.probing,
-      networkProblem: this.networkProblem,
-    }
+    const next = this.s
     const unchanged = (Object.keys(next) as (keyof ChannelState)[]).every((key) => Object.is(next[key], this.before[key]))
     return { state: unchanged ? this.before : next, effects: this.effects }
   }
