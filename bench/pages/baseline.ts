@@ -9,10 +9,9 @@
  * a new socket, as a backend without catch-up would: such a tab waits for the task's
  * next live message (the late-join comparison of issue 7).
  */
+import { reconnectDelay } from '../../src/core/backoff.js'
+import { CloseCode, isFatalCloseCode } from '../../src/protocol.js'
 import { forget, installBenchApi, mark, recordMessage, render, type ProbedMessage } from './probe.js'
-
-const GOING_AWAY = 1001
-const FATAL_CODES = new Set([1008, 4000, 4004])
 
 interface WireMessage extends ProbedMessage {
   progress?: number
@@ -45,7 +44,7 @@ class DirectTask {
   stop(): void {
     this.stopped = true
     if (this.timer !== null) clearTimeout(this.timer)
-    this.socket?.close(1000)
+    this.socket?.close(CloseCode.Normal)
     this.socket = null
   }
 
@@ -92,7 +91,7 @@ class DirectTask {
     if (this.status === 'completed' || this.status === 'failed') {
       this.stopped = true
       this.connection = 'closed'
-      this.socket?.close(1000)
+      this.socket?.close(CloseCode.Normal)
     }
     this.paint()
   }
@@ -100,13 +99,13 @@ class DirectTask {
   private onClose(code: number): void {
     this.socket = null
     if (this.stopped) return
-    if (FATAL_CODES.has(code)) {
+    if (isFatalCloseCode(code)) {
       this.connection = 'closed'
       this.paint()
       return
     }
     this.attempt++
-    const delay = code === GOING_AWAY && this.attempt === 1 ? 0 : Math.min(1000 * 2 ** (this.attempt - 1), 30_000)
+    const delay = code === CloseCode.GoingAway && this.attempt === 1 ? 0 : reconnectDelay(this.attempt, 1000, 30_000)
     this.connection = 'reconnecting'
     this.paint()
     this.timer = setTimeout(() => {
