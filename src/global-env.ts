@@ -10,7 +10,7 @@ export function globalEnv(): BrokerEnv {
   const g = globalThis as unknown as {
     WebSocket: new (url: string) => SocketLike
     fetch: FetchLike
-    location?: { protocol?: string }
+    location?: { protocol?: string; origin?: string }
     addEventListener?: (type: 'online', listener: () => void) => void
     removeEventListener?: (type: 'online', listener: () => void) => void
   }
@@ -25,6 +25,7 @@ export function globalEnv(): BrokerEnv {
     fetch: (url, init) => g.fetch(url, init),
     random: () => Math.random(),
     secure: g.location?.protocol === 'https:',
+    origin: g.location?.origin ?? null,
     // A window and a worker scope both fire `online` on their global object.
     signals: (listener) => {
       const onOnline = (): void => listener('online')

@@ -20,6 +20,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedTaskOptions> = Object.freeze({
   connectTimeout: 10_000,
   requestTimeout: 10_000,
   linger: 3000,
+  staleAfter: 30_000,
 })
 
 const NUMERIC_BOUNDS: Record<
@@ -37,6 +38,7 @@ const NUMERIC_BOUNDS: Record<
   connectTimeout: [10, 3_600_000],
   requestTimeout: [10, 3_600_000],
   linger: [0, 3_600_000],
+  staleAfter: [0, 86_400_000],
 }
 
 /**
@@ -80,6 +82,7 @@ export function mergeOptions(a: ResolvedTaskOptions, b: ResolvedTaskOptions): Re
     connectTimeout: Math.min(a.connectTimeout, b.connectTimeout),
     requestTimeout: Math.min(a.requestTimeout, b.requestTimeout),
     linger: Math.max(a.linger, b.linger),
+    staleAfter: minPositive(a.staleAfter, b.staleAfter),
   }
 }
 
@@ -101,6 +104,7 @@ export function initialSnapshot(projectId: string, options: TaskOptions = {}): T
     isFallback: false,
     seq: null,
     lastMessageAt: null,
+    stalledSince: null,
     connectionError: null,
   }
 }

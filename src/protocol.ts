@@ -44,6 +44,17 @@ export interface MessageFields {
    * lost its history (an in-memory server restarted) and accepts the new numbering.
    */
   last_seq?: number
+  /**
+   * tabcast extension, on `connected` (and in the status response): an opaque id of the
+   * server's numbering history for this task (`EPOCH_PATTERN`). It changes whenever the
+   * server lost that history, so a client knows its `seq`s no longer compare.
+   */
+  epoch?: string
+  /**
+   * tabcast extension, on `connected` only: what the server supports (`SERVER_CAPABILITIES`;
+   * unknown values are ignored). With `"pong"` the client expects a pong from the first ping.
+   */
+  capabilities?: string[]
 }
 
 export interface ConnectedMessage extends MessageFields {
@@ -62,13 +73,26 @@ export interface PongMessage extends MessageFields {
   type: 'pong'
 }
 
+/**
+ * A message whose `type` this client does not know (a newer server's addition). It is
+ * not bad input: it reaches `onMessage` with its fields as received and leaves the
+ * task's state alone. The fields tabcast knows are still checked, so they keep their types.
+ */
+export interface UnknownMessage extends MessageFields {
+  type: string
+  [field: string]: unknown
+}
+
+/** The messages this client understands. */
+export type KnownServerMessage = ConnectedMessage | ProgressMessage | ErrorMessage | CompletedMessage | PongMessage
+
 /** A message the server sends on the task stream. */
-export type ServerMessage = ConnectedMessage | ProgressMessage | ErrorMessage | CompletedMessage | PongMessage
+export type ServerMessage = KnownServerMessage | UnknownMessage
 
 /** The guide's name for a server message. */
 export type WebSocketMessage = ServerMessage
 
-export type ServerMessageType = ServerMessage['type']
+export type ServerMessageType = KnownServerMessage['type']
 
 export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = ['connected', 'progress', 'error', 'completed', 'pong']
 
@@ -77,6 +101,27 @@ export type TaskMessage = ProgressMessage | ErrorMessage | CompletedMessage
 
 export function isTaskMessage(message: ServerMessage): message is TaskMessage {
   return message.type === 'progress' || message.type === 'error' || message.type === 'completed'
+}
+
+/** Whether this client knows the message's type (see `UnknownMessage`). */
+export function isKnownMessage(message: ServerMessage): message is KnownServerMessage {
+  return (SERVER_MESSAGE_TYPES as readonly string[]).includes(message.type)
+}
+
+/** `epoch` values: 1–64 characters from `A–Z a–z 0–9 . _ -`. */
+export const EPOCH_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+
+/**
+ * Capabilities a server may announce on `connected`:
+ * - `pong`: it answers every `{"type":"ping"}` with `{"type":"pong"}`;
+ * - `seq`, `since`, `epoch`, `auth`: it implements those extensions.
+ */
+export const SERVER_CAPABILITIES = ['pong', 'seq', 'since', 'epoch', 'auth'] as const
+export type ServerCapability = (typeof SERVER_CAPABILITIES)[number]
+
+/** Whether a `connected` message announces `capability`. */
+export function hasCapability(message: ServerMessage, capability: ServerCapability): boolean {
+  return message.type === 'connected' && (message.capabilities?.includes(capability) ?? false)
 }
 
 /**
@@ -107,6 +152,8 @@ export interface StatusResponse {
   /** tabcast extension: `seq` of the newest task message this status reflects. */
   seq?: number
   timestamp?: string
+  /** tabcast extension: the server's numbering history (see `MessageFields.epoch`). */
+  epoch?: string
 }
 
 /** Messages a client sends on the stream. Anything else is application data (`send()`). */
@@ -128,6 +175,11 @@ export const CloseCode = {
    * once, as for 1001.
    */
   ServiceRestart: 1012,
+  /**
+   * Never sent: what a browser reports when a connection dropped without a close frame
+   * or an upgrade was refused. tabcast clients use it for their own failed attempts.
+   */
+  Abnormal: 1006,
   /** `Origin` not allowed, or another policy violation: do not retry. */
   PolicyViolation: 1008,
   /** A client message exceeded the server's size limit. */
@@ -186,7 +238,6 @@ export type ProtocolErrorCode =
   | 'not_json'
   | 'not_object'
   | 'missing_type'
-  | 'unknown_type'
   | 'bad_field'
   | 'too_large'
   | 'not_text'
@@ -200,8 +251,16 @@ export interface ProtocolError {
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: ProtocolError }
 
-/** Messages larger than this are rejected unparsed (1 MiB). */
+/** Server messages and status bodies larger than this are rejected unparsed (1 MiB). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+/**
+ * Largest client → server message, in UTF-8 bytes (64 KiB): the client's `send()`
+ * refuses larger ones and the server closes with `MessageTooBig` (1009). Counted in
+ * bytes on both sides, so a message of 30,000 Korean characters (90,000 bytes) is
+ * refused by the client instead of costing the socket.
+ */
+export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 
 function fail(code: ProtocolErrorCode, message: string, field?: string): { ok: false; error: ProtocolError } {
   return { ok: false, error: field === undefined ? { code, message } : { code, message, field } }
@@ -269,20 +328,35 @@ function checkCommonFields(raw: Record<string, unknown>): FieldCheck {
       if (!check.ok) return check
     }
   }
+  const epoch = raw['epoch']
+  if (epoch !== undefined && epoch !== null && (typeof epoch !== 'string' || !EPOCH_PATTERN.test(epoch))) {
+    return fail('bad_field', `epoch must be 1–64 characters of A–Z a–z 0–9 . _ -, got ${describeValue(epoch)}`, 'epoch')
+  }
+  const capabilities = raw['capabilities']
+  if (capabilities !== undefined && capabilities !== null) {
+    if (!Array.isArray(capabilities)) {
+      return fail('bad_field', `capabilities must be an array of strings, got ${describeValue(capabilities)}`, 'capabilities')
+    }
+    const bad: unknown = capabilities.find((value) => typeof value !== 'string')
+    if (bad !== undefined) {
+      return fail('bad_field', `capabilities must be an array of strings, it holds ${describeValue(bad)}`, 'capabilities')
+    }
+  }
   return { ok: true }
 }
 
 /** Copies the known fields, dropping `null`s (Python backends send `None` for absent values). */
 function pickFields(raw: Record<string, unknown>): MessageFields {
   const out: Record<string, unknown> = {}
-  for (const field of [...STRING_FIELDS, ...RECORD_FIELDS, 'progress', 'seq', 'last_seq'] as const) {
+  for (const field of [...STRING_FIELDS, ...RECORD_FIELDS, 'progress', 'seq', 'last_seq', 'epoch', 'capabilities'] as const) {
     const value = raw[field]
     if (value !== undefined && value !== null) out[field] = value
   }
   return out as MessageFields
 }
 
-function byteLength(text: string): number {
+/** Size of `text` in UTF-8 bytes. */
+export function utf8ByteLength(text: string): number {
   return new TextEncoder().encode(text).length
 }
 
@@ -300,7 +374,7 @@ function parseJsonText(data: unknown, what: string, options: ParseOptions): Pars
   }
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   // A UTF-16 unit is at most 3 UTF-8 bytes: only text that could be over the limit is encoded to count.
-  const size = data.length * 3 > maxBytes ? byteLength(data) : data.length
+  const size = data.length * 3 > maxBytes ? utf8ByteLength(data) : data.length
   if (size > maxBytes) {
     return fail('too_large', `${what} is ${size} bytes; the limit is ${maxBytes}`)
   }
@@ -329,15 +403,18 @@ export function validateServerMessage(raw: unknown): ParseResult<ServerMessage> 
   if (!isPlainObject(raw)) return fail('not_object', `server message must be a JSON object, got ${describeValue(raw)}`)
   const type = raw['type']
   if (type === undefined || type === null) return fail('missing_type', 'server message has no "type" field', 'type')
-  if (typeof type !== 'string' || !(SERVER_MESSAGE_TYPES as readonly string[]).includes(type)) {
-    return fail(
-      'unknown_type',
-      `server message has unknown type ${describeValue(type)}; expected one of ${SERVER_MESSAGE_TYPES.join(', ')}`,
-      'type',
-    )
+  if (typeof type !== 'string' || type === '') {
+    return fail('bad_field', `server message type must be a non-empty string, got ${describeValue(type)}`, 'type')
   }
   const check = checkCommonFields(raw)
   if (!check.ok) return check
+  if (!(SERVER_MESSAGE_TYPES as readonly string[]).includes(type)) {
+    // A newer server's message type: passed on as received (see `UnknownMessage`), with
+    // `null`s dropped as for every message.
+    const value: UnknownMessage = { type }
+    for (const [field, fieldValue] of Object.entries(raw)) if (fieldValue !== null && field !== 'type') value[field] = fieldValue
+    return { ok: true, value }
+  }
   return { ok: true, value: { ...pickFields(raw), type: type as ServerMessageType } }
 }
 

@@ -47,6 +47,11 @@ export interface TaskSnapshot {
   /** When the newest message or status reached the broker (ms since epoch). */
   lastMessageAt: number | null
   /**
+   * Set while the running task has had no update for `staleAfter` ms: the time of its
+   * last update (ms since epoch). Null otherwise. The task has not failed.
+   */
+  stalledSince: number | null
+  /**
    * The latest problem with the connection or the data (a message that failed
    * validation, a poll that got a 500 or an HTML page, a refused socket). It does not
    * mean the task failed; it is cleared when a good message or status arrives.
@@ -99,7 +104,8 @@ export interface TaskOptions {
    */
   pongTimeout?: number
   /**
-   * First reconnect delay; attempt n waits `min(reconnectBaseDelay · 2^n, reconnectMaxDelay)`.
+   * First reconnect delay; reconnect attempt n (1, 2, 3, …) waits
+   * `min(reconnectBaseDelay · 2^(n−1), reconnectMaxDelay)`: 1, 2, 4, 8, 16 s.
    * @default 1000
    */
   reconnectBaseDelay?: number
@@ -136,6 +142,14 @@ export interface TaskOptions {
    * @default 3000
    */
   linger?: number
+  /**
+   * A running task with no task message (or, while polling, no change in its status)
+   * for this long (ms) is shown as stalled: the snapshot's `stalledSince` is set and
+   * the ProgressBar shows "No update for 45 s". The task is not failed; the server
+   * decides that. 0 disables.
+   * @default 30000
+   */
+  staleAfter?: number
 }
 
 /** Options with every default filled in. */

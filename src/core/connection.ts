@@ -6,14 +6,17 @@
  * channel interprets the effects; nothing here touches a socket or a clock, so every
  * transition is tested with plain values.
  */
-import { isFatalCloseCode } from '../protocol.js'
+import { CloseCode, isFatalCloseCode } from '../protocol.js'
 import type { ConnectionState, ResolvedTaskOptions } from '../types.js'
 import { reconnectDelay } from './backoff.js'
 
 export type Link =
   /** A socket is opening. `attempt` 0 is the first connection, n > 0 the n-th reconnect. */
   | { kind: 'connecting'; attempt: number }
-  /** The socket is open. `pongSeen`: the server answered a ping, so a missing pong means a dead link. */
+  /**
+   * The socket is open. `pongSeen`: the server answered a ping, or announced on
+   * `connected` that it answers them, so a missing pong means a dead link.
+   */
   | { kind: 'live'; pongSeen: boolean }
   /** Waiting `delay` ms before reconnect attempt `attempt`. */
   | { kind: 'waiting'; attempt: number; delay: number }
@@ -29,6 +32,8 @@ export type ConnectionEvent =
   | { type: 'socketOpen' }
   | { type: 'socketMessage' }
   | { type: 'pong' }
+  /** `connected` announced the `pong` capability: hold the server to it from the first ping. */
+  | { type: 'answersPings' }
   | { type: 'socketClose'; code: number; reason: string }
   | { type: 'timer'; name: TimerName }
   | { type: 'pollDone' }
@@ -37,8 +42,6 @@ export type ConnectionEvent =
   | { type: 'finished' }
   /** Nobody follows the task any more. */
   | { type: 'stop' }
-  /** A fatal problem found outside the socket (e.g. 404 with a strict server): stop trying. */
-  | { type: 'fatal'; reason: string }
 
 export type ConnectionEffect =
   | { type: 'openSocket' }
@@ -47,6 +50,8 @@ export type ConnectionEffect =
   | { type: 'cancel'; name: TimerName }
   | { type: 'ping' }
   | { type: 'poll' }
+  /** Read the status once while waiting to reconnect, so tabs show the task's real state meanwhile. */
+  | { type: 'readStatus' }
   /** Send what `send()` queued while the socket was down. */
   | { type: 'flushQueue' }
   /** Read the status endpoint once, to fill what a reconnect may have missed. */
@@ -106,10 +111,10 @@ function afterFailure(
   const delay = goingAway && previousAttempt === 0
     ? 0
     : reconnectDelay(attempt, options.reconnectBaseDelay, options.reconnectMaxDelay, options.reconnectJitter, random)
-  return {
-    link: { kind: 'waiting', attempt, delay },
-    effects: [{ type: 'arm', name: 'retry', ms: delay }],
-  }
+  const effects: ConnectionEffect[] = [{ type: 'arm', name: 'retry', ms: delay }]
+  // A reconnect at once will fill the gap itself; a backoff step may last 30 s.
+  if (delay > 0) effects.push({ type: 'readStatus' })
+  return { link: { kind: 'waiting', attempt, delay }, effects }
 }
 
 const SOCKET_TIMERS: ConnectionEffect[] = [
@@ -154,12 +159,13 @@ export function reduceConnection(
       return { link, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
 
     case 'pong':
+    case 'answersPings':
       if (link.kind !== 'live') return same
       return { link: { kind: 'live', pongSeen: true }, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
 
     case 'socketClose': {
       // Both say "this server is going down on purpose": another one is likely already up.
-      const goingAway = event.code === 1001 || event.code === 1012
+      const goingAway = event.code === CloseCode.GoingAway || event.code === CloseCode.ServiceRestart
       if (link.kind === 'live') {
         return withPrefix(SOCKET_TIMERS, afterFailure(0, event.code, event.reason, goingAway, options, random))
       }
@@ -197,20 +203,14 @@ export function reduceConnection(
       if (link.kind === 'closed') return same
       return {
         link: { kind: 'closed', reason: 'the task finished', fatal: false },
-        effects: [...cancelAll(), { type: 'closeSocket', code: 1000, reason: 'task finished' }],
+        effects: [...cancelAll(), { type: 'closeSocket', code: CloseCode.Normal, reason: 'task finished' }],
       }
 
     case 'stop':
       if (link.kind === 'closed') return same
       return {
         link: { kind: 'closed', reason: null, fatal: false },
-        effects: [...cancelAll(), { type: 'closeSocket', code: 1000, reason: 'no subscribers' }],
-      }
-
-    case 'fatal':
-      return {
-        link: { kind: 'closed', reason: event.reason, fatal: true },
-        effects: [...cancelAll(), { type: 'closeSocket', code: 1000, reason: 'fatal error' }],
+        effects: [...cancelAll(), { type: 'closeSocket', code: CloseCode.Normal, reason: 'no subscribers' }],
       }
   }
 }
@@ -223,12 +223,12 @@ function onTimer(link: Link, name: TimerName, options: ResolvedTaskOptions, rand
     case 'connectTimeout':
       if (link.kind === 'connecting') {
         return withPrefix(
-          [{ type: 'closeSocket', code: 1000, reason: 'connect timeout' }, ...SOCKET_TIMERS],
-          afterFailure(link.attempt, 1006, 'connect timeout', false, options, random),
+          [{ type: 'closeSocket', code: CloseCode.Normal, reason: 'connect timeout' }, ...SOCKET_TIMERS],
+          afterFailure(link.attempt, CloseCode.Abnormal, 'connect timeout', false, options, random),
         )
       }
       if (link.kind === 'polling' && link.probing) {
-        const effects: ConnectionEffect[] = [{ type: 'closeSocket', code: 1000, reason: 'connect timeout' }]
+        const effects: ConnectionEffect[] = [{ type: 'closeSocket', code: CloseCode.Normal, reason: 'connect timeout' }]
         if (options.socketRetryInterval > 0) effects.push({ type: 'arm', name: 'probe', ms: options.socketRetryInterval })
         return { link: { kind: 'polling', probing: false }, effects }
       }
@@ -243,8 +243,8 @@ function onTimer(link: Link, name: TimerName, options: ResolvedTaskOptions, rand
     case 'pongTimeout':
       if (link.kind !== 'live') return same
       return withPrefix(
-        [{ type: 'closeSocket', code: 1000, reason: 'no pong' }, ...SOCKET_TIMERS],
-        afterFailure(0, 1006, 'no pong', false, options, random),
+        [{ type: 'closeSocket', code: CloseCode.Normal, reason: 'no pong' }, ...SOCKET_TIMERS],
+        afterFailure(0, CloseCode.Abnormal, 'no pong', false, options, random),
       )
     case 'poll':
       return link.kind === 'polling' ? { link, effects: [{ type: 'poll' }] } : same

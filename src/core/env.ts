@@ -30,9 +30,15 @@ export interface ResponseLike {
   readonly status: number
   readonly headers: { get(name: string): string | null }
   text(): Promise<string>
+  /** The body as a stream, when the environment has one: read with a byte limit. */
+  readonly body?: ReadableStream<Uint8Array> | null
 }
 
-export type FetchLike = (url: string, init: { signal: AbortSignal; headers: Record<string, string> }) => Promise<ResponseLike>
+export type FetchLike = (
+  url: string,
+  /** `mode: 'no-cors'` only asks whether the server answers at all (the answer is opaque). */
+  init: { signal: AbortSignal; headers: Record<string, string>; mode?: 'cors' | 'no-cors' },
+) => Promise<ResponseLike>
 
 /**
  * A change in the environment that the broker reacts to. `online`: the network is
@@ -53,4 +59,6 @@ export interface BrokerEnv {
   secure: boolean
   /** Where the host hears `online` (the window's or the worker's global events). */
   signals: SignalSource
+  /** The page's origin (`location.origin`), to name it when a backend refuses it. */
+  origin?: string | null
 }

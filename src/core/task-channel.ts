@@ -2,27 +2,37 @@
  * One task on one backend: the single WebSocket (or poller) that every subscriber of
  * the task shares, the task's state, and the fan-out of its messages and snapshots.
  *
- * The decisions are made by two pure reducers (`reduceConnection`, `applyMessage` /
- * `applyStatus`); this class only runs their effects against the injected
- * environment and tells its subscribers what changed. Listeners are called
- * synchronously and never awaited: a listener that throws is isolated.
+ * Every decision is made by the pure `reduceChannel` (connection state machine, task
+ * state, status reads, errors, staleness); this class only runs its effects against
+ * the injected environment and tells its subscribers what changed. Listeners are
+ * called synchronously and never awaited: a listener that throws is isolated.
  */
 import { statusUrl, streamUrl, type Backend } from '../endpoints.js'
-import { DEFAULT_MAX_MESSAGE_BYTES, describeValue, parseServerMessage, parseStatusResponse, type ServerMessage } from '../protocol.js'
+import {
+  CloseCode,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_CLIENT_MESSAGE_BYTES,
+  describeValue,
+  parseServerMessage,
+  parseStatusResponse,
+  utf8ByteLength,
+  type ServerMessage,
+} from '../protocol.js'
 import { mergeOptions } from '../options.js'
 import type { ResolvedTaskOptions, TaskSnapshot, TaskStats } from '../types.js'
 import {
-  INITIAL_LINK,
-  attemptsOf,
-  connectionState,
-  reduceConnection,
-  type ConnectionEffect,
-  type ConnectionEvent,
-  type Link,
-  type TimerName,
-} from './connection.js'
-import type { BrokerEnv, SocketLike, TimerHandle } from './env.js'
-import { INITIAL_TASK, applyMessage, applyStatus, isFinished, withConnectionError, withFatalError, type TaskState } from './task-state.js'
+  reduceChannel,
+  seededChannel,
+  type ChannelEffect,
+  type ChannelInput,
+  type ChannelState,
+  type ChannelTimer,
+  type ReadPurpose,
+  type ReadResult,
+} from './channel-reducer.js'
+import { attemptsOf, connectionState } from './connection.js'
+import type { BrokerEnv, ResponseLike, SocketLike, TimerHandle } from './env.js'
+import { isFinished } from './task-state.js'
 
 export type ChannelEvent = { type: 'snapshot'; snapshot: TaskSnapshot } | { type: 'message'; message: ServerMessage }
 export type ChannelListener = (event: ChannelEvent) => void
@@ -31,8 +41,6 @@ export type SendResult = { ok: true; queued: boolean } | { ok: false; error: str
 
 /** Messages kept for a socket that is down; the guide's "message queue". */
 export const SEND_QUEUE_LIMIT = 100
-/** Largest application message `send()` accepts. */
-export const MAX_SEND_BYTES = 64 * 1024
 
 interface Subscriber {
   options: ResolvedTaskOptions
@@ -52,24 +60,20 @@ export class TaskChannel {
   messagesIn = 0
   messagesOut = 0
 
-  private link: Link = INITIAL_LINK
-  private task: TaskState = INITIAL_TASK
+  private state: ChannelState
   private snapshot: TaskSnapshot
   private options: ResolvedTaskOptions
   private socket: SocketLike | null = null
-  /** Bumped for every socket and request, so late events of a replaced one are ignored. */
+  /** Bumped for every socket, so late events of a replaced one are ignored. */
   private generation = 0
-  private readonly timers = new Map<TimerName, TimerHandle>()
+  private readonly timers = new Map<ChannelTimer, TimerHandle>()
   private readonly subscribers = new Map<number, Subscriber>()
   private readonly queue: string[] = []
-  private readonly requests = new Map<'poll' | 'gap', AbortController>()
+  private readonly requests = new Map<ReadPurpose | 'probe', AbortController>()
   private readonly env: BrokerEnv
   private readonly maxMessageBytes: number
+  private readonly backendOrigin: string
   private longestLinger = 0
-  /** Started from a tab's snapshot: read the status once after the first open to fill gaps. */
-  private seeded = false
-  /** A gap fill is due once the new socket's first message shows whether the server replays (see `receive`). */
-  private gapDue = false
 
   constructor(
     target: ChannelTarget,
@@ -84,23 +88,8 @@ export class TaskChannel {
     this.options = options
     this.env = env
     this.maxMessageBytes = maxMessageBytes
-    if (seed && seed.projectId === target.projectId && (seed.status !== 'idle' || seed.seq !== null)) {
-      // A new host (a new leader, a restarted worker) starts from what the tabs last saw:
-      // the stream resumes after `seed.seq`, and progress cannot go back below it.
-      this.task = {
-        status: seed.status,
-        progress: seed.progress,
-        message: seed.message,
-        taskName: seed.taskName,
-        result: seed.result,
-        error: seed.error,
-        details: seed.details,
-        seq: seed.seq,
-        lastMessageAt: seed.lastMessageAt,
-        connectionError: null,
-      }
-      this.seeded = true
-    }
+    this.backendOrigin = originOf(target.backend.http)
+    this.state = seededChannel(target.projectId, seed)
     this.snapshot = this.compose()
   }
 
@@ -114,12 +103,13 @@ export class TaskChannel {
   }
 
   get finished(): boolean {
-    return isFinished(this.task)
+    return isFinished(this.state.task)
   }
 
   /** Closed for good: the task finished or a fatal error ended following it. */
   get done(): boolean {
-    return this.finished || (this.link.kind === 'closed' && this.link.fatal)
+    const { link } = this.state
+    return this.finished || (link.kind === 'closed' && link.fatal)
   }
 
   getSnapshot(): TaskSnapshot {
@@ -132,7 +122,7 @@ export class TaskChannel {
     this.options = this.mergedOptions()
     this.longestLinger = Math.max(this.longestLinger, options.linger)
     this.deliver(listener, { type: 'snapshot', snapshot: this.snapshot })
-    if (!this.done && this.link.kind === 'closed') this.dispatch({ type: 'start' })
+    if (!this.done && this.state.link.kind === 'closed') this.dispatch({ type: 'start' })
     else this.publish()
   }
 
@@ -161,9 +151,15 @@ export class TaskChannel {
       return { ok: false, error: `message cannot be sent as JSON: ${errorText(error)}` }
     }
     if (typeof data !== 'string') return { ok: false, error: `message cannot be sent as JSON: ${describeValue(message)}` }
-    if (data.length > MAX_SEND_BYTES) return { ok: false, error: `message is ${data.length} characters; the limit is ${MAX_SEND_BYTES}` }
+    // Counted in UTF-8 bytes, as the server counts: 30,000 Korean characters are 90,000 bytes.
+    if (data.length > MAX_CLIENT_MESSAGE_BYTES / 3) {
+      const bytes = utf8ByteLength(data)
+      if (bytes > MAX_CLIENT_MESSAGE_BYTES) {
+        return { ok: false, error: `message is ${bytes} bytes (UTF-8); the limit is ${MAX_CLIENT_MESSAGE_BYTES}` }
+      }
+    }
     if (this.done) return { ok: false, error: `task ${this.projectId} is no longer followed (${this.snapshot.status})` }
-    if (this.link.kind === 'live' && this.socket) {
+    if (this.state.link.kind === 'live' && this.socket) {
       this.transmit(data)
       return { ok: true, queued: false }
     }
@@ -175,20 +171,20 @@ export class TaskChannel {
   }
 
   stats(): TaskStats {
-    const state = connectionState(this.link)
+    const { link, task } = this.state
     return {
       key: this.key,
       projectId: this.projectId,
       backend: this.backend.http,
-      connection: state,
-      status: this.task.status,
-      transport: this.socket ? 'websocket' : this.link.kind === 'polling' ? 'polling' : 'none',
-      reconnectAttempts: attemptsOf(this.link, this.options),
+      connection: connectionState(link),
+      status: task.status,
+      transport: this.socket ? 'websocket' : link.kind === 'polling' ? 'polling' : 'none',
+      reconnectAttempts: attemptsOf(link, this.options),
       subscribers: this.subscribers.size,
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       queued: this.queue.length,
-      seq: this.task.seq,
+      seq: task.seq,
     }
   }
 
@@ -198,22 +194,20 @@ export class TaskChannel {
     return merged ?? this.options
   }
 
-  private dispatch(event: ConnectionEvent): void {
-    const before = this.link
-    const { link, effects } = reduceConnection(this.link, event, this.options, this.env.random)
-    this.link = link
+  private dispatch(input: ChannelInput): void {
+    const { state, effects } = reduceChannel(this.state, input, {
+      options: this.options,
+      now: this.env.clock.now(),
+      random: this.env.random,
+      pageOrigin: this.env.origin ?? null,
+      backendOrigin: this.backendOrigin,
+    })
+    this.state = state
     for (const effect of effects) this.run(effect)
-    if (this.seeded && link.kind === 'live') {
-      this.seeded = false
-      this.gapDue = true
-    }
-    if (link !== before && link.kind === 'closed' && link.reason !== null && !this.finished) {
-      this.task = link.fatal ? withFatalError(this.task, link.reason) : withConnectionError(this.task, link.reason)
-    }
     this.publish()
   }
 
-  private run(effect: ConnectionEffect): void {
+  private run(effect: ChannelEffect): void {
     switch (effect.type) {
       case 'openSocket':
         this.openSocket()
@@ -239,19 +233,22 @@ export class TaskChannel {
       case 'ping':
         this.transmit('{"type":"ping"}')
         return
-      case 'poll':
-        this.fetchStatus('poll')
-        return
-      case 'fillGap':
-        this.gapDue = true
+      case 'readStatus':
+        this.readStatus(effect.purpose)
         return
       case 'flushQueue':
         for (const data of this.queue.splice(0)) this.transmit(data)
         return
+      case 'deliver':
+        this.emit({ type: 'message', message: effect.message })
+        return
+      case 'probe':
+        this.probe()
+        return
     }
   }
 
-  private cancelTimer(name: TimerName): void {
+  private cancelTimer(name: ChannelTimer): void {
     const handle = this.timers.get(name)
     if (handle !== undefined) {
       this.env.clock.clearTimeout(handle)
@@ -264,24 +261,27 @@ export class TaskChannel {
       this.socket?.send(data)
       this.messagesOut++
     } catch (error) {
-      this.task = withConnectionError(this.task, `sending failed: ${errorText(error)}`)
+      // Reported on a later turn, so the reducer is never re-entered from one of its effects.
+      const generation = this.generation
+      this.env.clock.setTimeout(() => {
+        if (generation === this.generation) this.dispatch({ type: 'sendFailed', error: errorText(error) })
+      }, 0)
     }
   }
 
   private openSocket(): void {
-    this.closeSocket(1000, 'replaced')
-    this.gapDue = false
+    this.closeSocket(CloseCode.Normal, 'replaced')
     const generation = ++this.generation
-    const url = streamUrl(this.backend, this.projectId, this.task.seq ?? undefined)
+    const url = streamUrl(this.backend, this.projectId, this.state.task.seq ?? undefined)
     let socket: SocketLike
     try {
       socket = this.env.createSocket(url)
     } catch (error) {
       // A constructor that throws (bad URL, a blocked port) is a failed attempt like any other,
       // reported on a later turn so the reducer is never re-entered.
-      this.task = withConnectionError(this.task, `WebSocket to ${url} could not be created: ${errorText(error)}`)
       this.env.clock.setTimeout(() => {
-        if (generation === this.generation) this.dispatch({ type: 'socketClose', code: 1006, reason: 'socket could not be created' })
+        if (generation !== this.generation) return
+        this.dispatch({ type: 'socketUnavailable', error: `WebSocket to ${url} could not be created: ${errorText(error)}` })
       }, 0)
       return
     }
@@ -295,12 +295,6 @@ export class TaskChannel {
     socket.onclose = (event) => {
       if (generation !== this.generation) return
       this.socket = null
-      if (event.code !== 1000 && event.code !== 1001) {
-        this.task = withConnectionError(
-          this.task,
-          `WebSocket closed (code ${event.code}${event.reason ? `: ${event.reason}` : ''})`,
-        )
-      }
       this.dispatch({ type: 'socketClose', code: event.code, reason: event.reason })
     }
     // Browsers fire `error` without details and always follow it with `close`.
@@ -323,27 +317,10 @@ export class TaskChannel {
   private receive(data: unknown): void {
     this.messagesIn++
     const parsed = parseServerMessage(data, { maxBytes: this.maxMessageBytes })
-    if (!parsed.ok) {
-      this.task = withConnectionError(this.task, `ignored a bad message from the server: ${parsed.error.message}`)
-      this.dispatch({ type: 'socketMessage' })
-      return
-    }
-    const message = parsed.value
-    if (this.gapDue) {
-      this.gapDue = false
-      // A server that announces `last_seq` replays everything after `?since=` on this socket.
-      // Reading the status as well could overtake that replay (a slow store) and make its
-      // steps look like duplicates that `onMessage` never hears; only other servers need it.
-      if (message.type !== 'connected' || message.last_seq === undefined) this.fetchStatus('gap')
-    }
-    const { task, deliver } = applyMessage(this.task, message, this.env.clock.now())
-    this.task = task
-    if (deliver) this.emit({ type: 'message', message })
-    this.dispatch(message.type === 'pong' ? { type: 'pong' } : { type: 'socketMessage' })
-    if (this.finished) this.dispatch({ type: 'finished' })
+    this.dispatch(parsed.ok ? { type: 'received', message: parsed.value } : { type: 'badMessage', error: parsed.error.message })
   }
 
-  private fetchStatus(purpose: 'poll' | 'gap'): void {
+  private readStatus(purpose: ReadPurpose): void {
     this.requests.get(purpose)?.abort()
     const controller = new AbortController()
     this.requests.set(purpose, controller)
@@ -353,52 +330,99 @@ export class TaskChannel {
       timedOut = true
       controller.abort()
     }, this.options.requestTimeout)
-    const finish = (problem: string | null, apply?: () => void): void => {
+    const finish = (result: ReadResult): void => {
       this.env.clock.clearTimeout(timer)
       if (this.requests.get(purpose) !== controller) return
       this.requests.delete(purpose)
-      // A failed gap fill is not worth alarming anyone: the stream itself is live again, and a
-      // guide-only backend may have no status endpoint at all.
-      if (problem !== null && purpose === 'poll') this.task = withConnectionError(this.task, problem)
-      apply?.()
-      if (this.finished) this.dispatch({ type: 'finished' })
-      if (purpose === 'poll') this.dispatch({ type: 'pollDone' })
-      else this.publish()
+      if (result.ok) this.messagesIn++
+      this.dispatch({ type: 'statusRead', purpose, result })
     }
-    let response: Promise<{ status: number; body: string; contentType: string | null }>
+    let answered = false
+    let response: Promise<ReadResult>
     try {
-      response = this.env
-        .fetch(url, { signal: controller.signal, headers: { Accept: 'application/json' } })
-        .then(async (res) => ({ status: res.status, contentType: res.headers.get('content-type'), body: await res.text() }))
+      response = this.env.fetch(url, { signal: controller.signal, headers: { Accept: 'application/json' } }).then(async (res) => {
+        answered = true
+        return this.readBody(url, res, controller)
+      })
     } catch (error) {
       response = Promise.reject(error instanceof Error ? error : new Error(String(error)))
     }
-    response.then(
-      ({ status, body, contentType }) => {
-        if (status < 200 || status > 299) {
-          finish(`status endpoint ${url} answered HTTP ${status}${statusDetail(body, contentType)}`)
-          return
-        }
-        const parsed = parseStatusResponse(body, { contentType, maxBytes: this.maxMessageBytes })
-        if (!parsed.ok) {
-          finish(`status endpoint ${url}: ${parsed.error.message}`)
-          return
-        }
-        finish(null, () => {
-          this.messagesIn++
-          const { task, messages } = applyStatus(this.task, parsed.value, this.env.clock.now())
-          this.task = task
-          for (const message of messages) this.emit({ type: 'message', message })
-        })
-      },
-      (error: unknown) => {
-        finish(
-          timedOut
-            ? `status endpoint ${url} did not answer within ${this.options.requestTimeout} ms`
-            : `status request to ${url} failed: ${errorText(error)}`,
-        )
-      },
+    response.then(finish, (error: unknown) => {
+      finish(
+        timedOut
+          ? { ok: false, problem: `status endpoint ${url} did not answer within ${this.options.requestTimeout} ms`, network: false }
+          : { ok: false, problem: `status request to ${url} failed: ${errorText(error)}`, network: !answered },
+      )
+    })
+  }
+
+  /** Asks whether the backend answers at all: a `no-cors` request resolves (opaque) from any server that is up. */
+  private probe(): void {
+    this.requests.get('probe')?.abort()
+    const controller = new AbortController()
+    this.requests.set('probe', controller)
+    const timer = this.env.clock.setTimeout(() => controller.abort(), this.options.requestTimeout)
+    const finish = (reachable: boolean): void => {
+      this.env.clock.clearTimeout(timer)
+      if (this.requests.get('probe') !== controller) return
+      this.requests.delete('probe')
+      this.dispatch({ type: 'probed', reachable })
+    }
+    let answer: Promise<unknown>
+    try {
+      answer = this.env.fetch(statusUrl(this.backend, this.projectId), { signal: controller.signal, headers: {}, mode: 'no-cors' })
+    } catch (error) {
+      answer = Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+    answer.then(
+      () => finish(true),
+      () => finish(false),
     )
+  }
+
+  /** Turns an answer into a read result, refusing a body past the size limit while it streams in. */
+  private async readBody(url: string, res: ResponseLike, controller: AbortController): Promise<ReadResult> {
+    const contentType = res.headers.get('content-type')
+    const limit = this.maxMessageBytes
+    const tooLarge = (size: string): ReadResult => ({
+      ok: false,
+      problem: `status endpoint ${url} sent ${size}; the limit is ${limit} bytes`,
+      network: false,
+    })
+    const declared = Number(res.headers.get('content-length'))
+    if (Number.isFinite(declared) && declared > limit) {
+      controller.abort()
+      return tooLarge(`${declared} bytes`)
+    }
+    let body: string
+    if (res.body) {
+      const reader = res.body.getReader()
+      const decoder = new TextDecoder()
+      let size = 0
+      body = ''
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        if (!value) continue
+        size += value.byteLength
+        if (size > limit) {
+          // Stop reading (and downloading) at once: a runaway body must not fill the worker's memory.
+          void reader.cancel().catch(() => {})
+          controller.abort()
+          return tooLarge(`more than ${limit} bytes`)
+        }
+        body += decoder.decode(value, { stream: true })
+      }
+      body += decoder.decode()
+    } else {
+      body = await res.text()
+    }
+    if (res.status < 200 || res.status > 299) {
+      return { ok: false, problem: `status endpoint ${url} answered HTTP ${res.status}${statusDetail(body, contentType)}`, network: false }
+    }
+    const parsed = parseStatusResponse(body, { contentType, maxBytes: limit })
+    if (!parsed.ok) return { ok: false, problem: `status endpoint ${url}: ${parsed.error.message}`, network: false }
+    return { ok: true, status: parsed.value }
   }
 
   private abortRequests(): void {
@@ -407,29 +431,32 @@ export class TaskChannel {
   }
 
   private compose(): TaskSnapshot {
-    const connection = connectionState(this.link)
+    const { link, task } = this.state
+    const connection = connectionState(link)
     return Object.freeze({
       projectId: this.projectId,
-      status: this.task.status,
-      progress: this.task.progress,
-      message: this.task.message,
-      taskName: this.task.taskName,
-      result: this.task.result,
-      error: this.task.error,
-      details: this.task.details,
+      status: task.status,
+      progress: task.progress,
+      message: task.message,
+      taskName: task.taskName,
+      result: task.result,
+      error: task.error,
+      details: task.details,
       connection,
-      reconnectAttempts: attemptsOf(this.link, this.options),
+      reconnectAttempts: attemptsOf(link, this.options),
       maxReconnectAttempts: this.options.maxReconnectAttempts,
       isConnected: connection === 'live',
       isFallback: connection === 'polling',
-      seq: this.task.seq,
-      lastMessageAt: this.task.lastMessageAt,
-      connectionError: this.task.connectionError,
+      seq: task.seq,
+      lastMessageAt: task.lastMessageAt,
+      stalledSince: task.stalledSince,
+      connectionError: task.connectionError,
     })
   }
 
   private publish(): void {
-    if (this.link.kind === 'closed' && this.link.reason === null && !this.finished && this.subscribers.size === 0) {
+    const { link } = this.state
+    if (link.kind === 'closed' && link.reason === null && !this.finished && this.subscribers.size === 0) {
       // Stopped for lack of subscribers: nobody is left to tell.
       return
     }
@@ -459,6 +486,14 @@ function shallowEqual(a: TaskSnapshot, b: TaskSnapshot): boolean {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin
+  } catch {
+    return url
+  }
 }
 
 /** A short reason from an error body: its JSON `error`/`detail`, or that it was an HTML page. */

@@ -33,6 +33,11 @@ export interface ProgressBarLabels {
   failed: string
   /** Heading of a connection problem, which is not a task failure. */
   connectionProblem: string
+  /**
+   * Shown while a running task has sent no update for `staleAfter` (it is not failed).
+   * Placeholder: `{seconds}` since the last update.
+   */
+  stalled: string
 }
 
 export const englishLabels: Readonly<ProgressBarLabels> = Object.freeze({
@@ -47,6 +52,7 @@ export const englishLabels: Readonly<ProgressBarLabels> = Object.freeze({
   completed: 'Completed',
   failed: 'Task failed',
   connectionProblem: 'Connection problem',
+  stalled: 'No update for {seconds} s',
 })
 
 export const koreanLabels: Readonly<ProgressBarLabels> = Object.freeze({
@@ -61,6 +67,7 @@ export const koreanLabels: Readonly<ProgressBarLabels> = Object.freeze({
   completed: '작업 완료',
   failed: '작업 실패',
   connectionProblem: '연결 문제',
+  stalled: '{seconds}초째 업데이트 없음',
 })
 
 /** The built-in label sets by locale. */

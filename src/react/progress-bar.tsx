@@ -6,15 +6,17 @@
  * Styling is public API (see progress-bar.css, imported separately as
  * `tabcast/progress-bar.css`):
  * - root `.tabcast-progress` with `data-connection` (connecting | live | reconnecting |
- *   polling | closed) and `data-status` (idle | running | completed | failed), plus
- *   `.tabcast-progress--reduced-motion` when the user prefers reduced motion;
+ *   polling | closed) and `data-status` (idle | running | completed | failed),
+ *   `data-stalled="true"` while the running task has sent no update for `staleAfter`,
+ *   plus `.tabcast-progress--reduced-motion` when the user prefers reduced motion;
  * - parts: `__header`, `__title`, `__percent`, `__track` (the `role="progressbar"`
  *   element), `__fill`, `__shimmer` (only rendered while running with motion allowed),
  *   `__message`, `__live` (the polite live region), `__connection`, `__dot`,
- *   `__completed`, `__notice` (a connection problem), `__alert` (the `role="alert"`
- *   region) and `__error`, all prefixed `tabcast-progress`.
+ *   `__completed`, `__stalled` (no update for a while), `__notice` (a connection
+ *   problem), `__alert` (the `role="alert"` region) and `__error`, all prefixed
+ *   `tabcast-progress`.
  */
-import { useSyncExternalStore, type ReactNode } from 'react'
+import { useEffect, useLayoutEffect, useState, useSyncExternalStore, type ReactNode } from 'react'
 import type { JsonRecord } from '../protocol.js'
 import type { TaskOptions, TaskSnapshot } from '../types.js'
 import {
@@ -81,6 +83,8 @@ export function ProgressBar(props: ProgressBarProps): ReactNode {
   const labels = mergeLabels(progressBarLabels[locale === undefined ? browserLocale : localeFromLanguage(locale)], overrides)
 
   const percent = wholePercent(task)
+  const stalledSince = task.status === 'running' ? task.stalledSince : null
+  const stalledFor = useSecondsSince(stalledSince)
   // A finished task's last server message is often stale ("generating… 2/5"), so the
   // value text then names the outcome instead.
   const describedBy =
@@ -93,7 +97,12 @@ export function ProgressBar(props: ProgressBarProps): ReactNode {
   // Everything below that came from the network (message, task name, errors) is
   // rendered as a text child, never as markup.
   return (
-    <div className={rootClass} data-connection={task.connection} data-status={task.status}>
+    <div
+      className={rootClass}
+      data-connection={task.connection}
+      data-status={task.status}
+      data-stalled={stalledSince === null ? undefined : 'true'}
+    >
       <div className="tabcast-progress__header">
         <span className="tabcast-progress__title">{task.taskName ?? labels.title}</span>
         <span className="tabcast-progress__percent" aria-hidden="true">
@@ -127,6 +136,9 @@ export function ProgressBar(props: ProgressBarProps): ReactNode {
         ) : null}
         {task.status === 'completed' ? <span className="tabcast-progress__completed">{labels.completed}</span> : null}
       </div>
+      {stalledSince === null ? null : (
+        <p className="tabcast-progress__stalled">{formatLabel(labels.stalled, { seconds: stalledFor })}</p>
+      )}
       {task.connectionError !== null && task.status !== 'failed' ? (
         <p className="tabcast-progress__notice">
           {labels.connectionProblem}: {task.connectionError}
@@ -165,6 +177,25 @@ function connectionText(task: TaskSnapshot, labels: ProgressBarLabels): string {
     case 'closed':
       return labels.closed
   }
+}
+
+// Layout effect in the browser, so a bar that has just stalled never paints a stale count;
+// plain effect on the server, where neither runs.
+const useBrowserLayoutEffect = typeof window === 'undefined' ? useEffect : useLayoutEffect
+
+/**
+ * Whole seconds since `since` (ms since epoch), re-rendered once a second while `since`
+ * is set. Nothing ticks while it is null.
+ */
+function useSecondsSince(since: number | null): number {
+  const [now, setNow] = useState(() => (since === null ? 0 : Date.now()))
+  useBrowserLayoutEffect(() => {
+    if (since === null) return undefined
+    setNow(Date.now())
+    const timer = setInterval(() => setNow(Date.now()), 1000)
+    return () => clearInterval(timer)
+  }, [since])
+  return since === null ? 0 : Math.max(0, Math.floor((now - since) / 1000))
 }
 
 /** Applies overrides, ignoring `undefined` values (plain JS callers may pass them). */

@@ -298,12 +298,63 @@ describe('ProgressBar: styling hooks', () => {
     setReducedMotion(true)
     const { root } = renderBar({ showConnectionStatus: true })
     push({ status: 'failed', error: 'x', connectionError: null, message: 'm' })
-    const rendered = new Set<string>(['tabcast-progress__shimmer', 'tabcast-progress__completed', 'tabcast-progress__notice'])
+    const rendered = new Set<string>([
+      'tabcast-progress__shimmer',
+      'tabcast-progress__completed',
+      'tabcast-progress__notice',
+      'tabcast-progress__stalled',
+    ])
     for (const element of [root, ...root.querySelectorAll('*')]) {
       for (const name of element.classList) rendered.add(name)
     }
     // Each one is documented (or styled) in the stylesheet, which is where users look them up.
     for (const name of rendered) expect(css, name).toContain(`.${name}`)
+  })
+})
+
+describe('ProgressBar: a stalled task', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('shows "No update for N s", counting up, and marks the root data-stalled, without failing the task', () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] })
+    vi.setSystemTime(100_000)
+    setBrowserLanguage('en-US')
+    const { root, alert } = renderBar()
+    push({ status: 'running', connection: 'live', progress: 0.25, stalledSince: null })
+    expect(root.hasAttribute('data-stalled')).toBe(false)
+    expect(root.querySelector('.tabcast-progress__stalled')).toBeNull()
+
+    push({ stalledSince: 100_000 - 45_000 })
+    expect(root.getAttribute('data-stalled')).toBe('true')
+    expect(root.querySelector('.tabcast-progress__stalled')?.textContent).toBe('No update for 45 s')
+    act(() => {
+      vi.advanceTimersByTime(2000)
+    })
+    expect(root.querySelector('.tabcast-progress__stalled')?.textContent).toBe('No update for 47 s')
+    expect(root.getAttribute('data-status')).toBe('running')
+    expect(alert().textContent).toBe('')
+
+    push({ stalledSince: null, progress: 0.3 })
+    expect(root.hasAttribute('data-stalled')).toBe(false)
+    expect(root.querySelector('.tabcast-progress__stalled')).toBeNull()
+  })
+
+  it('speaks Korean in a Korean browser', () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] })
+    vi.setSystemTime(100_000)
+    setBrowserLanguage('ko-KR')
+    const { root } = renderBar()
+    push({ status: 'running', stalledSince: 100_000 - 45_000 })
+    expect(root.querySelector('.tabcast-progress__stalled')?.textContent).toBe('45초째 업데이트 없음')
+  })
+
+  it('a finished task is never shown as stalled', () => {
+    const { root } = renderBar()
+    push({ status: 'completed', progress: 1, stalledSince: 5 })
+    expect(root.hasAttribute('data-stalled')).toBe(false)
+    expect(root.querySelector('.tabcast-progress__stalled')).toBeNull()
   })
 })
 

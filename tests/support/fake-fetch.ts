@@ -9,19 +9,26 @@ export interface Reply {
   status?: number
   body: string | object
   contentType?: string
+  /** Extra response headers (lower-case names). */
+  headers?: Record<string, string>
+  /** A body stream offered as `response.body` (its `text()` then rejects: the reader must use the stream). */
+  stream?: ReadableStream<Uint8Array>
 }
 
 export class FakeRequest {
   readonly url: string
   readonly signal: AbortSignal
+  /** `'no-cors'` for a reachability probe. */
+  readonly mode: 'cors' | 'no-cors'
   settled = false
   private resolveFn: (response: ResponseLike) => void = () => {}
   private rejectFn: (error: unknown) => void = () => {}
   readonly promise: Promise<ResponseLike>
 
-  constructor(url: string, signal: AbortSignal) {
+  constructor(url: string, signal: AbortSignal, mode: 'cors' | 'no-cors' = 'cors') {
     this.url = url
     this.signal = signal
+    this.mode = mode
     this.promise = new Promise<ResponseLike>((resolve, reject) => {
       this.resolveFn = resolve
       this.rejectFn = reject
@@ -34,10 +41,12 @@ export class FakeRequest {
     this.settled = true
     const body = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body)
     const contentType = reply.contentType ?? (typeof reply.body === 'string' ? 'text/plain' : 'application/json')
+    const headers: Record<string, string> = { 'content-type': contentType, ...reply.headers }
     this.resolveFn({
       status: reply.status ?? 200,
-      headers: { get: (name) => (name.toLowerCase() === 'content-type' ? contentType : null) },
-      text: () => Promise.resolve(body),
+      headers: { get: (name) => headers[name.toLowerCase()] ?? null },
+      text: () => (reply.stream ? Promise.reject(new Error('text() on a streamed body')) : Promise.resolve(body)),
+      ...(reply.stream ? { body: reply.stream } : {}),
     })
   }
 
@@ -54,7 +63,7 @@ export class FakeFetch {
   auto: ((request: FakeRequest) => void) | null = null
 
   readonly fetch: FetchLike = (url, init) => {
-    const request = new FakeRequest(url, init.signal)
+    const request = new FakeRequest(url, init.signal, init.mode)
     this.requests.push(request)
     this.auto?.(request)
     return request.promise

@@ -341,12 +341,32 @@ describe('reduceConnection: online, finished, stop', () => {
   it('a stopped link can start again', () => {
     expect(run(LIVE, [{ type: 'stop' }, start]).link).toEqual({ kind: 'connecting', attempt: 0 })
   })
+})
 
-  it('a fatal event closes for good with its reason', () => {
-    const { link, effects } = run(LIVE, [{ type: 'fatal', reason: 'task unknown' }])
-    expect(link).toEqual({ kind: 'closed', reason: 'task unknown', fatal: true })
-    expect(types(effects)).toContain('closeSocket')
-    expect(run(link, [start]).link).toBe(link)
+describe('reduceConnection: status during backoff and the pong capability', () => {
+  it('every backoff step that waits asks for one status read, the first failure included', () => {
+    const first = run(INITIAL_LINK, [start, drop()])
+    expect(first.link).toMatchObject({ kind: 'waiting', attempt: 1 })
+    expect(types(first.effects)).toContain('readStatus')
+    const second = run(first.link, [timer('retry'), drop()])
+    expect(second.link).toMatchObject({ kind: 'waiting', attempt: 2 })
+    expect(types(second.effects).filter((type) => type === 'readStatus')).toHaveLength(1)
+  })
+
+  it('a reconnect at once (going away) reads nothing: the new socket fills the gap', () => {
+    expect(types(run(LIVE, [drop(1001)]).effects)).not.toContain('readStatus')
+  })
+
+  it('a fatal close or polling reads through other paths, not a backoff read', () => {
+    expect(types(run(LIVE, [drop(4004)]).effects)).not.toContain('readStatus')
+    expect(types(run(LIVE, [drop()], { maxReconnectAttempts: 0 }).effects)).toEqual(['cancel', 'cancel', 'cancel', 'poll', 'arm'])
+  })
+
+  it('answersPings arms the pong deadline from the first ping, like a seen pong', () => {
+    const { link } = run(LIVE, [{ type: 'answersPings' }])
+    expect(link).toEqual({ kind: 'live', pongSeen: true })
+    expect(armed(run(link, [timer('ping')]).effects).pongTimeout).toBe(10_000)
+    expect(run({ kind: 'connecting', attempt: 0 }, [{ type: 'answersPings' }]).link).toEqual({ kind: 'connecting', attempt: 0 })
   })
 })
 

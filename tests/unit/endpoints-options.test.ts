@@ -158,6 +158,7 @@ describe('resolveOptions', () => {
       reconnectBaseDelay: 1000,
       reconnectMaxDelay: 30_000,
       reconnectJitter: 0,
+      staleAfter: 30_000,
     })
   })
 
@@ -174,6 +175,7 @@ describe('resolveOptions', () => {
       reconnectJitter: 2,
       autoReconnect: 'yes' as unknown as boolean,
       connectTimeout: 1,
+      staleAfter: -5,
     })
     expect(resolved).toEqual(DEFAULT_OPTIONS)
   })
@@ -200,6 +202,7 @@ describe('mergeOptions: the most demanding value wins', () => {
     connectTimeout: 2000,
     requestTimeout: 20_000,
     linger: 100,
+    staleAfter: 0,
   })
   const b = resolveOptions({
     backendUrl: 'other:1',
@@ -213,6 +216,7 @@ describe('mergeOptions: the most demanding value wins', () => {
     connectTimeout: 9000,
     requestTimeout: 4000,
     linger: 9000,
+    staleAfter: 45_000,
   })
 
   it('merges field by field', () => {
@@ -231,6 +235,8 @@ describe('mergeOptions: the most demanding value wins', () => {
       connectTimeout: 2000,
       requestTimeout: 4000,
       linger: 9000,
+      // The snapshot is shared: a subscriber that wants stall notices gets them (0, off, loses).
+      staleAfter: 45_000,
     })
   })
 

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_CLIENT_MESSAGE_BYTES,
   MAX_TASK_ID_LENGTH,
+  hasCapability,
+  isKnownMessage,
   isConnectionScopedError,
   isFatalCloseCode,
   parseServerMessage,
@@ -43,6 +46,21 @@ describe('parseServerMessage: accepts', () => {
     expect(valueOf(parseServerMessage('{"type":"progress","progress":1}')).progress).toBe(1)
   })
 
+  it('a type it does not know, with every field as received (forward compatibility)', () => {
+    const message = valueOf(parseServerMessage('{"type":"eta","project_id":"a","seconds":12,"nested":{"x":[1]},"note":null}'))
+    expect(message).toEqual({ type: 'eta', project_id: 'a', seconds: 12, nested: { x: [1] } })
+    expect(isKnownMessage(message)).toBe(false)
+    expect(isKnownMessage(valueOf(parseServerMessage('{"type":"progress"}')))).toBe(true)
+  })
+
+  it('epoch and capabilities on connected; capabilities it does not know are kept and ignored', () => {
+    const message = valueOf(parseServerMessage('{"type":"connected","last_seq":4,"epoch":"boot-7.a_B","capabilities":["pong","teleport"]}'))
+    expect(message).toEqual({ type: 'connected', last_seq: 4, epoch: 'boot-7.a_B', capabilities: ['pong', 'teleport'] })
+    expect(hasCapability(message, 'pong')).toBe(true)
+    expect(hasCapability(message, 'auth')).toBe(false)
+    expect(hasCapability(valueOf(parseServerMessage('{"type":"connected"}')), 'pong')).toBe(false)
+  })
+
   it('the bare text "pong" of guide-era servers', () => {
     expect(valueOf(parseServerMessage('pong'))).toEqual({ type: 'pong' })
   })
@@ -68,11 +86,24 @@ describe('parseServerMessage: rejects, naming the field and the value', () => {
     expect(error.message).toContain('"type"')
   })
 
-  it('an unknown type', () => {
-    const error = errorOf(parseServerMessage('{"type":"progres"}'))
-    expect(error).toMatchObject({ code: 'unknown_type', field: 'type' })
-    expect(error.message).toContain('"progres"')
-    expect(error.message).toContain('connected, progress, error, completed, pong')
+  it('an empty type', () => {
+    expect(errorOf(parseServerMessage('{"type":""}'))).toMatchObject({ code: 'bad_field', field: 'type' })
+  })
+
+  it('a known field of the wrong type, in a message of an unknown type too', () => {
+    expect(errorOf(parseServerMessage('{"type":"future","seq":"3"}'))).toMatchObject({ field: 'seq' })
+  })
+
+  it.each([
+    ['an empty epoch', { epoch: '' }, 'epoch'],
+    ['an epoch with a slash', { epoch: 'a/b' }, 'epoch'],
+    ['an epoch of 65 characters', { epoch: 'e'.repeat(65) }, 'epoch'],
+    ['a number as epoch', { epoch: 7 }, 'epoch'],
+    ['capabilities that are not an array', { capabilities: 'pong' }, 'capabilities'],
+    ['capabilities holding a number', { capabilities: ['pong', 3] }, 'capabilities'],
+  ])('%s', (_name, fields, field) => {
+    const error = errorOf(parseServerMessage(JSON.stringify({ type: 'connected', ...fields })))
+    expect(error).toMatchObject({ code: 'bad_field', field })
   })
 
   it('a type that is not a string', () => {
@@ -172,7 +203,7 @@ describe('parseServerMessage: rejects, naming the field and the value', () => {
   })
 
   it('long bad values are shortened in the message', () => {
-    const error = errorOf(parseServerMessage(JSON.stringify({ type: 'x'.repeat(500) })))
+    const error = errorOf(parseServerMessage(JSON.stringify({ type: 'progress', message: 'x'.repeat(500), progress: 'x'.repeat(500) })))
     expect(error.message.length).toBeLessThan(200)
   })
 })
@@ -214,6 +245,17 @@ describe('parseStatusResponse', () => {
 
   it('not an object', () => {
     expect(errorOf(parseStatusResponse('[]')).code).toBe('not_object')
+  })
+
+  it('keeps an epoch and refuses a bad one', () => {
+    expect(valueOf(parseStatusResponse('{"status":"running","epoch":"e2"}')).epoch).toBe('e2')
+    expect(errorOf(parseStatusResponse('{"status":"running","epoch":"e 2"}')).field).toBe('epoch')
+  })
+})
+
+describe('MAX_CLIENT_MESSAGE_BYTES', () => {
+  it('is 64 KiB, counted in UTF-8 bytes on both sides', () => {
+    expect(MAX_CLIENT_MESSAGE_BYTES).toBe(65_536)
   })
 })
 

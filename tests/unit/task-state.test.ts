@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import type { ServerMessage, StatusResponse } from 'tabcast'
-import { INITIAL_TASK, applyMessage, applyStatus, withConnectionError, withFatalError, type TaskState } from '../../src/core/task-state.js'
+import {
+  INITIAL_TASK,
+  applyMessage,
+  applyStatus,
+  staleDeadline,
+  withConnectionError,
+  withFatalError,
+  withStaleness,
+  type TaskState,
+} from '../../src/core/task-state.js'
 
 const NOW = 1_000
 
@@ -89,16 +98,6 @@ describe('applyMessage', () => {
     expect(task.seq).toBe(4)
   })
 
-  it('connected with last_seq below ours accepts the new numbering', () => {
-    const before = applyAll([{ type: 'progress', progress: 0.7, seq: 9 }]).task
-    const reset = applyMessage(before, { type: 'connected', last_seq: 2 }, NOW)
-    expect(reset.task.seq).toBe(2)
-    // Without the reset, seq 3 would be dropped as a duplicate of what we had.
-    const next = applyMessage(reset.task, { type: 'progress', progress: 0.8, seq: 3 }, NOW)
-    expect(next.deliver).toBe(true)
-    expect(next.task).toMatchObject({ progress: 0.8, seq: 3 })
-  })
-
   it('connected with last_seq at or above ours keeps our seq, and clears a connection error', () => {
     const before = { ...applyAll([{ type: 'progress', progress: 0.7, seq: 5 }]).task, connectionError: 'bad frame' }
     const same = applyMessage(before, { type: 'connected', last_seq: 8 }, NOW)
@@ -127,6 +126,209 @@ describe('applyMessage', () => {
     const { task, deliver } = applyMessage(INITIAL_TASK, { type: 'pong' }, NOW)
     expect(task).toBe(INITIAL_TASK)
     expect(deliver).toBe(true)
+  })
+})
+
+describe('applyMessage: numbering epochs', () => {
+  const at5 = applyAll([
+    { type: 'connected', epoch: 'A', last_seq: 0 },
+    { type: 'progress', progress: 0.62, message: 'mixing', seq: 5 },
+  ]).task
+
+  it('the first epoch a server names is recorded, not treated as a new one', () => {
+    expect(at5).toMatchObject({ epoch: 'A', seq: 5, renumbered: false })
+  })
+
+  it('connected with last_seq below ours (no epoch named) starts a new epoch and forgets the seq baseline', () => {
+    const applied = applyMessage({ ...at5, epoch: null }, { type: 'connected', last_seq: 4 }, NOW)
+    expect(applied).toMatchObject({ newEpoch: true, deliver: true })
+    expect(applied.task).toMatchObject({ seq: null, renumbered: true, progress: 0.62 })
+  })
+
+  it('a different epoch starts a new one even when last_seq is above ours', () => {
+    const applied = applyMessage(at5, { type: 'connected', epoch: 'B', last_seq: 9 }, NOW)
+    expect(applied).toMatchObject({ newEpoch: true })
+    expect(applied.task).toMatchObject({ epoch: 'B', seq: null, renumbered: true })
+  })
+
+  it('the same epoch with last_seq at or above ours is the same history', () => {
+    for (const lastSeq of [5, 8]) {
+      const applied = applyMessage(at5, { type: 'connected', epoch: 'A', last_seq: lastSeq }, NOW)
+      expect(applied.newEpoch).toBe(false)
+      expect(applied.task.seq).toBe(5)
+    }
+  })
+
+  it('the same epoch but last_seq below ours is still a new epoch (rule b holds alone)', () => {
+    expect(applyMessage(at5, { type: 'connected', epoch: 'A', last_seq: 2 }, NOW).newEpoch).toBe(true)
+  })
+
+  it('connected without last_seq or epoch changes nothing about the numbering', () => {
+    const applied = applyMessage(at5, { type: 'connected' }, NOW)
+    expect(applied.newEpoch).toBe(false)
+    expect(applied.task).toBe(at5)
+  })
+
+  it('issue 11: completed with seq == last_seq after a renumbering restart is applied, not dropped', () => {
+    const { task, delivered } = applyAll(
+      [
+        { type: 'connected', last_seq: 4 },
+        { type: 'completed', result: { audio_id: 'a1' }, seq: 4 },
+      ],
+      at5,
+    )
+    expect(task).toMatchObject({ status: 'completed', progress: 1, result: { audio_id: 'a1' }, seq: 4 })
+    expect(delivered.map((message) => message.type)).toEqual(['connected', 'completed'])
+  })
+
+  it('the first message of a new epoch sets the progress even when lower; later ones never go back within it', () => {
+    const { task } = applyAll(
+      [
+        { type: 'connected', epoch: 'B', last_seq: 1 },
+        { type: 'progress', progress: 0.25, seq: 1 },
+        { type: 'progress', progress: 0.45, seq: 2 },
+        { type: 'progress', progress: 0.3, seq: 3 },
+      ],
+      at5,
+    )
+    expect(task).toMatchObject({ progress: 0.45, seq: 3, epoch: 'B', renumbered: false })
+  })
+
+  it('a job resuming after a renumbering: the first new message is not dropped (no jump 25 % → 45 %)', () => {
+    const renumbered = applyAll([{ type: 'connected', last_seq: 3 }], { ...at5, progress: 0.25 }).task
+    const first = applyMessage(renumbered, { type: 'progress', progress: 0.35, seq: 4 }, NOW)
+    expect(first.deliver).toBe(true)
+    expect(first.task).toMatchObject({ progress: 0.35, seq: 4 })
+  })
+
+  it('a duplicate within the new epoch is still dropped', () => {
+    const { task, delivered } = applyAll(
+      [
+        { type: 'connected', last_seq: 2 },
+        { type: 'progress', progress: 0.1, seq: 2 },
+        { type: 'progress', progress: 0.1, seq: 2 },
+      ],
+      at5,
+    )
+    expect(delivered).toHaveLength(2)
+    expect(task.seq).toBe(2)
+  })
+
+  it.each([
+    ['completed', { type: 'completed', result: { ok: 1 }, seq: 3 }, 'completed'],
+    ['a task error', { type: 'error', error: 'GPU lost', seq: 3 }, 'failed'],
+  ] as const)('%s with a seq below ours, with no epoch news at all, still ends the task', (_name, message, status) => {
+    const applied = applyMessage(at5, message, NOW)
+    expect(applied.deliver).toBe(true)
+    expect(applied.task.status).toBe(status)
+    expect(applied.task.seq).toBe(5)
+  })
+
+  it('a progress with a seq below ours and no epoch news is a duplicate', () => {
+    expect(applyMessage(at5, { type: 'progress', progress: 0.9, seq: 3 }, NOW)).toMatchObject({ deliver: false, task: at5 })
+  })
+
+  it.each([
+    ['a new epoch', [{ type: 'connected', epoch: 'B', last_seq: 0 }, { type: 'progress', progress: 0.1, seq: 1 }]],
+    ['a lower last_seq', [{ type: 'connected', last_seq: 0 }, { type: 'progress', progress: 0.1, seq: 1 }]],
+    ['an error after it', [{ type: 'error', error: 'late', seq: 9 }]],
+  ] as const)('completed stays final whatever follows: %s', (_name, after) => {
+    const done = applyAll([{ type: 'completed', result: { a: 1 }, seq: 6 }], at5).task
+    const { task } = applyAll([...after], done)
+    expect(task).toMatchObject({ status: 'completed', progress: 1, result: { a: 1 }, error: null })
+  })
+
+  it('a message of an unknown type is delivered and leaves the task alone', () => {
+    const applied = applyMessage(at5, { type: 'eta', seconds: 3, seq: 99, progress: 0.99 }, NOW)
+    expect(applied).toEqual({ task: at5, deliver: true, newEpoch: false })
+  })
+})
+
+describe('applyStatus: epochs and sequence', () => {
+  const at5: TaskState = { ...applyAll([{ type: 'progress', progress: 0.62, seq: 5 }]).task, epoch: 'A' }
+
+  it('a status of another epoch is the truth: lower progress is shown and its seq replaces ours', () => {
+    const { task, messages } = applyStatus(at5, status({ status: 'running', progress: 0.3, seq: 2, epoch: 'B' }), NOW)
+    expect(task).toMatchObject({ progress: 0.3, seq: 2, epoch: 'B', renumbered: false })
+    expect(messages).toEqual([{ type: 'progress', project_id: 't1', progress: 0.3, seq: 2 }])
+  })
+
+  it('after connected started a new epoch, the status read sets the progress even if lower', () => {
+    const renumbered = applyMessage(at5, { type: 'connected', last_seq: 1 }, NOW).task
+    const { task } = applyStatus(renumbered, status({ status: 'running', progress: 0.2, seq: 1 }), NOW)
+    expect(task).toMatchObject({ progress: 0.2, seq: 1, renumbered: false })
+  })
+
+  it('a status of the same epoch with an older seq is stale', () => {
+    const { task, messages } = applyStatus(at5, status({ status: 'running', progress: 0.9, seq: 4, epoch: 'A' }), NOW)
+    expect(messages).toEqual([])
+    expect(task.progress).toBe(0.62)
+  })
+
+  it('a read made while waiting to reconnect shows the state but keeps the seq a reconnect resumes after', () => {
+    const { task } = applyStatus(at5, status({ status: 'running', progress: 0.8, seq: 9 }), NOW, { advanceSeq: false })
+    expect(task).toMatchObject({ progress: 0.8, seq: 5 })
+  })
+
+  it('a terminal status of a new epoch ends the task', () => {
+    const { task } = applyStatus(at5, status({ status: 'completed', result: { r: 1 }, seq: 1, epoch: 'B' }), NOW)
+    expect(task).toMatchObject({ status: 'completed', result: { r: 1 } })
+  })
+})
+
+describe('staleness', () => {
+  const STALE = 30_000
+  const running = applyAll([{ type: 'progress', progress: 0.4, seq: 1 }]).task
+
+  it('a running task is stalled once its last update is staleAfter old, since that update', () => {
+    expect(withStaleness(running, NOW + STALE - 1, STALE).stalledSince).toBeNull()
+    expect(withStaleness(running, NOW + STALE, STALE).stalledSince).toBe(NOW)
+    expect(staleDeadline(running, STALE)).toBe(NOW + STALE)
+  })
+
+  it('staleAfter 0 disables the rule', () => {
+    expect(withStaleness(running, NOW + 10 * STALE, 0).stalledSince).toBeNull()
+    expect(staleDeadline(running, 0)).toBeNull()
+  })
+
+  it('idle, completed and failed tasks are never stalled', () => {
+    const done = applyAll([{ type: 'completed' }], running).task
+    const failed = applyAll([{ type: 'error', error: 'x' }], running).task
+    for (const task of [INITIAL_TASK, done, failed]) {
+      expect(withStaleness({ ...task, lastUpdateAt: NOW }, NOW + 10 * STALE, STALE).stalledSince).toBeNull()
+      expect(staleDeadline({ ...task, lastUpdateAt: NOW }, STALE)).toBeNull()
+    }
+  })
+
+  it('a task message clears it, even one that changes nothing visible', () => {
+    const stalled = withStaleness(running, NOW + STALE, STALE)
+    const later = applyMessage(stalled, { type: 'progress', progress: 0.4, seq: 2 }, NOW + STALE + 5).task
+    expect(later).toMatchObject({ stalledSince: null, lastUpdateAt: NOW + STALE + 5 })
+  })
+
+  it('a duplicate, a pong or a connection note is not an update', () => {
+    for (const message of [
+      { type: 'progress', progress: 0.4, seq: 1 },
+      { type: 'pong' },
+      { type: 'error', error: 'slow down', details: { scope: 'connection' } },
+      { type: 'connected', last_seq: 1 },
+    ] as const) {
+      expect(applyMessage(running, message, NOW + 5).task.lastUpdateAt).toBe(NOW)
+    }
+  })
+
+  it('while polling, a status with no change is not an update, one with a change or a newer seq is', () => {
+    expect(applyStatus(running, status({ status: 'running', progress: 0.4, seq: 1 }), NOW + 5).task.lastUpdateAt).toBe(NOW)
+    expect(applyStatus(running, status({ status: 'running', progress: 0.5, seq: 2 }), NOW + 5).task.lastUpdateAt).toBe(NOW + 5)
+    expect(applyStatus(running, status({ status: 'running', progress: 0.4, seq: 2 }), NOW + 5).task.lastUpdateAt).toBe(NOW + 5)
+  })
+
+  it('a stalled task is not failed; the end clears the stall', () => {
+    const stalled = withStaleness(running, NOW + STALE, STALE)
+    expect(stalled).toMatchObject({ status: 'running', error: null, stalledSince: NOW })
+    const done = applyMessage(stalled, { type: 'completed', seq: 2 }, NOW + STALE + 1).task
+    expect(withStaleness(done, NOW + 2 * STALE, STALE).stalledSince).toBeNull()
+    expect(withFatalError(stalled, 'refused').stalledSince).toBeNull()
   })
 })
 

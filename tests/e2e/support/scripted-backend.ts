@@ -23,10 +23,29 @@ export interface ScriptedBackend {
   sendRaw(taskId: string, frame: string): number
   /** Sends a JSON message to every open socket of the task. */
   send(taskId: string, message: Record<string, unknown>): number
+  /** Closes every open socket of the task with `code` (as a restarting server does); returns how many. */
+  closeSockets(taskId: string, code: number, reason?: string): number
   close(): Promise<void>
 }
 
-export async function startScriptedBackend(): Promise<ScriptedBackend> {
+export interface ScriptedBackendOptions {
+  /**
+   * The messages each new socket gets first (`connection` counts the task's sockets from 1).
+   * @default a `connected` with `last_seq: 0`
+   */
+  greet?: (taskId: string, connection: number) => Record<string, unknown>[]
+  /**
+   * Answer `{"type":"ping"}` with `{"type":"pong"}` like the reference server; false plays
+   * a server that went silent.
+   * @default true
+   */
+  answerPings?: boolean
+}
+
+export async function startScriptedBackend(options: ScriptedBackendOptions = {}): Promise<ScriptedBackend> {
+  const greet = options.greet ?? ((taskId: string) => [{ type: 'connected', project_id: taskId, last_seq: 0 }])
+  const answerPings = options.answerPings ?? true
+  const connectionsPerTask = new Map<string, number>()
   const sockets = new Map<string, Set<WebSocket>>()
   const httpRequests: string[] = []
   const connections = new Set<Socket>()
@@ -58,9 +77,11 @@ export async function startScriptedBackend(): Promise<ScriptedBackend> {
       ws.on('error', () => {})
       // Answer keep-alive pings like the reference server, so nothing else is needed.
       ws.on('message', (data) => {
-        if (String(data).includes('"ping"')) ws.send('{"type":"pong"}')
+        if (answerPings && String(data).includes('"ping"')) ws.send('{"type":"pong"}')
       })
-      ws.send(JSON.stringify({ type: 'connected', project_id: taskId, last_seq: 0 }))
+      const connection = (connectionsPerTask.get(taskId) ?? 0) + 1
+      connectionsPerTask.set(taskId, connection)
+      for (const message of greet(taskId, connection)) ws.send(JSON.stringify(message))
     })
   })
   await new Promise<void>((resolve, reject) => {
@@ -89,6 +110,16 @@ export async function startScriptedBackend(): Promise<ScriptedBackend> {
     openSockets: (taskId) => [...(sockets.get(taskId) ?? [])].filter((ws) => ws.readyState === ws.OPEN).length,
     sendRaw,
     send: (taskId, message) => sendRaw(taskId, JSON.stringify(message)),
+    closeSockets(taskId, code, reason) {
+      let closed = 0
+      for (const ws of sockets.get(taskId) ?? []) {
+        if (ws.readyState === ws.OPEN) {
+          ws.close(code, reason)
+          closed++
+        }
+      }
+      return closed
+    },
     async close() {
       for (const set of sockets.values()) for (const ws of set) ws.terminate()
       for (const socket of connections) socket.destroy()
