@@ -41,6 +41,7 @@ it('exports exactly the public names', () => {
       'statusUrl',
       'streamUrl',
       'taskKey',
+      'validateBearerToken',
       'validateServerMessage',
       'validateStatusResponse',
       'validateTaskId',
