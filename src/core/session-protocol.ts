@@ -14,7 +14,7 @@
  *   to a closed tab never settle; a request has a deadline on the host instead.
  */
 import type { ServerMessage } from '../protocol.js'
-import type { BrokerMode, BrokerStats, TaskOptions, TaskSnapshot } from '../types.js'
+import type { AuthContext, BrokerMode, BrokerStats, TaskOptions, TaskSnapshot } from '../types.js'
 import type { SendResult } from './task-channel.js'
 
 /** One event of a subscription, as the host posts it. */
@@ -53,12 +53,17 @@ export interface Hello {
 export interface TabRequests {
   /** Is this tab alive and answering? Answers with its tab id. */
   ping: { args: []; result: string }
+  /**
+   * A fresh token for subscription `subId`'s task, from the tab's `auth` function (or
+   * null: none). The tab may answer from another of its subscriptions of the same task.
+   */
+  token: { args: [subId: number, context: AuthContext]; result: string | null }
 }
 
 export type TabRequestName = keyof TabRequests
 
 /** The request names, checked on arrival (a name the tab does not know is answered with an error). */
-export const TAB_REQUEST_NAMES: readonly TabRequestName[] = ['ping']
+export const TAB_REQUEST_NAMES: readonly TabRequestName[] = ['ping', 'token']
 
 /** Host → tab: a question with an id; the host gives up on it after its deadline. */
 export type HostRequest = {
@@ -100,6 +105,12 @@ export interface TabEventsPort {
 }
 
 /**
+ * Task options as they cross to the host: data only. The `auth` function stays in the
+ * tab; `withAuth` says it is there, so the host asks this tab for tokens.
+ */
+export type WireTaskOptions = Omit<TaskOptions, 'auth'> & { withAuth?: boolean }
+
+/**
  * The calls a tab makes on its host: one `SessionApi` object per tab connection,
  * made by `createSessionApi(hub)` in every host.
  */
@@ -111,9 +122,9 @@ export interface SessionApi {
    */
   hello(tabId: string, events: EventsPort, protocolVersion: number): Hello
   /** Idempotent per `subId`. `seed`: the last snapshot the tab saw, so a new host resumes where the old one was. */
-  subscribe(subId: number, projectId: string, options: TaskOptions, seed?: TaskSnapshot): void
+  subscribe(subId: number, projectId: string, options: WireTaskOptions, seed?: TaskSnapshot): void
   unsubscribe(subId: number): void
-  send(projectId: string, options: TaskOptions, message: unknown): SendResult
+  send(projectId: string, options: WireTaskOptions, message: unknown): SendResult
   stats(): BrokerStats
   /** Cheap liveness check; returns the instance id so a tab notices a restarted host. */
   ping(): string

@@ -11,11 +11,20 @@
  * released when its Web Lock is granted to the host (see `watchTab`).
  */
 import { PROTOCOL_VERSION } from '../protocol.js'
-import type { BrokerStats, TabStats, TaskOptions, TaskSnapshot } from '../types.js'
+import type { BrokerStats, TabStats, TaskSnapshot } from '../types.js'
 import type { Broker } from './broker.js'
 import type { Clock, TimerHandle } from './env.js'
-import { isAck, isTabReply, type Hello, type HostToTab, type TabRequestName, type TabRequests, type WireEvent } from './session-protocol.js'
-import type { SendResult } from './task-channel.js'
+import {
+  isAck,
+  isTabReply,
+  type Hello,
+  type HostToTab,
+  type TabRequestName,
+  type TabRequests,
+  type WireEvent,
+  type WireTaskOptions,
+} from './session-protocol.js'
+import type { SendResult, TokenSource } from './task-channel.js'
 import type { TabWatcher } from './tab-lock.js'
 
 export const MAX_IN_FLIGHT = 4
@@ -51,9 +60,14 @@ export class TabSession {
   }
 
   /** Idempotent: a tab that re-registers after a worker restart may repeat a `subId`. */
-  subscribe(subId: number, projectId: string, options: TaskOptions, seed?: TaskSnapshot): void {
+  subscribe(subId: number, projectId: string, options: WireTaskOptions, seed?: TaskSnapshot): void {
     if (this.released || this.subscriptions.has(subId)) return
-    const unsubscribe = this.hub.broker.subscribe(projectId, options, (event) => {
+    const { withAuth, ...taskOptions } = options
+    // The tab's auth function is asked through this session, with a deadline (never by Comlink).
+    const auth: TokenSource | undefined = withAuth === true
+      ? { id: this.tabId, get: (context, timeout) => this.request('token', [subId, context], timeout) }
+      : undefined
+    const unsubscribe = this.hub.broker.subscribe(projectId, taskOptions, (event) => {
       if (event.type === 'snapshot') {
         this.latest.set(subId, event.snapshot)
         this.dirty.add(subId)
@@ -61,7 +75,7 @@ export class TabSession {
         this.enqueueMessage({ sub: subId, type: 'message', message: event.message })
       }
       this.schedule()
-    }, seed)
+    }, seed, auth)
     this.subscriptions.set(subId, unsubscribe)
   }
 
@@ -72,8 +86,9 @@ export class TabSession {
     this.dirty.delete(subId)
   }
 
-  send(projectId: string, options: TaskOptions, message: unknown): SendResult {
-    return this.hub.broker.send(projectId, options, message)
+  send(projectId: string, options: WireTaskOptions, message: unknown): SendResult {
+    const { withAuth: _withAuth, ...taskOptions } = options
+    return this.hub.broker.send(projectId, taskOptions, message)
   }
 
   /** What the tab posted on its events port: an acknowledgement or an answer. Anything else is ignored. */

@@ -9,17 +9,20 @@
  */
 import { statusUrl, streamUrl, type Backend } from '../endpoints.js'
 import {
+  BEARER_SUBPROTOCOL_PREFIX,
   CloseCode,
   DEFAULT_MAX_MESSAGE_BYTES,
+  TABCAST_SUBPROTOCOL,
   MAX_CLIENT_MESSAGE_BYTES,
   describeValue,
   parseServerMessage,
   parseStatusResponse,
   utf8ByteLength,
+  validateBearerToken,
   type ServerMessage,
 } from '../protocol.js'
 import { mergeOptions } from '../options.js'
-import type { ResolvedTaskOptions, TaskSnapshot, TaskStats } from '../types.js'
+import type { AuthContext, AuthReason, ResolvedTaskOptions, TaskSnapshot, TaskStats } from '../types.js'
 import {
   reduceChannel,
   seededChannel,
@@ -42,9 +45,27 @@ export type SendResult = { ok: true; queued: boolean } | { ok: false; error: str
 /** Messages kept for a socket that is down; the guide's "message queue". */
 export const SEND_QUEUE_LIMIT = 100
 
+/** How long one tab may take to give a token before the next tab is asked. */
+export const AUTH_REQUEST_TIMEOUT = 5000
+
+/**
+ * Where a channel gets a token: a subscriber's `auth` function, which stays in its tab
+ * and is asked through the host (`TabSession.request`), with a deadline. The core only
+ * sees this async provider.
+ */
+export interface TokenSource {
+  /** Who answers (a tab id): each is asked at most once per token, however many subscriptions it has. */
+  readonly id: string
+  /** Rejects at `timeout` ms, or at once for a tab that is gone. */
+  get(context: AuthContext, timeout: number): Promise<string | null>
+}
+
+type TokenOutcome = { ok: true; token: string | null } | { ok: false; error: string }
+
 interface Subscriber {
   options: ResolvedTaskOptions
   listener: ChannelListener
+  auth: TokenSource | undefined
 }
 
 export interface ChannelTarget {
@@ -74,6 +95,8 @@ export class TaskChannel {
   private readonly maxMessageBytes: number
   private readonly backendOrigin: string
   private longestLinger = 0
+  /** The source that gave the latest token: asked first next time. */
+  private preferredSource: string | null = null
 
   constructor(
     target: ChannelTarget,
@@ -117,8 +140,8 @@ export class TaskChannel {
   }
 
   /** Adds a subscriber, tells it the current snapshot at once, and starts the connection if idle. */
-  addSubscriber(id: number, options: ResolvedTaskOptions, listener: ChannelListener): void {
-    this.subscribers.set(id, { options, listener })
+  addSubscriber(id: number, options: ResolvedTaskOptions, listener: ChannelListener, auth?: TokenSource): void {
+    this.subscribers.set(id, { options, listener, auth })
     this.options = this.mergedOptions()
     this.longestLinger = Math.max(this.longestLinger, options.linger)
     this.deliver(listener, { type: 'snapshot', snapshot: this.snapshot })
@@ -188,6 +211,56 @@ export class TaskChannel {
     }
   }
 
+  /** Whether any subscriber gave an `auth` function: only then is a token asked for. */
+  private usesAuth(): boolean {
+    for (const { auth } of this.subscribers.values()) if (auth) return true
+    return false
+  }
+
+  /**
+   * A fresh token from one of the tabs that follow the task: the one that answered last
+   * time first, then the others in order, each with a deadline, so a closed, frozen or
+   * failing tab costs at most `AUTH_REQUEST_TIMEOUT` and never stalls the channel.
+   * Tokens are never put into an error text.
+   */
+  private async token(reason: AuthReason): Promise<TokenOutcome> {
+    const context: AuthContext = { projectId: this.projectId, backendUrl: this.options.backendUrl, reason }
+    const problems: string[] = []
+    const tried = new Set<string>()
+    // The subscribers are read again after each failure: a tab that left is not asked, one
+    // that came meanwhile is.
+    for (let source = this.nextSource(tried); source; source = this.nextSource(tried)) {
+      tried.add(source.id)
+      let token: string | null
+      try {
+        token = await source.get(context, AUTH_REQUEST_TIMEOUT)
+      } catch (error) {
+        problems.push(errorText(error))
+        continue
+      }
+      const invalid = token === null ? null : validateBearerToken(token)
+      if (invalid !== null) {
+        problems.push(`tab ${source.id}: ${invalid}`)
+        continue
+      }
+      this.preferredSource = source.id
+      return { ok: true, token }
+    }
+    const why = problems.length > 0 ? problems.join('; ') : 'no tab with an auth function follows it'
+    return { ok: false, error: `auth error: no token for task ${this.projectId} (${why})` }
+  }
+
+  /** The tab that gave the latest token if it is still here and untried, else the first untried one. */
+  private nextSource(tried: ReadonlySet<string>): TokenSource | undefined {
+    let first: TokenSource | undefined
+    for (const { auth } of this.subscribers.values()) {
+      if (!auth || tried.has(auth.id)) continue
+      if (auth.id === this.preferredSource) return auth
+      first ??= auth
+    }
+    return first
+  }
+
   private mergedOptions(): ResolvedTaskOptions {
     let merged: ResolvedTaskOptions | null = null
     for (const { options } of this.subscribers.values()) merged = merged ? mergeOptions(merged, options) : options
@@ -210,7 +283,7 @@ export class TaskChannel {
   private run(effect: ChannelEffect): void {
     switch (effect.type) {
       case 'openSocket':
-        this.openSocket()
+        this.openSocket(effect.refresh === true)
         return
       case 'closeSocket':
         this.closeSocket(effect.code, effect.reason)
@@ -269,19 +342,35 @@ export class TaskChannel {
     }
   }
 
-  private openSocket(): void {
+  private openSocket(refresh: boolean): void {
     this.closeSocket(CloseCode.Normal, 'replaced')
     const generation = ++this.generation
+    if (!this.usesAuth()) {
+      this.createSocket(generation, null)
+      return
+    }
+    const { link } = this.state
+    const reason: AuthReason = refresh ? 'refresh' : link.kind === 'connecting' && link.attempt === 0 ? 'connect' : 'reconnect'
+    // A close, a stop or a connect timeout meanwhile bumps the generation: the token is then dropped.
+    void this.token(reason).then((outcome) => {
+      if (generation !== this.generation) return
+      if (outcome.ok) this.createSocket(generation, outcome.token)
+      else this.dispatch({ type: 'tokenUnavailable', error: outcome.error })
+    })
+  }
+
+  private createSocket(generation: number, token: string | null): void {
     const url = streamUrl(this.backend, this.projectId, this.state.task.seq ?? undefined)
     let socket: SocketLike
     try {
-      socket = this.env.createSocket(url)
+      // The token travels as a second subprotocol, never in the URL (PROTOCOL.md, Authorization).
+      socket = token === null ? this.env.createSocket(url) : this.env.createSocket(url, [TABCAST_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token])
     } catch (error) {
       // A constructor that throws (bad URL, a blocked port) is a failed attempt like any other,
       // reported on a later turn so the reducer is never re-entered.
       this.env.clock.setTimeout(() => {
         if (generation !== this.generation) return
-        this.dispatch({ type: 'socketUnavailable', error: `WebSocket to ${url} could not be created: ${errorText(error)}` })
+        this.dispatch({ type: 'socketUnavailable', error: `WebSocket to ${url} could not be created: ${redact(errorText(error), token)}` })
       }, 0)
       return
     }
@@ -302,10 +391,11 @@ export class TaskChannel {
   }
 
   private closeSocket(code: number, reason: string): void {
+    // Bumped even without a socket: a socket still waiting for its token must not open.
+    this.generation++
     const socket = this.socket
     if (!socket) return
     this.socket = null
-    this.generation++
     socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null
     try {
       socket.close(code, reason)
@@ -324,25 +414,69 @@ export class TaskChannel {
     this.requests.get(purpose)?.abort()
     const controller = new AbortController()
     this.requests.set(purpose, controller)
+    if (!this.usesAuth()) {
+      this.fetchStatus(purpose, controller, null, false)
+      return
+    }
+    this.fetchWithToken(purpose, controller, 'status')
+  }
+
+  /** Asks for a token, then reads; an abort (a newer read, a stop) meanwhile drops the read. */
+  private fetchWithToken(purpose: ReadPurpose, controller: AbortController, reason: AuthReason): void {
+    void this.token(reason).then((outcome) => {
+      if (this.requests.get(purpose) !== controller) return
+      if (outcome.ok) {
+        this.fetchStatus(purpose, controller, outcome.token, reason === 'refresh')
+        return
+      }
+      this.requests.delete(purpose)
+      this.dispatch({ type: 'statusRead', purpose, result: { ok: false, problem: outcome.error, network: false } })
+    })
+  }
+
+  /**
+   * One status read. `token`: sent as `Authorization: Bearer` (null: none). A 401 to a
+   * read that carried a token gets one fresh token and one more read (`refreshed`).
+   */
+  private fetchStatus(purpose: ReadPurpose, controller: AbortController, token: string | null, refreshed: boolean): void {
     const url = statusUrl(this.backend, this.projectId)
     let timedOut = false
     const timer = this.env.clock.setTimeout(() => {
       timedOut = true
       controller.abort()
     }, this.options.requestTimeout)
-    const finish = (result: ReadResult): void => {
+    const finish = (result: ReadResult | 'refresh'): void => {
       this.env.clock.clearTimeout(timer)
       if (this.requests.get(purpose) !== controller) return
+      if (result === 'refresh') {
+        this.fetchWithToken(purpose, controller, 'refresh')
+        return
+      }
       this.requests.delete(purpose)
       if (result.ok) this.messagesIn++
       this.dispatch({ type: 'statusRead', purpose, result })
     }
     let answered = false
-    let response: Promise<ReadResult>
+    let response: Promise<ReadResult | 'refresh'>
+    const headers: Record<string, string> = { Accept: 'application/json' }
+    if (token !== null) headers['Authorization'] = `Bearer ${token}`
     try {
-      response = this.env.fetch(url, { signal: controller.signal, headers: { Accept: 'application/json' } }).then(async (res) => {
+      response = this.env.fetch(url, { signal: controller.signal, headers, credentials: this.options.credentials }).then(async (res) => {
         answered = true
-        return this.readBody(url, res, controller)
+        if (res.status === 401 && token !== null && !refreshed) {
+          void res.body?.cancel().catch(() => {})
+          return 'refresh' as const
+        }
+        const result = await this.readBody(url, res, controller)
+        if (result.ok) return result
+        if (res.status === 401) {
+          const hint = token === null ? ' (the backend wants a token: give the `auth` option)' : ' (a fresh token was refused too)'
+          return { ...result, problem: `unauthenticated: ${result.problem}${hint}` }
+        }
+        // A 403 to a read that carried a token is the server's answer about this identity: fatal.
+        // Without one it may be an origin refusal or a proxy, named like any other answer.
+        if (res.status === 403 && token !== null) return { ...result, problem: `forbidden: ${result.problem}`, forbidden: true }
+        return result
       })
     } catch (error) {
       response = Promise.reject(error instanceof Error ? error : new Error(String(error)))
@@ -486,6 +620,11 @@ function shallowEqual(a: TaskSnapshot, b: TaskSnapshot): boolean {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+/** An error text that may quote what was passed to the WebSocket constructor, without the token. */
+function redact(text: string, token: string | null): string {
+  return token === null || token === '' ? text : text.split(token).join('<token>')
 }
 
 function originOf(url: string): string {

@@ -164,6 +164,7 @@ describe('host → tab requests', () => {
         ping: () => {
           throw new Error('busy')
         },
+        token: () => null,
       },
     })
     ports.host.postMessage({ type: 'request', id: 1, name: 'nope', args: [] } as unknown as HostToTab)
