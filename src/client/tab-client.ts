@@ -10,12 +10,12 @@
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
  */
-import type { Batch, Hello, TabRequestHandlers } from '../core/session-protocol.js'
+import type { Batch, Hello, TabRequestHandlers, WireTaskOptions } from '../core/session-protocol.js'
 import { tabLockName, type LocksLike } from '../core/tab-lock.js'
 import { errorText } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
-import type { BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
+import type { AuthContext, AuthFunction, BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
 import type { BrokerLink } from './link.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
@@ -45,6 +45,8 @@ export interface TabClientConfig {
   callTimeout?: number
   /** How often a subscribed tab checks that its host is alive and the same. @default 10000 */
   healthInterval?: number
+  /** The `auth` of subscriptions that have none of their own. @default undefined */
+  auth?: AuthFunction
 }
 
 interface LocalSubscription {
@@ -79,6 +81,7 @@ export class TabClient implements TabcastClient {
   /** How this tab answers its host's requests (`TabRequests`). */
   private readonly requests: TabRequestHandlers = {
     ping: () => this.config.tabId,
+    token: (subId, context) => this.token(subId, context),
   }
 
   constructor(config: TabClientConfig) {
@@ -117,6 +120,33 @@ export class TabClient implements TabcastClient {
     }
   }
 
+  /**
+   * The host asks for a token for subscription `subId`: its `auth` function, or that of
+   * another subscription of the same task in this tab (the first may have just left).
+   */
+  private token(subId: number, context: AuthContext): string | null | Promise<string | null> {
+    const asked = this.subscriptions.get(subId)
+    let auth = asked ? this.authOf(asked.options) : undefined
+    if (!auth) {
+      const key = asked?.key ?? taskKey(context.projectId, { backendUrl: context.backendUrl })
+      for (const subscription of this.subscriptions.values()) {
+        if (subscription.key === key) auth ??= this.authOf(subscription.options)
+      }
+    }
+    if (!auth) throw new Error(`tab ${this.config.tabId} has no auth function for task ${context.projectId}`)
+    return auth(context)
+  }
+
+  private authOf(options: TaskOptions): AuthFunction | undefined {
+    return typeof options.auth === 'function' ? options.auth : this.config.auth
+  }
+
+  /** The options as they cross to the host: the `auth` function stays here, a flag goes instead. */
+  private wire(options: TaskOptions): WireTaskOptions {
+    const { auth: _auth, ...data } = options
+    return this.authOf(options) ? { ...data, withAuth: true } : data
+  }
+
   getSnapshot(projectId: string, options?: TaskOptions): TaskSnapshot {
     const key = taskKey(projectId, options)
     let snapshot = this.snapshots.get(key)
@@ -129,7 +159,7 @@ export class TabClient implements TabcastClient {
 
   async send(projectId: string, message: unknown, options: TaskOptions = {}): Promise<void> {
     const active = await this.connect()
-    const result = await this.call(active.link.send(projectId, options, message), 'send')
+    const result = await this.call(active.link.send(projectId, this.wire(options), message), 'send')
     if (!result.ok) throw new Error(`tabcast: ${result.error}`)
   }
 
@@ -214,7 +244,7 @@ export class TabClient implements TabcastClient {
   private register(link: BrokerLink, subscription: LocalSubscription): void {
     const last = this.snapshots.get(subscription.key)
     const seed = last && (last.status !== 'idle' || last.seq !== null) ? last : undefined
-    this.call(link.subscribe(subscription.id, subscription.projectId, subscription.options, seed), 'subscribe').catch(
+    this.call(link.subscribe(subscription.id, subscription.projectId, this.wire(subscription.options), seed), 'subscribe').catch(
       (error: unknown) => this.onLinkFailure(link, error),
     )
   }
