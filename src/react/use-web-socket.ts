@@ -80,7 +80,7 @@ export interface UseWebSocketResult extends TaskSnapshot {
  * during render.
  */
 export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
-  const { projectId, onMessage, onProgress, onError, onCompleted, ...given } = options
+  const { projectId, onMessage, onProgress, onError, onCompleted, auth, ...given } = options
   const client = useTabcastClient()
 
   // Keyed on the option *values*, so an options object created inline on every render
@@ -97,6 +97,18 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
     callbacks.current = { onMessage, onProgress, onError, onCompleted }
   })
 
+  // `auth` is a function: never part of the key (an inline one would resubscribe on every
+  // render). The latest one is called; only whether there is one switches the subscription.
+  const authRef = useRef(auth)
+  useInsertionEffect(() => {
+    authRef.current = auth
+  })
+  const hasAuth = typeof auth === 'function'
+  const subscribeOptions = useMemo<TaskOptions>(
+    () => (hasAuth ? { ...taskOptions, auth: (context) => authRef.current?.(context) ?? null } : taskOptions),
+    [taskOptions, hasAuth],
+  )
+
   const subscribe = useCallback(
     (onStoreChange: () => void) =>
       client.subscribe(
@@ -112,9 +124,9 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
             }
           },
         },
-        taskOptions,
+        subscribeOptions,
       ),
-    [client, projectId, taskOptions],
+    [client, projectId, taskOptions, subscribeOptions],
   )
   const getSnapshot = useCallback(() => client.getSnapshot(projectId, taskOptions), [client, projectId, taskOptions])
   const serverSnapshot = useMemo(() => initialSnapshot(projectId, taskOptions), [projectId, taskOptions])
@@ -142,8 +154,8 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   }, [snapshot, key])
 
   const send = useCallback(
-    (message: unknown) => client.send(projectId, message, taskOptions),
-    [client, projectId, taskOptions],
+    (message: unknown) => client.send(projectId, message, subscribeOptions),
+    [client, projectId, subscribeOptions],
   )
 
   return useMemo(() => ({ ...snapshot, send }), [snapshot, send])
