@@ -10,7 +10,9 @@
  *      (`../../worker/broker.worker.ts` → `.js`), keeping the exact
  *      `new SharedWorker(new URL('…', import.meta.url), { type: 'module', … })` form
  *      that the consumer's bundler detects;
- *   4. checks that every file the package.json `exports` map names exists.
+ *   4. checks that every file the package.json `exports` map names exists, and that
+ *      every `bin` target exists and starts with a `#!/usr/bin/env node` line (npm links
+ *      it as a command; without the line the shell would run it as a script).
  *
  * Exits non-zero, with the reason, on any failure.
  */
@@ -90,5 +92,11 @@ const targets = (value) =>
   typeof value === 'string' ? [value] : value && typeof value === 'object' ? Object.values(value).flatMap(targets) : []
 const missing = targets(pkg.exports).filter((target) => !existsSync(join(root, target)))
 if (missing.length > 0) fail(`exports targets missing after the build: ${missing.join(', ')}`)
+for (const [name, target] of Object.entries(pkg.bin ?? {})) {
+  const path = join(root, String(target))
+  if (!existsSync(path)) fail(`bin ${name}: ${target} is missing after the build`)
+  if (!readFileSync(path, 'utf8').startsWith('#!/usr/bin/env node\n')) fail(`bin ${name}: ${target} does not start with #!/usr/bin/env node`)
+  step(`bin ${name} → ${target}`)
+}
 
 step(`done in ${Math.round(performance.now() - started)} ms → lib/`)

@@ -94,6 +94,8 @@ export function checkFileList(packed) {
     'lib/src/react/progress-bar.css.d.ts',
     'lib/server/index.js',
     'lib/server/index.d.ts',
+    'lib/server/cli.js',
+    'lib/cli/tabcast.js',
     'lib/worker/broker.worker.js',
     'lib/src/client/shared-worker-link.js',
   ]

@@ -26,6 +26,8 @@ export type {
   TaskStats,
   TaskStatus,
 } from './types.js'
+// Once-handlers: `client.once`, `onCompletedOnce`, `onErrorOnce`.
+export type { OnceEventName, OnceOptions, OnceOutcome } from './once-types.js'
 
 // Options: the defaults, how values are resolved and merged, the idle snapshot.
 export { DEFAULT_OPTIONS, initialSnapshot, mergeOptions, resolveOptions } from './options.js'
@@ -40,10 +42,12 @@ export {
   CONNECTION_ERROR_CODES,
   CloseCode,
   DEFAULT_MAX_MESSAGE_BYTES,
+  EPOCH_PATTERN,
   MAX_CLIENT_MESSAGE_BYTES,
   MAX_TASK_ID_LENGTH,
   PROTOCOL_VERSION,
   REMOTE_TASK_STATUSES,
+  SERVER_CAPABILITIES,
   SERVER_MESSAGE_TYPES,
   TASK_ID_PATTERN,
   encodeClientMessage,

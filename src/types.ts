@@ -2,6 +2,7 @@
  * Public types of the tab-side client: what a task looks like to a UI, the options of
  * a subscription, and the client interface the React layer is built on.
  */
+import type { OnceEventName, OnceOptions } from './once-types.js'
 import type { JsonRecord, ServerMessage } from './protocol.js'
 
 /** What the task itself is doing, as far as the client knows. */
@@ -259,4 +260,15 @@ export interface TabcastClient {
   send(projectId: string, message: unknown, options?: TaskOptions): Promise<void>
   /** Diagnostics of the broker shared by this browser's tabs. */
   stats(): Promise<BrokerStats>
+  /**
+   * Runs `handler` in exactly one tab of this browser when the task ends with `event`
+   * (`'completed'`: the task's `result`; `'failed'`: its error text), for side effects
+   * that must not repeat per tab (a notification, a download). The broker picks one tab
+   * that registered a handler (visible and focused first), and another if that tab
+   * closes or does not acknowledge. Follows the task by itself. Returns the function
+   * that removes the handler. Never throws.
+   */
+  once(projectId: string, event: 'completed', handler: (result: JsonRecord) => void, options?: OnceOptions): () => void
+  once(projectId: string, event: 'failed', handler: (error: string) => void, options?: OnceOptions): () => void
+  once(projectId: string, event: OnceEventName, handler: (value: never) => void, options?: OnceOptions): () => void
 }

@@ -42,7 +42,8 @@ function useBrokerStats(): InspectorState {
   return state
 }
 
-export function Inspector(): ReactNode {
+/** `children`: what the page adds about its own tab (the test page's once-handler). */
+export function Inspector({ children }: { children?: ReactNode } = {}): ReactNode {
   const { stats, error } = useBrokerStats()
   const headline = stats ? brokerHeadline(stats) : '…'
   return (
@@ -76,6 +77,7 @@ export function Inspector(): ReactNode {
         </p>
       ) : null}
       {stats ? <StatsDetails stats={stats} /> : <p className="muted">Connecting to the broker…</p>}
+      {children}
     </section>
   )
 }

@@ -7,9 +7,10 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react'
 import type { JsonRecord } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
-import { backendFromSearch, createDemoTask, pacingFromSearch } from '../backend.js'
+import { backendFromSearch, createDemoTask, pacingFromSearch, taskIdProblem } from '../backend.js'
+import { NotificationToggle, notifyAudioReady } from '../components/desktop-notification.js'
 import { displayValue, formatDuration, formatFraction, prettyJson } from '../format.js'
-import { Link, useSearch } from '../router.js'
+import { Link, replaceQuery, useSearch, withBackendParam } from '../router.js'
 
 const SAMPLE_SCRIPT = `안녕하세요, OmniVibe Pro 스튜디오입니다.
 오늘은 하나의 WebSocket으로 여러 탭의 진행률을 동시에 보여 주는 방법을 소개합니다.
@@ -54,13 +55,18 @@ type Generation =
 export function ProductionPage(): ReactNode {
   const search = useSearch()
   const backendUrl = backendFromSearch(search)
-  const [step, setStep] = useState<Step>('writer')
+  // `?taskId=` follows a task already started, e.g. in another studio tab.
+  const [initialTask] = useState(() => {
+    const taskId = new URLSearchParams(search).get('taskId')?.trim() ?? ''
+    return taskId !== '' && taskIdProblem(taskId) === null ? taskId : null
+  })
+  const [step, setStep] = useState<Step>(initialTask === null ? 'writer' : 'director')
   const [script, setScript] = useState(SAMPLE_SCRIPT)
   const [voice, setVoice] = useState<VoiceId>('minji')
   const [speed, setSpeed] = useState(1)
   const [simulateFailure, setSimulateFailure] = useState(false)
   const [flakyProvider, setFlakyProvider] = useState(false)
-  const [generation, setGeneration] = useState<Generation>({ state: 'idle' })
+  const [generation, setGeneration] = useState<Generation>(initialTask === null ? { state: 'idle' } : { state: 'running', taskId: initialTask })
   const request = useRef<AbortController | null>(null)
   useEffect(() => () => request.current?.abort(), [])
 
@@ -85,7 +91,13 @@ export function ProductionPage(): ReactNode {
         },
         abort.signal,
       )
-      if (request.current === abort) setGeneration({ state: 'running', taskId: created.projectId })
+      if (request.current === abort) {
+        setGeneration({ state: 'running', taskId: created.projectId })
+        // The address names the task, so another studio tab opened on it follows it too.
+        const params = new URLSearchParams(window.location.search)
+        params.set('taskId', created.projectId)
+        replaceQuery(params)
+      }
     } catch (error) {
       if (!abort.signal.aborted) {
         setGeneration({ state: 'failed', taskId: null, error: error instanceof Error ? error.message : String(error) })
@@ -244,12 +256,17 @@ export function ProductionPage(): ReactNode {
             <span className="muted small">
               Backend <code>{backendUrl}</code>
             </span>
+            <NotificationToggle />
           </div>
 
           {taskId !== null ? (
             <div className="generation" data-testid="audio-task" data-task-id={taskId} data-state={generation.state}>
               <p className="muted small">
                 Task <span className="mono">{taskId}</span> ·{' '}
+                <a href={withBackendParam(`/production?taskId=${encodeURIComponent(taskId)}`)} target="_blank" rel="noopener" data-testid="open-studio-tab">
+                  another studio tab ↗
+                </a>{' '}
+                ·{' '}
                 <Link to={`/test-websocket?taskId=${encodeURIComponent(taskId)}`} target="_blank" rel="noopener">
                   open in the test page ↗
                 </Link>
@@ -261,6 +278,8 @@ export function ProductionPage(): ReactNode {
                 showConnectionStatus={true}
                 locale="ko"
                 onCompleted={(result) => handleAudioCompleted(taskId, result)}
+                // Every studio tab updates its own view; the desktop notification is shown by one tab only.
+                onCompletedOnce={(result) => notifyAudioReady(taskId, result)}
                 onError={(error) => handleAudioError(taskId, error)}
               />
             </div>

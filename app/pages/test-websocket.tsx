@@ -9,6 +9,7 @@ import { DEFAULT_BACKEND_URL, DEFAULT_OPTIONS, type JsonRecord, type TaskOptions
 import { ProgressBar } from 'tabcast/react'
 import { backendFromSearch, backendProblem, createDemoTask, isConflict, pacingFromSearch, taskIdProblem } from '../backend.js'
 import { Inspector } from '../components/inspector.js'
+import { OncePanel } from '../components/once-panel.js'
 import { prettyJson } from '../format.js'
 import { Link, navigate, useSearch } from '../router.js'
 
@@ -40,6 +41,12 @@ function taskOptionsFromSearch(search: string): TaskOptions {
     if (typeof fallback === 'boolean' && (raw === 'true' || raw === 'false')) options[name] = raw === 'true'
   }
   return options as TaskOptions
+}
+
+/** The once-handler's options: the bar's, plus `?onceAckTimeout=` (ms) to try the broker's failover deadline. */
+function onceOptionsFromSearch(search: string, backendUrl: string): TaskOptions & { ackTimeout?: number } {
+  const raw = Number(new URLSearchParams(search).get('onceAckTimeout') ?? NaN)
+  return { ...taskOptionsFromSearch(search), backendUrl, ...(Number.isFinite(raw) && raw > 0 ? { ackTimeout: raw } : {}) }
 }
 
 /** The task the address asks to follow, if it names a valid one. */
@@ -297,7 +304,7 @@ export function TestWebSocketPage(): ReactNode {
           )}
         </div>
 
-        <Inspector />
+        <Inspector>{followed ? <OncePanel key={`${followed.backendUrl} ${followed.taskId} ${run}`} taskId={followed.taskId} options={onceOptionsFromSearch(search, followed.backendUrl)} /> : null}</Inspector>
       </div>
 
       <Explanations />

@@ -65,6 +65,9 @@ export function inPageTransport(hub: TabHub, onDispose?: () => void): SessionTra
       suspend: () => settle(() => api.suspend()),
       resume: () => settle(() => api.resume()),
       bye: () => settle(() => api.bye()),
+      registerOnce: (regId, projectId, event, options, once) => settle(() => api.registerOnce(regId, projectId, event, options, once)),
+      unregisterOnce: (regId) => settle(() => api.unregisterOnce(regId)),
+      setPresence: (presence) => settle(() => api.setPresence(presence)),
     },
     dispose() {
       api.bye()

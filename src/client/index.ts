@@ -7,7 +7,7 @@ import type { LeaderElection, VisibilitySource } from './leader-link.js'
 import { createSharedWorkerLink } from './shared-worker-link.js'
 import type * as Fallbacks from './fallbacks.js'
 import type { BrokerLink } from './link.js'
-import { TabClient, type LinkFactory, type PageEventsLike } from './tab-client.js'
+import { TabClient, type LinkFactory, type PresenceSource, type PageEventsLike } from './tab-client.js'
 
 export type ClientMode = 'auto' | BrokerMode
 
@@ -56,8 +56,31 @@ function documentVisibility(): VisibilitySource | null {
   }
 }
 
+/**
+ * The page's visibility and focus, for choosing which tab runs a once-handler: a
+ * visible, focused tab is where the user looks.
+ */
+function documentPresence(): PresenceSource | null {
+  if (typeof document === 'undefined') return null
+  return {
+    current: () => ({
+      visible: document.visibilityState !== 'hidden',
+      focused: typeof document.hasFocus === 'function' && document.hasFocus(),
+    }),
+    onChange: (listener) => {
+      document.addEventListener('visibilitychange', listener)
+      if (typeof window !== 'undefined') {
+        window.addEventListener('focus', listener)
+        window.addEventListener('blur', listener)
+      }
+    },
+  }
+}
+
 /** The tab client plus what mode it ended up in. */
 export interface TabcastBrowserClient extends TabcastClient {
+  /** This tab's id, as the broker knows it (e.g. `OnceOutcome.ranIn`). */
+  readonly tabId: string
   mode(): Promise<{ mode: BrokerMode; modeReason: string; instanceId: string; protocolVersion: number }>
 }
 
@@ -125,6 +148,7 @@ export function createTabcastClient(options: ClientOptions = {}): TabcastBrowser
     locks: g.navigator?.locks ?? null,
     pageEvents: typeof g.addEventListener === 'function' && typeof window !== 'undefined' ? window : null,
     scheduleFrame,
+    presence: documentPresence(),
     setTimeout: (callback, ms) => setTimeout(callback, ms),
     clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
     ...(options.handshakeTimeout === undefined ? {} : { handshakeTimeout: options.handshakeTimeout }),

@@ -356,6 +356,9 @@ function busTransport(election: LeaderElection): SessionTransport {
     suspend: () => call('suspend', []),
     resume: () => call('resume', []),
     bye: () => call('bye', []),
+    registerOnce: (...args) => call('registerOnce', args),
+    unregisterOnce: (...args) => call('unregisterOnce', args),
+    setPresence: (...args) => call('setPresence', args),
   }
   return {
     connect(tabId, protocolVersion, serve) {
@@ -394,6 +397,9 @@ export function createLeaderLink(election: LeaderElection): BrokerLink {
     suspend: () => current().suspend(),
     resume: () => current().resume(),
     bye: () => current().bye(),
+    registerOnce: (regId, projectId, event, options, once) => current().registerOnce(regId, projectId, event, options, once),
+    unregisterOnce: (regId) => current().unregisterOnce(regId),
+    setPresence: (presence) => current().setPresence(presence),
     onReset(listener) {
       unsubscribeReset?.()
       unsubscribeReset = election.onReset(listener)

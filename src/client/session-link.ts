@@ -50,6 +50,9 @@ export function createSessionLink(transport: SessionTransport): BrokerLink {
     suspend: () => remote.suspend(),
     resume: () => remote.resume(),
     bye: () => remote.bye(),
+    registerOnce: (regId, projectId, event, options, once) => remote.registerOnce(regId, projectId, event, options, once),
+    unregisterOnce: (regId) => remote.unregisterOnce(regId),
+    setPresence: (presence) => remote.setPresence(presence),
     dispose() {
       events?.close?.()
       events = null

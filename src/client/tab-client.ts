@@ -9,17 +9,28 @@
  *   progress cannot make a page render more often than it paints.
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
+ * - Once-handlers (`once`) live in `OnceHandlers`; they are registered again on every
+ *   new link, like subscriptions, with the tasks this tab knows to be done.
  */
 import type { Batch, Hello, TabRequestHandlers, WireTaskOptions } from '../core/session-protocol.js'
+import type { OnceEvent, TabPresence } from '../core/once-coordinator.js'
 import { tabLockName, type LocksLike } from '../core/tab-lock.js'
 import { errorText } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
 import type { AuthContext, AuthFunction, BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
+import type { OnceOptions } from '../once-types.js'
 import type { BrokerLink } from './link.js'
+import { OnceHandlers, splitOnceOptions, type LocalOnce } from './once-handlers.js'
 
 /** Creates a link; `failures` lists why earlier candidates were given up, for `stats().modeReason`. */
 export type LinkFactory = (failures: readonly string[]) => BrokerLink | Promise<BrokerLink>
+
+/** How visible the page is, for choosing the tab that runs a once-handler. */
+export interface PresenceSource {
+  current(): TabPresence
+  onChange(listener: () => void): void
+}
 
 export interface PageEventsLike {
   addEventListener(type: 'pagehide' | 'pageshow', listener: (event: { persisted?: boolean }) => void): void
@@ -47,6 +58,8 @@ export interface TabClientConfig {
   healthInterval?: number
   /** The `auth` of subscriptions that have none of their own. @default undefined */
   auth?: AuthFunction
+  /** The page's visibility and focus; without it the tab counts as hidden. @default null */
+  presence?: PresenceSource | null
 }
 
 interface LocalSubscription {
@@ -82,10 +95,18 @@ export class TabClient implements TabcastClient {
   private readonly requests: TabRequestHandlers = {
     ping: () => this.config.tabId,
     token: (subId, context) => this.token(subId, context),
+    runOnce: (request) => this.onceHandlers.run(request),
+    onceSettled: (notice) => this.onceHandlers.settled(notice),
   }
+  private readonly onceHandlers: OnceHandlers
 
   constructor(config: TabClientConfig) {
     this.config = config
+    this.onceHandlers = new OnceHandlers(config.tabId, () => (config.now ?? Date.now)(), reportError)
+    config.presence?.onChange(() => {
+      const link = this.current?.link
+      if (link && this.onceHandlers.size > 0) this.sendPresence(link)
+    })
     config.pageEvents?.addEventListener('pagehide', (event) => {
       const link = this.current?.link
       if (!link) return
@@ -147,6 +168,42 @@ export class TabClient implements TabcastClient {
     return this.authOf(options) ? { ...data, withAuth: true } : data
   }
 
+  once(projectId: string, event: OnceEvent, handler: (value: never) => void, options: OnceOptions = {}): () => void {
+    const { task, ackTimeout, onSettled } = splitOnceOptions(options)
+    const registration: LocalOnce = { id: this.nextId++, projectId, event, options: task, ackTimeout, handler, onSettled, key: taskKey(projectId, task) }
+    // This tab already saw the effect done (it ran here, or another tab ran it): nothing to
+    // run, and `onSettled` hears it as it would from the host (asynchronously).
+    const done = this.onceHandlers.doneOutcome(registration.key)
+    if (done) {
+      if (onSettled) {
+        queueMicrotask(() => {
+          try {
+            onSettled({ ...done, ranHere: done.ranIn === this.config.tabId })
+          } catch (error) {
+            reportError(error)
+          }
+        })
+      }
+      return () => {}
+    }
+    this.onceHandlers.add(registration)
+    void this.connect().then(
+      (active) => {
+        if (this.onceHandlers.all().includes(registration)) {
+          this.sendPresence(active.link)
+          this.registerOnce(active.link, registration)
+        }
+      },
+      (error: unknown) => this.showFailure(errorText(error)),
+    )
+    this.armHealthCheck()
+    return () => {
+      if (!this.onceHandlers.remove(registration.id)) return
+      const link = this.current?.link
+      if (link) void this.call(link.unregisterOnce(registration.id), 'unregisterOnce').catch(() => {})
+    }
+  }
+
   getSnapshot(projectId: string, options?: TaskOptions): TaskSnapshot {
     const key = taskKey(projectId, options)
     let snapshot = this.snapshots.get(key)
@@ -166,6 +223,11 @@ export class TabClient implements TabcastClient {
   async stats(): Promise<BrokerStats> {
     const active = await this.connect()
     return this.call(active.link.stats(), 'stats')
+  }
+
+  /** This tab's id, as its host knows it. */
+  get tabId(): string {
+    return this.config.tabId
   }
 
   /** The mode this tab ended up in, once connected. */
@@ -199,6 +261,7 @@ export class TabClient implements TabcastClient {
           if (this.current?.link === created) this.reestablish(reason, false)
         })
         for (const subscription of this.subscriptions.values()) this.register(created, subscription)
+        this.registerAllOnce(created)
         return active
       } catch (error) {
         link?.dispose()
@@ -247,6 +310,36 @@ export class TabClient implements TabcastClient {
     this.call(link.subscribe(subscription.id, subscription.projectId, this.wire(subscription.options), seed), 'subscribe').catch(
       (error: unknown) => this.onLinkFailure(link, error),
     )
+  }
+
+  /**
+   * Registers every once-handler on a new link. Tasks this tab knows to be done go
+   * first (id -1, nothing to run): a new host (a restarted worker, a new leader) knows
+   * nothing, and must not run them again in a tab that registers later.
+   */
+  private registerAllOnce(link: BrokerLink): void {
+    for (const [, done] of this.onceHandlers.knownDone()) {
+      this.call(link.registerOnce(-1, done.projectId, done.event, withoutAuth(done.options), { done: true }), 'registerOnce').catch(() => {})
+    }
+    const handlers = this.onceHandlers.all()
+    if (handlers.length === 0) return
+    this.sendPresence(link)
+    for (const registration of handlers) this.registerOnce(link, registration)
+  }
+
+  private registerOnce(link: BrokerLink, registration: LocalOnce): void {
+    const once = { ...(registration.ackTimeout === undefined ? {} : { ackTimeout: registration.ackTimeout }) }
+    this.call(link.registerOnce(registration.id, registration.projectId, registration.event, withoutAuth(registration.options), once), 'registerOnce').then(
+      (state) => {
+        if (state.state === 'done') this.onceHandlers.registeredDone(registration.id, state)
+      },
+      (error: unknown) => this.onLinkFailure(link, error),
+    )
+  }
+
+  private sendPresence(link: BrokerLink): void {
+    const presence = this.config.presence?.current() ?? { visible: false, focused: false }
+    this.call(link.setPresence(presence), 'setPresence').catch(() => {})
   }
 
   private onLinkFailure(link: BrokerLink, error: unknown): void {
@@ -354,6 +447,12 @@ export class TabClient implements TabcastClient {
     }
     this.healthTimer = this.config.setTimeout(tick, interval)
   }
+}
+
+/** Options that cross to the host: a function cannot be cloned, and `auth` stays in the tab. */
+function withoutAuth<T extends TaskOptions>(options: T): Omit<T, 'auth'> {
+  const { auth: _auth, ...data } = options
+  return data
 }
 
 function reportError(error: unknown): void {

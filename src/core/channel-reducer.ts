@@ -101,8 +101,9 @@ export type ReadResult =
   /**
    * `network`: the request itself failed (no HTTP answer the page may read), as CORS
    * refusals do. `forbidden`: a read that carried a token got 403, which is fatal.
+   * `httpStatus`: the answer's status, when there was one.
    */
-  | { ok: false; problem: string; network: boolean; forbidden?: boolean }
+  | { ok: false; problem: string; network: boolean; forbidden?: boolean; httpStatus?: number }
 
 export type ChannelInput =
   | Exclude<ConnectionEvent, { type: 'pong' } | { type: 'socketMessage' } | { type: 'answersPings' } | { type: 'timer' }>

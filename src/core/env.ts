@@ -68,8 +68,8 @@ export interface BrokerEnv {
   random: () => number
   /** Whether bare `host:port` backends should use wss/https (the page is served over https). */
   secure: boolean
-  /** Where the host hears `online` (the window's or the worker's global events). */
-  signals: SignalSource
   /** The page's origin (`location.origin`), to name it when a backend refuses it. */
   origin?: string | null
+  /** Where the host hears `online` (the window's or the worker's global events). */
+  signals: SignalSource
 }

@@ -6,6 +6,7 @@
  * port, a `BroadcastChannel`, a direct call).
  */
 import { PROTOCOL_VERSION } from '../protocol.js'
+import { isOnceEvent } from './once-coordinator.js'
 import { isAck, isTabReply, type EventsPort, type SessionApi, type SessionMethod } from './session-protocol.js'
 import type { TabHub, TabSession } from './tab-hub.js'
 
@@ -23,6 +24,9 @@ export const SESSION_METHODS = [
   'suspend',
   'resume',
   'bye',
+  'registerOnce',
+  'unregisterOnce',
+  'setPresence',
 ] as const satisfies readonly SessionMethod[]
 
 // Fails to compile when a method of SessionApi is missing from SESSION_METHODS.
@@ -98,6 +102,18 @@ export function createSessionApi(hub: TabHub): SessionApi {
     },
     bye() {
       release()
+    },
+    registerOnce(regId, projectId, event, options, once) {
+      checkSubId(regId)
+      if (typeof projectId !== 'string') throw new Error('tabcast: once() needs a task id')
+      if (!isOnceEvent(event)) throw new Error(`tabcast: once() follows 'completed' or 'failed', got ${JSON.stringify(event)}`)
+      return hub.once.register(current(), regId, projectId, event, options ?? {}, once ?? {})
+    },
+    unregisterOnce(regId) {
+      if (session) hub.once.unregister(session, regId)
+    },
+    setPresence(presence) {
+      hub.once.setPresence(current(), { visible: presence?.visible === true, focused: presence?.focused === true })
     },
   }
 }

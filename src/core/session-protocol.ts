@@ -13,6 +13,7 @@
  *   with a `TabReply`. The host never calls into the tab through Comlink, whose calls
  *   to a closed tab never settle; a request has a deadline on the host instead.
  */
+import type { OnceEvent, OnceRegistrationState, OnceRunRequest, OnceSettled, TabPresence } from './once-coordinator.js'
 import type { ServerMessage } from '../protocol.js'
 import type { AuthContext, BrokerMode, BrokerStats, TaskOptions, TaskSnapshot } from '../types.js'
 import type { SendResult } from './task-channel.js'
@@ -58,12 +59,23 @@ export interface TabRequests {
    * null: none). The tab may answer from another of its subscriptions of the same task.
    */
   token: { args: [subId: number, context: AuthContext]; result: string | null }
+  /**
+   * Run this tab's once-handlers of a task's terminal event, now, unless the request
+   * came after its `runBy` (`late`) or the tab has no such handler (`no-handler`).
+   * Answered as soon as the handlers returned (a promise they return is not awaited).
+   */
+  runOnce: { args: [OnceRunRequest]; result: OnceRunAnswer }
+  /** A task's once-effect was done (here or in another tab): drop its once-handlers. */
+  onceSettled: { args: [OnceSettled]; result: true }
 }
+
+/** A tab's answer to `runOnce`. */
+export type OnceRunAnswer = 'ran' | 'no-handler' | 'late'
 
 export type TabRequestName = keyof TabRequests
 
 /** The request names, checked on arrival (a name the tab does not know is answered with an error). */
-export const TAB_REQUEST_NAMES: readonly TabRequestName[] = ['ping', 'token']
+export const TAB_REQUEST_NAMES: readonly TabRequestName[] = ['ping', 'token', 'runOnce', 'onceSettled']
 
 /** Host → tab: a question with an id; the host gives up on it after its deadline. */
 export type HostRequest = {
@@ -133,6 +145,24 @@ export interface SessionApi {
   resume(): void
   /** The tab is leaving: release it now instead of waiting for its lock. */
   bye(): void
+  /**
+   * Registers a once-handler of this tab (`regId`, the tab's own id for it) for a task's
+   * terminal event; the host follows the task from then on. `done`: the tab knows the
+   * effect was done already (a host restarted). Answers `done` when the effect was done
+   * (or the task ended with the other event), so the tab can drop the handler.
+   */
+  registerOnce(regId: number, projectId: string, event: OnceEvent, options: TaskOptions, once: OnceHostOptions): OnceRegistrationState
+  unregisterOnce(regId: number): void
+  /** How visible this tab is, for choosing which tab runs a once-handler. */
+  setPresence(presence: TabPresence): void
+}
+
+/** The data options of a once-registration that the host reads. */
+export interface OnceHostOptions {
+  /** How long (ms) the host waits for this tab to acknowledge a run. @default 5000 */
+  ackTimeout?: number
+  /** The tab already knows the effect was done. @default false */
+  done?: boolean
 }
 
 export type SessionMethod = keyof SessionApi

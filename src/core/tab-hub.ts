@@ -25,6 +25,7 @@ import {
   type WireTaskOptions,
 } from './session-protocol.js'
 import type { SendResult, TokenSource } from './task-channel.js'
+import { OnceHost } from './once-host.js'
 import type { TabWatcher } from './tab-lock.js'
 
 export const MAX_IN_FLIGHT = 4
@@ -222,6 +223,8 @@ export class TabSession {
 export class TabHub {
   readonly broker: Broker
   readonly clock: Clock
+  /** Once-handlers of this host's tabs: which tab runs a task's terminal side effect. */
+  readonly once: OnceHost
   private readonly sessions = new Set<TabSession>()
   private readonly watch: TabWatcher | null
   private readonly stopSignals: () => void
@@ -231,6 +234,7 @@ export class TabHub {
     this.broker = broker
     this.watch = watch
     this.clock = broker.env.clock
+    this.once = new OnceHost(broker)
     // Environment signals reach every host here, whichever global fired them.
     this.stopSignals = broker.env.signals((signal) => {
       if (signal === 'online') broker.online()
@@ -257,16 +261,23 @@ export class TabHub {
 
   forget(session: TabSession): void {
     this.sessions.delete(session)
+    this.once.release(session)
   }
 
   stats(): BrokerStats {
     const tabDetails = [...this.sessions].map((session) => session.stats())
-    return { ...this.broker.stats(), tabs: tabDetails.length, tabDetails }
+    const core = this.broker.stats()
+    // `subscribers` counts the tabs' subscriptions; the host's own following of a task for
+    // its once-handlers is not one of them.
+    const watched = this.once.watchedTasks()
+    const tasks = core.tasks.map((task) => (watched.has(task.key) ? { ...task, subscribers: Math.max(0, task.subscribers - 1) } : task))
+    return { ...core, tasks, tabs: tabDetails.length, tabDetails }
   }
 
   /** The host stops: every tab is released, every connection closed, no more signals. */
   close(): void {
     for (const session of [...this.sessions]) session.release()
+    this.once.close()
     this.stopSignals()
     this.broker.close()
   }

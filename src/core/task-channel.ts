@@ -12,11 +12,10 @@ import {
   BEARER_SUBPROTOCOL_PREFIX,
   CloseCode,
   DEFAULT_MAX_MESSAGE_BYTES,
-  TABCAST_SUBPROTOCOL,
   MAX_CLIENT_MESSAGE_BYTES,
+  TABCAST_SUBPROTOCOL,
   describeValue,
   parseServerMessage,
-  parseStatusResponse,
   utf8ByteLength,
   validateBearerToken,
   type ServerMessage,
@@ -34,7 +33,8 @@ import {
   type ReadResult,
 } from './channel-reducer.js'
 import { attemptsOf, connectionState } from './connection.js'
-import type { BrokerEnv, ResponseLike, SocketLike, TimerHandle } from './env.js'
+import type { BrokerEnv, SocketLike, TimerHandle } from './env.js'
+import { RequestTimeout, probeReachable, readStatus } from './status-reader.js'
 import { isFinished } from './task-state.js'
 
 export type ChannelEvent = { type: 'snapshot'; snapshot: TaskSnapshot } | { type: 'message'; message: ServerMessage }
@@ -211,56 +211,6 @@ export class TaskChannel {
     }
   }
 
-  /** Whether any subscriber gave an `auth` function: only then is a token asked for. */
-  private usesAuth(): boolean {
-    for (const { auth } of this.subscribers.values()) if (auth) return true
-    return false
-  }
-
-  /**
-   * A fresh token from one of the tabs that follow the task: the one that answered last
-   * time first, then the others in order, each with a deadline, so a closed, frozen or
-   * failing tab costs at most `AUTH_REQUEST_TIMEOUT` and never stalls the channel.
-   * Tokens are never put into an error text.
-   */
-  private async token(reason: AuthReason): Promise<TokenOutcome> {
-    const context: AuthContext = { projectId: this.projectId, backendUrl: this.options.backendUrl, reason }
-    const problems: string[] = []
-    const tried = new Set<string>()
-    // The subscribers are read again after each failure: a tab that left is not asked, one
-    // that came meanwhile is.
-    for (let source = this.nextSource(tried); source; source = this.nextSource(tried)) {
-      tried.add(source.id)
-      let token: string | null
-      try {
-        token = await source.get(context, AUTH_REQUEST_TIMEOUT)
-      } catch (error) {
-        problems.push(errorText(error))
-        continue
-      }
-      const invalid = token === null ? null : validateBearerToken(token)
-      if (invalid !== null) {
-        problems.push(`tab ${source.id}: ${invalid}`)
-        continue
-      }
-      this.preferredSource = source.id
-      return { ok: true, token }
-    }
-    const why = problems.length > 0 ? problems.join('; ') : 'no tab with an auth function follows it'
-    return { ok: false, error: `auth error: no token for task ${this.projectId} (${why})` }
-  }
-
-  /** The tab that gave the latest token if it is still here and untried, else the first untried one. */
-  private nextSource(tried: ReadonlySet<string>): TokenSource | undefined {
-    let first: TokenSource | undefined
-    for (const { auth } of this.subscribers.values()) {
-      if (!auth || tried.has(auth.id)) continue
-      if (auth.id === this.preferredSource) return auth
-      first ??= auth
-    }
-    return first
-  }
-
   private mergedOptions(): ResolvedTaskOptions {
     let merged: ResolvedTaskOptions | null = null
     for (const { options } of this.subscribers.values()) merged = merged ? mergeOptions(merged, options) : options
@@ -411,152 +361,107 @@ export class TaskChannel {
   }
 
   private readStatus(purpose: ReadPurpose): void {
-    this.requests.get(purpose)?.abort()
-    const controller = new AbortController()
-    this.requests.set(purpose, controller)
-    if (!this.usesAuth()) {
-      this.fetchStatus(purpose, controller, null, false)
-      return
-    }
-    this.fetchWithToken(purpose, controller, 'status')
-  }
-
-  /** Asks for a token, then reads; an abort (a newer read, a stop) meanwhile drops the read. */
-  private fetchWithToken(purpose: ReadPurpose, controller: AbortController, reason: AuthReason): void {
-    void this.token(reason).then((outcome) => {
-      if (this.requests.get(purpose) !== controller) return
-      if (outcome.ok) {
-        this.fetchStatus(purpose, controller, outcome.token, reason === 'refresh')
-        return
-      }
-      this.requests.delete(purpose)
-      this.dispatch({ type: 'statusRead', purpose, result: { ok: false, problem: outcome.error, network: false } })
+    // Neither request rejects (failures are results); a bug that made one would surface as
+    // an unhandled rejection rather than vanish.
+    void this.request(purpose, (signal) => this.authorizedRead(signal)).then((result) => {
+      if (result === null) return
+      if (result.ok) this.messagesIn++
+      this.dispatch({ type: 'statusRead', purpose, result })
     })
   }
 
   /**
-   * One status read. `token`: sent as `Authorization: Bearer` (null: none). A 401 to a
-   * read that carried a token gets one fresh token and one more read (`refreshed`).
+   * A status read with a fresh token when any subscriber has an `auth` function
+   * (`Authorization: Bearer`), and the subscription's `credentials`. A 401 to a read that
+   * carried a token gets one fresh token and one more read; a 403 to it is fatal.
    */
-  private fetchStatus(purpose: ReadPurpose, controller: AbortController, token: string | null, refreshed: boolean): void {
+  private async authorizedRead(signal: AbortSignal): Promise<ReadResult> {
     const url = statusUrl(this.backend, this.projectId)
-    let timedOut = false
-    const timer = this.env.clock.setTimeout(() => {
-      timedOut = true
-      controller.abort()
-    }, this.options.requestTimeout)
-    const finish = (result: ReadResult | 'refresh'): void => {
-      this.env.clock.clearTimeout(timer)
-      if (this.requests.get(purpose) !== controller) return
-      if (result === 'refresh') {
-        this.fetchWithToken(purpose, controller, 'refresh')
-        return
-      }
-      this.requests.delete(purpose)
-      if (result.ok) this.messagesIn++
-      this.dispatch({ type: 'statusRead', purpose, result })
-    }
-    let answered = false
-    let response: Promise<ReadResult | 'refresh'>
-    const headers: Record<string, string> = { Accept: 'application/json' }
-    if (token !== null) headers['Authorization'] = `Bearer ${token}`
-    try {
-      response = this.env.fetch(url, { signal: controller.signal, headers, credentials: this.options.credentials }).then(async (res) => {
-        answered = true
-        if (res.status === 401 && token !== null && !refreshed) {
-          void res.body?.cancel().catch(() => {})
-          return 'refresh' as const
-        }
-        const result = await this.readBody(url, res, controller)
-        if (result.ok) return result
-        if (res.status === 401) {
-          const hint = token === null ? ' (the backend wants a token: give the `auth` option)' : ' (a fresh token was refused too)'
-          return { ...result, problem: `unauthenticated: ${result.problem}${hint}` }
-        }
-        // A 403 to a read that carried a token is the server's answer about this identity: fatal.
-        // Without one it may be an origin refusal or a proxy, named like any other answer.
-        if (res.status === 403 && token !== null) return { ...result, problem: `forbidden: ${result.problem}`, forbidden: true }
-        return result
-      })
-    } catch (error) {
-      response = Promise.reject(error instanceof Error ? error : new Error(String(error)))
-    }
-    response.then(finish, (error: unknown) => {
-      finish(
-        timedOut
-          ? { ok: false, problem: `status endpoint ${url} did not answer within ${this.options.requestTimeout} ms`, network: false }
-          : { ok: false, problem: `status request to ${url} failed: ${errorText(error)}`, network: !answered },
-      )
-    })
+    const read = (token: string | null): Promise<ReadResult> =>
+      readStatus(this.env, url, { signal, maxBytes: this.maxMessageBytes, token, credentials: this.options.credentials })
+    if (!this.usesAuth()) return withAuthMeaning(await read(null), null, false)
+    let outcome = await this.token('status')
+    if (!outcome.ok) return { ok: false, problem: outcome.error, network: false }
+    let result = await read(outcome.token)
+    if (result.ok || result.httpStatus !== 401 || outcome.token === null) return withAuthMeaning(result, outcome.token, false)
+    outcome = await this.token('refresh')
+    if (!outcome.ok) return { ok: false, problem: outcome.error, network: false }
+    result = await read(outcome.token)
+    return withAuthMeaning(result, outcome.token, true)
   }
 
-  /** Asks whether the backend answers at all: a `no-cors` request resolves (opaque) from any server that is up. */
+  /** Whether any subscriber gave an `auth` function: only then is a token asked for. */
+  private usesAuth(): boolean {
+    for (const { auth } of this.subscribers.values()) if (auth) return true
+    return false
+  }
+
+  /**
+   * A fresh token from one of the tabs that follow the task: the one that answered last
+   * time first, then the others in order, each with a deadline, so a closed, frozen or
+   * failing tab costs at most `AUTH_REQUEST_TIMEOUT` and never stalls the channel.
+   * Tokens are never put into an error text.
+   */
+  private async token(reason: AuthReason): Promise<TokenOutcome> {
+    const context: AuthContext = { projectId: this.projectId, backendUrl: this.options.backendUrl, reason }
+    const problems: string[] = []
+    const tried = new Set<string>()
+    // The subscribers are read again after each failure: a tab that left is not asked, one
+    // that came meanwhile is.
+    for (let source = this.nextSource(tried); source; source = this.nextSource(tried)) {
+      tried.add(source.id)
+      let token: string | null
+      try {
+        token = await source.get(context, AUTH_REQUEST_TIMEOUT)
+      } catch (error) {
+        problems.push(errorText(error))
+        continue
+      }
+      const invalid = token === null ? null : validateBearerToken(token)
+      if (invalid !== null) {
+        problems.push(`tab ${source.id}: ${invalid}`)
+        continue
+      }
+      this.preferredSource = source.id
+      return { ok: true, token }
+    }
+    const why = problems.length > 0 ? problems.join('; ') : 'no tab with an auth function follows it'
+    return { ok: false, error: `auth error: no token for task ${this.projectId} (${why})` }
+  }
+
+  /** The tab that gave the latest token if it is still here and untried, else the first untried one. */
+  private nextSource(tried: ReadonlySet<string>): TokenSource | undefined {
+    let first: TokenSource | undefined
+    for (const { auth } of this.subscribers.values()) {
+      if (!auth || tried.has(auth.id)) continue
+      if (auth.id === this.preferredSource) return auth
+      first ??= auth
+    }
+    return first
+  }
+
   private probe(): void {
-    this.requests.get('probe')?.abort()
-    const controller = new AbortController()
-    this.requests.set('probe', controller)
-    const timer = this.env.clock.setTimeout(() => controller.abort(), this.options.requestTimeout)
-    const finish = (reachable: boolean): void => {
-      this.env.clock.clearTimeout(timer)
-      if (this.requests.get('probe') !== controller) return
-      this.requests.delete('probe')
-      this.dispatch({ type: 'probed', reachable })
-    }
-    let answer: Promise<unknown>
-    try {
-      answer = this.env.fetch(statusUrl(this.backend, this.projectId), { signal: controller.signal, headers: {}, mode: 'no-cors' })
-    } catch (error) {
-      answer = Promise.reject(error instanceof Error ? error : new Error(String(error)))
-    }
-    answer.then(
-      () => finish(true),
-      () => finish(false),
-    )
+    void this.request('probe', (signal) => probeReachable(this.env, statusUrl(this.backend, this.projectId), signal)).then((reachable) => {
+      if (reachable !== null) this.dispatch({ type: 'probed', reachable })
+    })
   }
 
-  /** Turns an answer into a read result, refusing a body past the size limit while it streams in. */
-  private async readBody(url: string, res: ResponseLike, controller: AbortController): Promise<ReadResult> {
-    const contentType = res.headers.get('content-type')
-    const limit = this.maxMessageBytes
-    const tooLarge = (size: string): ReadResult => ({
-      ok: false,
-      problem: `status endpoint ${url} sent ${size}; the limit is ${limit} bytes`,
-      network: false,
-    })
-    const declared = Number(res.headers.get('content-length'))
-    if (Number.isFinite(declared) && declared > limit) {
-      controller.abort()
-      return tooLarge(`${declared} bytes`)
+  /**
+   * Runs one request of a kind, replacing (aborting) an earlier one of the same kind, with
+   * the `requestTimeout` deadline. Resolves with null when it was replaced or stopped.
+   */
+  private async request<T>(kind: ReadPurpose | 'probe', run: (signal: AbortSignal) => Promise<T>): Promise<T | null> {
+    this.requests.get(kind)?.abort()
+    const controller = new AbortController()
+    this.requests.set(kind, controller)
+    const timer = this.env.clock.setTimeout(() => controller.abort(new RequestTimeout(this.options.requestTimeout)), this.options.requestTimeout)
+    try {
+      const result = await run(controller.signal)
+      return this.requests.get(kind) === controller ? result : null
+    } finally {
+      this.env.clock.clearTimeout(timer)
+      if (this.requests.get(kind) === controller) this.requests.delete(kind)
     }
-    let body: string
-    if (res.body) {
-      const reader = res.body.getReader()
-      const decoder = new TextDecoder()
-      let size = 0
-      body = ''
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        if (!value) continue
-        size += value.byteLength
-        if (size > limit) {
-          // Stop reading (and downloading) at once: a runaway body must not fill the worker's memory.
-          void reader.cancel().catch(() => {})
-          controller.abort()
-          return tooLarge(`more than ${limit} bytes`)
-        }
-        body += decoder.decode(value, { stream: true })
-      }
-      body += decoder.decode()
-    } else {
-      body = await res.text()
-    }
-    if (res.status < 200 || res.status > 299) {
-      return { ok: false, problem: `status endpoint ${url} answered HTTP ${res.status}${statusDetail(body, contentType)}`, network: false }
-    }
-    const parsed = parseStatusResponse(body, { contentType, maxBytes: limit })
-    if (!parsed.ok) return { ok: false, problem: `status endpoint ${url}: ${parsed.error.message}`, network: false }
-    return { ok: true, status: parsed.value }
   }
 
   private abortRequests(): void {
@@ -627,27 +532,25 @@ function redact(text: string, token: string | null): string {
   return token === null || token === '' ? text : text.split(token).join('<token>')
 }
 
+/**
+ * What a 401 or 403 to a status read means. A 403 to a read that carried a token is the
+ * server's answer about this identity: fatal. Without a token it may be an origin
+ * refusal or a proxy, named like any other answer.
+ */
+function withAuthMeaning(result: ReadResult, token: string | null, refreshed: boolean): ReadResult {
+  if (result.ok) return result
+  if (result.httpStatus === 401) {
+    const hint = token === null ? ' (the backend wants a token: give the `auth` option)' : refreshed ? ' (a fresh token was refused too)' : ''
+    return { ...result, problem: `unauthenticated: ${result.problem}${hint}` }
+  }
+  if (result.httpStatus === 403 && token !== null) return { ...result, problem: `forbidden: ${result.problem}`, forbidden: true }
+  return result
+}
+
 function originOf(url: string): string {
   try {
     return new URL(url).origin
   } catch {
     return url
   }
-}
-
-/** A short reason from an error body: its JSON `error`/`detail`, or that it was an HTML page. */
-function statusDetail(body: string, contentType: string | null): string {
-  const trimmed = body.trimStart()
-  if ((contentType && /html/i.test(contentType)) || trimmed.startsWith('<')) return ' (an HTML page)'
-  try {
-    const parsed = JSON.parse(body) as unknown
-    if (parsed && typeof parsed === 'object') {
-      const record = parsed as Record<string, unknown>
-      const reason = record['error'] ?? record['detail'] ?? record['message']
-      if (typeof reason === 'string') return `: ${reason.slice(0, 200)}`
-    }
-  } catch {
-    // Not JSON: the status code says enough.
-  }
-  return ''
 }

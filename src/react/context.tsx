@@ -7,6 +7,7 @@ import { createContext, useContext, type ReactNode } from 'react'
 import { getTabcastClient } from '../client/index.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
+import type { OnceEventName, OnceOptions } from '../once-types.js'
 import type { TabcastClient, TaskOptions, TaskSnapshot } from '../types.js'
 
 const TabcastClientContext = createContext<TabcastClient | null>(null)
@@ -63,6 +64,8 @@ const lazySharedClient: TabcastClient = {
     sharedClient === null ? placeholderSnapshot(projectId, options) : sharedClient.getSnapshot(projectId, options),
   send: (projectId, message, options) => realClient().send(projectId, message, options),
   stats: () => realClient().stats(),
+  once: (projectId: string, event: OnceEventName, handler: (value: never) => void, options?: OnceOptions) =>
+    realClient().once(projectId, event, handler, options),
 }
 
 /**

@@ -49,6 +49,18 @@ export interface ProgressBarProps extends TaskOptions {
    */
   onError?(error: string): void
   /**
+   * Called when the task has completed, in exactly one tab of this browser however
+   * many show it (for a notification, a download). See `useWebSocket`'s `onCompletedOnce`.
+   * @default undefined
+   */
+  onCompletedOnce?(result: JsonRecord): void
+  /**
+   * Called when the task has failed, in exactly one tab of this browser. See
+   * `useWebSocket`'s `onErrorOnce`.
+   * @default undefined
+   */
+  onErrorOnce?(error: string): void
+  /**
    * Extra class names for the root element (which always has `tabcast-progress`).
    * @default undefined
    */

@@ -58,6 +58,23 @@ export interface UseWebSocketOptions extends TaskOptions {
    * @default undefined
    */
   onCompleted?(result: JsonRecord): void
+  /**
+   * Called when the task has completed, with its `result` (`{}` when none), in exactly
+   * one tab of this browser however many tabs show the task: for side effects that
+   * must not repeat per tab (a desktop notification, a download, an analytics event).
+   * The broker picks a visible, focused tab when there is one, and another tab if that
+   * one closes before it ran. A tab opened after it ran does not run it again; a tab
+   * opened after the task completed, when no tab had one, runs it. `onCompleted` still
+   * fires in every tab. See `client.once`.
+   * @default undefined
+   */
+  onCompletedOnce?(result: JsonRecord): void
+  /**
+   * Called when the task has failed, with its error text, in exactly one tab of this
+   * browser. Like `onCompletedOnce`, for the failure.
+   * @default undefined
+   */
+  onErrorOnce?(error: string): void
 }
 
 /**
@@ -80,7 +97,7 @@ export interface UseWebSocketResult extends TaskSnapshot {
  * during render.
  */
 export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
-  const { projectId, onMessage, onProgress, onError, onCompleted, auth, ...given } = options
+  const { projectId, onMessage, onProgress, onError, onCompleted, onCompletedOnce, onErrorOnce, auth, ...given } = options
   const client = useTabcastClient()
 
   // Keyed on the option *values*, so an options object created inline on every render
@@ -92,9 +109,9 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
 
   // The latest callbacks, read when an event fires. Updated in an insertion effect
   // (before any layout or passive effect, and never during render).
-  const callbacks = useRef({ onMessage, onProgress, onError, onCompleted })
+  const callbacks = useRef({ onMessage, onProgress, onError, onCompleted, onCompletedOnce, onErrorOnce })
   useInsertionEffect(() => {
-    callbacks.current = { onMessage, onProgress, onError, onCompleted }
+    callbacks.current = { onMessage, onProgress, onError, onCompleted, onCompletedOnce, onErrorOnce }
   })
 
   // `auth` is a function: never part of the key (an inline one would resubscribe on every
@@ -108,6 +125,25 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
     () => (hasAuth ? { ...taskOptions, auth: (context) => authRef.current?.(context) ?? null } : taskOptions),
     [taskOptions, hasAuth],
   )
+
+  // Once-handlers are registered with the broker while the component is mounted and has
+  // one; the function itself is read when the broker asks this tab to run it.
+  const wantsCompletedOnce = onCompletedOnce !== undefined
+  const wantsErrorOnce = onErrorOnce !== undefined
+  useEffect(() => {
+    if (!wantsCompletedOnce) return undefined
+    return client.once(projectId, 'completed', (result: JsonRecord) => {
+      const handler = callbacks.current.onCompletedOnce
+      if (handler) invokeCallback(handler, result)
+    }, taskOptions)
+  }, [client, projectId, taskOptions, wantsCompletedOnce])
+  useEffect(() => {
+    if (!wantsErrorOnce) return undefined
+    return client.once(projectId, 'failed', (error: string) => {
+      const handler = callbacks.current.onErrorOnce
+      if (handler) invokeCallback(handler, error)
+    }, taskOptions)
+  }, [client, projectId, taskOptions, wantsErrorOnce])
 
   const subscribe = useCallback(
     (onStoreChange: () => void) =>

@@ -1,9 +1,13 @@
 /**
  * Issue 11, "every tab shows the true state", client side, in real Chromium: the status
  * read at the first failed connection attempt, a silent socket replaced thanks to the
- * server's `pong` capability, and a backend whose numbering restarted sending its
- * terminal message with `seq == last_seq` below what the tabs had seen.
+ * server's `pong` capability, backends whose numbering restarted (a scripted one sending
+ * `completed` with `seq == last_seq` below the tabs' seq, and the reference server
+ * restarted on a fresh store), the stalled notice before a lease fails a dead job, and
+ * a refused origin named as such.
  */
+import type { Page } from 'playwright-core'
+import { createTabcastServer, MemoryTaskStore, silentLogger, type TabcastServer } from 'tabcast/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBackend, type E2eBackend } from './support/backend.js'
 import { setUpE2eEnvironment } from './support/environment.js'
@@ -16,10 +20,29 @@ const env = setUpE2eEnvironment()
 let proxy: RefusingProxy | null = null
 let scripted: ScriptedBackend | null = null
 let strict: E2eBackend | null = null
+let servers: TabcastServer[] = []
 afterEach(async () => {
-  await Promise.all([proxy?.close(), scripted?.close(), strict?.close()])
+  await Promise.all([proxy?.close(), scripted?.close(), strict?.close(), ...servers.map((server) => server.close())])
   proxy = scripted = strict = null
+  servers = []
 })
+
+/** A reference server of this test's own, on a fresh in-memory store (a new process, as far as tasks go). */
+function freshServer(): TabcastServer {
+  const server = createTabcastServer({ store: new MemoryTaskStore(), logger: silentLogger, closeTimeout: 500 })
+  servers.push(server)
+  return server
+}
+
+/** The stalled state of the first bar of a page: `data-stalled` and the notice text. */
+function readStalled(page: Page): Promise<{ stalled: string | null; notice: string | null }> {
+  return page.evaluate(() => ({
+    stalled: document.querySelector('.tabcast-progress')?.getAttribute('data-stalled') ?? null,
+    notice: document.querySelector('.tabcast-progress__stalled')?.textContent ?? null,
+  }))
+}
+
+const STALLED_NOTICE = /^(No update for \d+ s|\d+초째 업데이트 없음)$/
 
 describe('status during backoff', () => {
   it('WebSocket refused, status endpoint up, task at 40 %: every tab shows 40 % while still reconnecting', async () => {
@@ -100,19 +123,67 @@ describe('a job that stops reporting', () => {
     await expectEveryTab(tabs, { status: 'running', percent: 25 })
 
     // The socket stays up (pings are answered), but the job says nothing more.
-    const stalledText = (page: (typeof tabs)[number]) =>
-      page.evaluate(() => ({
-        stalled: document.querySelector('.tabcast-progress')?.getAttribute('data-stalled') ?? null,
-        notice: document.querySelector('.tabcast-progress__stalled')?.textContent ?? null,
-      }))
     await expect
-      .poll(() => Promise.all(tabs.map(stalledText)), { timeout: 15_000 })
-      .toEqual(tabs.map(() => ({ stalled: 'true', notice: expect.stringMatching(/^(No update for \d+ s|\d+초째 업데이트 없음)$/) })))
+      .poll(() => Promise.all(tabs.map(readStalled)), { timeout: 15_000 })
+      .toEqual(tabs.map(() => ({ stalled: 'true', notice: expect.stringMatching(STALLED_NOTICE) })))
     await expectEveryTab(tabs, { status: 'running', connection: 'live', percent: 25, alert: '' })
 
     scripted.send(taskId, { type: 'progress', project_id: taskId, progress: 0.3, seq: 2 })
-    await expect.poll(() => Promise.all(tabs.map(stalledText))).toEqual(tabs.map(() => ({ stalled: null, notice: null })))
+    await expect.poll(() => Promise.all(tabs.map(readStalled))).toEqual(tabs.map(() => ({ stalled: null, notice: null })))
     await expectEveryTab(tabs, { percent: 30 })
+  })
+})
+
+describe('against the reference server', () => {
+  it('the server restarts on a fresh memory store and the job completes there before the tabs are back: every tab shows completed with the result', async () => {
+    const first = freshServer()
+    const { port } = await first.listen(0)
+    const taskId = uniqueTaskId('fresh_store')
+    await first.createTask({ taskId, taskName: '오디오 생성' })
+    const options = { reconnectBaseDelay: 200, reconnectMaxDelay: 400, maxReconnectAttempts: 100 }
+    const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, `127.0.0.1:${port}`, options), 3)
+    await expectEveryTab(tabs, { connection: 'live' })
+    for (let step = 1; step <= 5; step++) await first.progress(taskId, 0.12 * step + 0.02, `step ${step}`)
+    await expectEveryTab(tabs, { status: 'running', percent: 62, message: 'step 5' })
+
+    await first.close()
+    await expectEveryTab(tabs, { connection: 'reconnecting', percent: 62 })
+    // A new process with an empty store: the job, run again there, finishes before it
+    // listens, so the tabs' first contact with it is a finished task with fewer messages.
+    const second = freshServer()
+    const result = { audio_id: 'audio_fresh', duration: 12.5 }
+    await second.createTask({ taskId, taskName: '오디오 생성' })
+    await second.progress(taskId, 0.5, 'again')
+    await second.complete(taskId, result)
+    await second.listen(port)
+
+    await expectEveryTab(tabs, { status: 'completed', percent: 100, alert: '' })
+    await expectEveryResult(tabs, result)
+  })
+
+  it('a job that dies: every tab shows the stalled notice, then the task failed when its lease runs out', async () => {
+    strict = await startBackend({ staleAfter: 4000 })
+    const backend = strict
+    const taskId = uniqueTaskId('dies')
+    await backend.server.createTask({ taskId })
+    // Alive (heartbeats) while the tabs open, however long that takes.
+    const heartbeats = setInterval(() => void backend.server.heartbeat(taskId).catch(() => {}), 500)
+    let tabs: Page[]
+    try {
+      tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, backend.backendUrl, { staleAfter: 1000 }), 2)
+      await expectEveryTab(tabs, { connection: 'live' })
+      await backend.server.progress(taskId, 0.4, 'TTS 생성 중...')
+      await expectEveryTab(tabs, { status: 'running', percent: 40 })
+    } finally {
+      clearInterval(heartbeats)
+    }
+
+    // The job died: first the tabs say it went quiet (the task still running), then the server fails it.
+    await expect
+      .poll(() => Promise.all(tabs.map(readStalled)), { timeout: 15_000 })
+      .toEqual(tabs.map(() => ({ stalled: 'true', notice: expect.stringMatching(STALLED_NOTICE) })))
+    await expectEveryTab(tabs, { status: 'failed', percent: 40, alert: expect.stringContaining('the job stopped reporting') })
+    expect(await Promise.all(tabs.map(readStalled))).toEqual(tabs.map(() => ({ stalled: null, notice: null })))
   })
 })
 

@@ -290,7 +290,7 @@ describe('publishes: idempotent, retried in order, bounded', () => {
     let progress = 0
     // The first two progress messages go through; every later one is refused.
     const { store } = flakyStore((input) => (input.type === 'progress' && ++progress > 2 ? 'before' : undefined))
-    const { http, streamUrl, statusUrl } = await start({ store, publishRetryFor: 100 })
+    const { http, streamUrl, statusUrl } = await start({ store, publishRetryFor: 100, demo: true })
     const response = await fetch(`${http}/api/v1/projects`, { method: 'POST', body: JSON.stringify({ taskId: 'demo_1', steps: 10, stepMs: 0 }) })
     expect(response.status).toBe(201)
     const client = await follow(streamUrl('demo_1', 0))

@@ -2,7 +2,25 @@
  * A `TabcastClient` test double: records every subscription with its options, and lets
  * a test push snapshots and messages the way the real client delivers them.
  */
-import { initialSnapshot, type BrokerStats, type ServerMessage, type TabcastClient, type TaskListener, type TaskOptions, type TaskSnapshot } from 'tabcast'
+import {
+  initialSnapshot,
+  type BrokerStats,
+  type OnceEventName,
+  type OnceOptions,
+  type ServerMessage,
+  type TabcastClient,
+  type TaskListener,
+  type TaskOptions,
+  type TaskSnapshot,
+} from 'tabcast'
+
+export interface FakeOnce {
+  projectId: string
+  event: OnceEventName
+  handler: (value: unknown) => void
+  options: OnceOptions | undefined
+  active: boolean
+}
 
 export interface FakeSubscription {
   projectId: string
@@ -21,6 +39,7 @@ export class FakeClient implements TabcastClient {
   readonly subscriptions: FakeSubscription[] = []
   readonly sent: SentMessage[] = []
   readonly getSnapshotCalls: string[] = []
+  readonly onces: FakeOnce[] = []
   private readonly snapshots = new Map<string, TaskSnapshot>()
 
   subscribe(projectId: string, listener: TaskListener, options?: TaskOptions): () => void {
@@ -44,6 +63,14 @@ export class FakeClient implements TabcastClient {
   send(projectId: string, message: unknown, options?: TaskOptions): Promise<void> {
     this.sent.push({ projectId, message, options })
     return Promise.resolve()
+  }
+
+  once(projectId: string, event: OnceEventName, handler: (value: never) => void, options?: OnceOptions): () => void {
+    const entry: FakeOnce = { projectId, event, handler: handler as (value: unknown) => void, options, active: true }
+    this.onces.push(entry)
+    return () => {
+      entry.active = false
+    }
   }
 
   stats(): Promise<BrokerStats> {

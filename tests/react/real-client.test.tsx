@@ -2,12 +2,16 @@
  * The React layer over the real tab client (per-tab broker, jsdom's WebSocket) and the
  * real reference server on port 0: what the fake client promises, the real one keeps.
  */
-import { act, cleanup, render, screen, waitFor } from '@testing-library/react'
+import { act, cleanup, configure, render, screen, waitFor } from '@testing-library/react'
 import { StrictMode } from 'react'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTabcastClient, type TabcastClient } from 'tabcast'
 import { ProgressBar, TabcastProvider, useWebSocket } from 'tabcast/react'
 import { createTabcastServer, type TabcastServer } from 'tabcast/server'
+
+// A real socket and server on a shared 2-core machine can take longer than the 1 s
+// default to reach a state; these waits are upper bounds, not timings.
+configure({ asyncUtilTimeout: 10_000 })
 
 let server: TabcastServer
 let backendUrl: string

@@ -165,6 +165,8 @@ describe('host → tab requests', () => {
           throw new Error('busy')
         },
         token: () => null,
+        runOnce: () => 'no-handler',
+        onceSettled: () => true,
       },
     })
     ports.host.postMessage({ type: 'request', id: 1, name: 'nope', args: [] } as unknown as HostToTab)

@@ -62,6 +62,15 @@ class FakeLink implements BrokerLink {
   bye(): Promise<void> {
     return Promise.resolve()
   }
+  registerOnce(): Promise<{ state: 'pending' }> {
+    return Promise.resolve({ state: 'pending' })
+  }
+  unregisterOnce(): Promise<void> {
+    return Promise.resolve()
+  }
+  setPresence(): Promise<void> {
+    return Promise.resolve()
+  }
   dispose(): void {
     this.disposed = true
   }

@@ -442,7 +442,6 @@ describe('client bounds', () => {
     // 1 MiB limit in 64 KiB chunks: the 17th chunk crosses it (plus the stream's read-ahead).
     expect(pulled).toBeLessThanOrEqual(20)
     expect(world.snapshot.connectionError).toBe(`status endpoint ${STATUS} sent more than 1048576 bytes; the limit is 1048576 bytes`)
-    expect(world.http.last.signal.aborted).toBe(true)
   })
 
   it('a declared Content-Length past the limit is refused before reading', async () => {

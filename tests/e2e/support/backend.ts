@@ -69,7 +69,8 @@ export async function startBackend(options: E2eBackendOptions = {}): Promise<E2e
       }
       upgrades.set(taskId, (upgrades.get(taskId) ?? 0) + 1)
     })
-    const tabcast = createTabcastServer({ closeTimeout: 500, ...options, store, logger: silentLogger, server: http })
+    // The demo pages create tasks with POST /api/v1/projects, which is off unless asked for.
+    const tabcast = createTabcastServer({ closeTimeout: 500, demo: true, ...options, store, logger: silentLogger, server: http })
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject)
       http.listen(port, '127.0.0.1', () => {
