@@ -44,6 +44,21 @@ describe('signed task tokens', () => {
     expect(backend.upgrades(taskId)).toBe(1)
   })
 
+  it('the demo creates a task, follows it with the token it returned, and puts the token in the fragment only', async () => {
+    const { backend } = env
+    const page = await env.context.newPage()
+    const params = new URLSearchParams({ backendUrl: backend.backendUrl, steps: '3', stepMs: '100' })
+    await page.goto(`${env.demo.origin}/test-websocket?${params.toString()}`)
+    await page.click('[data-testid=start-demo]')
+    await page.waitForSelector('.tabcast-progress')
+    await expectEveryTab([page], { status: 'completed', percent: 100 })
+    const address = new URL(page.url())
+    expect(address.hash).toMatch(/^#token=v1\./)
+    expect(address.search).not.toContain('token')
+    const taskId = address.searchParams.get('taskId') ?? ''
+    expect(backend.upgrades(taskId)).toBe(1)
+  })
+
   it("another task's token: the forbidden state, once, with no retry loop", async () => {
     const { backend } = env
     const taskId = uniqueTaskId('auth_forbidden')
