@@ -18,6 +18,7 @@ export type {
   ConnectionState,
   CredentialsMode,
   ResolvedTaskOptions,
+  SubscribeOptions,
   TabStats,
   TabcastClient,
   TaskListener,

@@ -199,9 +199,24 @@ export type CredentialsMode = 'omit' | 'same-origin' | 'include'
  */
 export type ResolvedTaskOptions = Required<Omit<TaskOptions, 'auth'>>
 
+/** Options of one subscription: the task's options, and what this subscriber needs of it. */
+export interface SubscribeOptions extends TaskOptions {
+  /**
+   * What the broker sends this subscription: `'messages'`, every server message (for a
+   * `message` listener) and snapshots; `'snapshots'`, only snapshots, at most one per
+   * frame, with a finished task or a changed connection at once. A tab whose
+   * subscriptions only draw snapshots skips the work of every message.
+   * @default 'messages' when the listener has a `message` callback, else 'snapshots'
+   */
+  delivery?: 'messages' | 'snapshots'
+}
+
 /** Receives a task's updates. Both members are optional. */
 export interface TaskListener {
-  /** Called with each new snapshot (coalesced: at most once per animation frame in a page). */
+  /**
+   * Called with each new snapshot: at once when the tab is idle, coalesced to one per
+   * animation frame while it is busy; a finished task or a changed connection at once.
+   */
   snapshot?: (snapshot: TaskSnapshot) => void
   /** Called with every server message of the task, in order (the guide's `onMessage`). */
   message?: (message: ServerMessage) => void
@@ -253,7 +268,7 @@ export interface BrokerStats {
  */
 export interface TabcastClient {
   /** Follows a task; returns the function that stops following it. Never throws. */
-  subscribe(projectId: string, listener: TaskListener, options?: TaskOptions): () => void
+  subscribe(projectId: string, listener: TaskListener, options?: SubscribeOptions): () => void
   /** The current snapshot of a task (an idle one before anything is known). */
   getSnapshot(projectId: string, options?: TaskOptions): TaskSnapshot
   /** Sends an application message on the task's socket, queued while it is down. */

@@ -18,6 +18,8 @@ export class TaskFeed {
   lastSeq = 0
   /** Progress messages published. */
   published = 0
+  /** When each progress message was sent (bench clock, epoch ms), by `seq`. */
+  readonly sentAt = new Map<number, number>()
   readonly failures: string[] = []
   private readonly jobs: TabcastServer
   private chain: Promise<void> = Promise.resolve()
@@ -41,6 +43,7 @@ export class TaskFeed {
       const sentAt = clock()
       const message = await this.jobs.progress(this.taskId, Math.min(0.99, this.step / 5000), `step ${this.step}`, { metadata: { sentAt } })
       this.lastSeq = message.seq ?? this.lastSeq
+      if (message.seq !== undefined) this.sentAt.set(message.seq, sentAt)
       this.published++
     })
   }

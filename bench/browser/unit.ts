@@ -17,7 +17,7 @@
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import type { E2eBackend } from '../../tests/e2e/support/backend.js'
-import type { PageReport, Variant } from '../pages/api.js'
+import type { Delivery, PageReport, Variant } from '../pages/api.js'
 import { cpuBetween, cpuSamplingAvailable, sampleBrowserCpu, type CpuDelta } from './cpu.js'
 import { clock, publishBurst, publishPeriodically, sleep, TaskFeed } from './feed.js'
 import { burstDurationMs, type BrowserBenchSettings } from './settings.js'
@@ -38,12 +38,28 @@ export interface LatencySummary {
   /** Server send → the page's message listener (before any rendering), ms. */
   arrivalP50: number
   arrivalP99: number
+  /** Server send → the DOM write of a state that includes the message, ms. */
+  writeP50: number
+  writeP99: number
   /** Progress messages × tabs: how many samples a complete run has. */
   expectedSamples: number
   p50: number
   p99: number
   mean: number
   max: number
+}
+
+/**
+ * Where a late-joining tab's time goes, ms since its navigation started: its bench
+ * code starts (`script`: HTML and scripts loaded), its transport is `ready` (tabcast:
+ * handshake with the broker done; baseline: every socket open), it `wrote` the
+ * current progress of every task to the DOM, and that was `painted`.
+ */
+export interface LateJoinStages {
+  script: number
+  ready: number
+  wrote: number
+  painted: number
 }
 
 export interface UnitResult {
@@ -100,6 +116,8 @@ export interface UnitResult {
     samples: number[]
     /** Baseline only: the same with the server's catch-up ignored (waits for the next live message). */
     liveOnlySamples: number[]
+    /** Where the time of each sample went. */
+    stages: LateJoinStages[]
   }
   reconnect: {
     /** Server listening again → every tab painted live, ms. */
@@ -121,14 +139,48 @@ export interface UnitResult {
 
 const PAGE_PATH: Record<Variant, string> = { tabcast: '/tabcast.html', baseline: '/baseline.html' }
 
-function summarizeLatency(reports: readonly PageReport[], expected: number): LatencySummary {
-  const samples = reports.flatMap((report) => report.latencies)
+/**
+ * What a tab asks of the broker: in tabcast, the first tab takes every message (a page
+ * with an `onMessage` consumer) and the others only draw, as a `<ProgressBar>` does.
+ */
+function deliveryOf(variant: Variant, tabIndex: number): Delivery {
+  return variant === 'tabcast' && tabIndex > 0 ? 'snapshots' : 'messages'
+}
+
+/**
+ * Time from each progress message's send to the first stamp (a paint, or a DOM write)
+ * of a state that includes it, in every tab: the stamps of one task rise in `seq` and
+ * time, so one pass over both lists.
+ */
+function stampLatencies(reports: readonly PageReport[], feeds: readonly TaskFeed[], pick: (task: PageReport['tasks'][number]) => { seq: number; at: number }[]): number[] {
+  const out: number[] = []
+  for (const report of reports) {
+    for (const feed of feeds) {
+      const task = report.tasks.find((entry) => entry.taskId === feed.taskId)
+      if (!task) continue
+      const stamps = pick(task)
+      let next = 0
+      for (const [seq, sentAt] of [...feed.sentAt].sort(([a], [b]) => a - b)) {
+        while (next < stamps.length && (stamps[next]?.seq ?? Infinity) < seq) next++
+        const stamp = stamps[next]
+        if (stamp) out.push(stamp.at - sentAt)
+      }
+    }
+  }
+  return out
+}
+
+function summarizeLatency(reports: readonly PageReport[], feeds: readonly TaskFeed[], expected: number): LatencySummary {
+  const samples = stampLatencies(reports, feeds, (task) => task.paints)
+  const writes = stampLatencies(reports, feeds, (task) => task.writes)
   const arrivals = reports.flatMap((report) => report.arrivals)
   const mean = samples.length === 0 ? Number.NaN : samples.reduce((sum, value) => sum + value, 0) / samples.length
   return {
     samples: samples.length,
     arrivalP50: round(percentile(arrivals, 50), 3),
     arrivalP99: round(percentile(arrivals, 99), 3),
+    writeP50: round(percentile(writes, 50), 3),
+    writeP99: round(percentile(writes, 99), 3),
     expectedSamples: expected,
     p50: round(percentile(samples, 50), 3),
     p99: round(percentile(samples, 99), 3),
@@ -184,8 +236,12 @@ function reportsOf(pages: readonly Page[], options: ReportOptions = {}): Promise
   return Promise.all(pages.map((page) => reportOf(page, options)))
 }
 
-async function follow(pages: readonly Page[], taskIds: readonly string[], backendUrl: string): Promise<void> {
-  await Promise.all(pages.map((page) => page.evaluate(([ids, url]) => window.tabcastBench?.follow(ids, url), [taskIds, backendUrl] as const)))
+async function follow(pages: readonly Page[], variant: Variant, taskIds: readonly string[], backendUrl: string): Promise<void> {
+  await Promise.all(
+    pages.map((page, index) =>
+      page.evaluate(([ids, url, delivery]) => window.tabcastBench?.follow(ids, url, delivery), [taskIds, backendUrl, deliveryOf(variant, index)] as const),
+    ),
+  )
 }
 
 async function unfollow(pages: readonly Page[]): Promise<void> {
@@ -243,7 +299,13 @@ async function clockOffset(page: Page): Promise<number> {
 }
 
 function emptyResult(context: UnitContext, variant: Variant, tabs: number, tasks: number, repetition: number, warmup: boolean): UnitResult {
-  const noLatency: LatencySummary = { samples: 0, arrivalP50: Number.NaN, arrivalP99: Number.NaN, expectedSamples: 0, p50: Number.NaN, p99: Number.NaN, mean: Number.NaN, max: Number.NaN }
+  const noLatency: LatencySummary = {
+    samples: 0,
+    arrivalP50: Number.NaN,
+    arrivalP99: Number.NaN,
+    writeP50: Number.NaN,
+    writeP99: Number.NaN,
+    expectedSamples: 0, p50: Number.NaN, p99: Number.NaN, mean: Number.NaN, max: Number.NaN }
   return {
     variant,
     tabs,
@@ -272,7 +334,7 @@ function emptyResult(context: UnitContext, variant: Variant, tabs: number, tasks
       extraUpgrades: 0,
       latency: noLatency,
     },
-    lateJoin: { samples: [], liveOnlySamples: [] },
+    lateJoin: { samples: [], liveOnlySamples: [], stages: [] },
     reconnect: { liveAfterRestartMs: Number.NaN, liveAfterStopMs: Number.NaN, tabsLive: 0, lost: 0, expected: 0 },
     phaseSeconds: {},
     pageErrors: [],
@@ -284,7 +346,7 @@ async function latencyPhase(context: UnitContext, pages: readonly Page[], result
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'lat', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   // tabcast opens each task's socket once; give a wrongly extra socket the chance to show up.
   await waitUntil('the server to count the expected connections', 5000, async () => serverConnections(backend, ids) === result.connections.expected).catch(
@@ -307,7 +369,7 @@ async function latencyPhase(context: UnitContext, pages: readonly Page[], result
     return everyTaskIs(all, ids, (task) => task.paintedSeq >= (finalSeq.get(task.taskId) ?? Infinity)) ? all : null
   })
   const published = feeds.reduce((sum, feed) => sum + feed.published, 0)
-  result.latency = summarizeLatency(reports, published * pages.length)
+  result.latency = summarizeLatency(reports, feeds, published * pages.length)
   result.hiddenTabs = reports.filter((report) => report.visibility !== 'visible').length
   await unfollow(pages)
 }
@@ -316,7 +378,7 @@ async function burstPhase(context: UnitContext, pages: readonly Page[], result: 
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'burst', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   await resetPages(pages)
   const upgradesBefore = serverUpgrades(backend, ids)
@@ -379,7 +441,8 @@ async function burstPhase(context: UnitContext, pages: readonly Page[], result: 
     publishMs: result.burst.publishMs,
     drainMs: round(drainMs, 1),
     delivered: reports.reduce((sum, report) => sum + report.tasks.reduce((inner, task) => inner + (task.messages['progress'] ?? 0), 0), 0),
-    expectedDeliveries: published * tabs,
+    // Only the tabs that asked for messages get them (see `deliveryOf`).
+    expectedDeliveries: published * reports.filter((report) => report.delivery === 'messages').length,
     terminalReceived: reports.reduce((sum, report) => sum + report.tasks.reduce((inner, task) => inner + Math.min(1, task.terminal), 0), 0),
     terminalExpected: tabs * ids.length,
     rendersPerTabPerSecond: round(renders / tabs / seconds, 1),
@@ -389,7 +452,7 @@ async function burstPhase(context: UnitContext, pages: readonly Page[], result: 
     netCpuMs: cpu && cpuAfter && cpuBefore ? round(cpu.totalMs - (idleCpuMsPerSecond * (cpuAfter.at - cpuBefore.at)) / 1000, 0) : Number.NaN,
     benchProcessCpuMs: round((node.user + node.system) / 1000, 0),
     extraUpgrades: serverUpgrades(backend, ids) - upgradesBefore,
-    latency: summarizeLatency(reports, published * tabs),
+    latency: summarizeLatency(reports, feeds, published * tabs),
   }
   await unfollow(pages)
 }
@@ -409,7 +472,7 @@ async function joinOnce(
   url: string,
   feeds: readonly TaskFeed[],
   settings: BrowserBenchSettings,
-): Promise<number> {
+): Promise<{ total: number; stages: LateJoinStages }> {
   // Open at a random moment of the progress interval, as a user would.
   await sleep(Math.random() * settings.lateJoin.intervalMs)
   const target = new Map(feeds.map((feed) => [feed.taskId, feed.lastSeq]))
@@ -428,13 +491,26 @@ async function joinOnce(
       20,
     )
     let firstCorrect = 0
+    let firstWrite = 0
     for (const feed of feeds) {
       const task = report.tasks.find((entry) => entry.taskId === feed.taskId)
-      const paint = task?.paints.find((entry) => entry.seq >= (target.get(feed.taskId) ?? Infinity))
-      if (!paint) throw new Error(`the joined tab painted no state of ${feed.taskId}`)
+      const reached = (entry: { seq: number }): boolean => entry.seq >= (target.get(feed.taskId) ?? Infinity)
+      const paint = task?.paints.find(reached)
+      const write = task?.writes.find(reached)
+      if (!paint || !write) throw new Error(`the joined tab painted no state of ${feed.taskId}`)
       firstCorrect = Math.max(firstCorrect, paint.at)
+      firstWrite = Math.max(firstWrite, write.at)
     }
-    return round(firstCorrect - report.timeOrigin, 1)
+    const since = (at: number): number => round(at - report.timeOrigin, 1)
+    return {
+      total: since(firstCorrect),
+      stages: {
+        script: round(report.marks.script ?? Number.NaN, 1),
+        ready: round(report.marks.ready ?? Number.NaN, 1),
+        wrote: since(firstWrite),
+        painted: since(firstCorrect),
+      },
+    }
   } finally {
     await page.close()
   }
@@ -444,19 +520,21 @@ async function lateJoinPhase(context: UnitContext, browserContext: BrowserContex
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'join', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   const periodic = publishPeriodically(feeds, settings.lateJoin.intervalMs)
   try {
     // Every task has a current progress before the first tab joins.
     await waitUntil('a first progress message of every task', 5000, async () => feeds.every((feed) => feed.published > 0), 20)
-    const params = { tasks: ids.join(','), backend: backend.backendUrl }
+    // A joining tabcast tab only draws, as a <ProgressBar> does.
+    const params = { tasks: ids.join(','), backend: backend.backendUrl, delivery: 'snapshots' }
     for (let i = 0; i < settings.lateJoin.joins; i++) {
-      result.lateJoin.samples.push(await joinOnce(browserContext, pageUrl(context, result.variant, params), feeds, settings))
+      const joined = await joinOnce(browserContext, pageUrl(context, result.variant, params), feeds, settings)
+      result.lateJoin.samples.push(joined.total)
+      result.lateJoin.stages.push(joined.stages)
       if (result.variant === 'baseline') {
-        result.lateJoin.liveOnlySamples.push(
-          await joinOnce(browserContext, pageUrl(context, 'baseline', { ...params, catchup: '0' }), feeds, settings),
-        )
+        const liveOnly = await joinOnce(browserContext, pageUrl(context, 'baseline', { ...params, catchup: '0' }), feeds, settings)
+        result.lateJoin.liveOnlySamples.push(liveOnly.total)
       }
     }
   } finally {
@@ -471,7 +549,7 @@ async function reconnectPhase(context: UnitContext, pages: readonly Page[], resu
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'restart', result.tasks)
   const ids = feeds.map((feed) => feed.taskId)
-  await follow(pages, ids, backend.backendUrl)
+  await follow(pages, result.variant, ids, backend.backendUrl)
   await waitAllLive(pages, ids)
   await resetPages(pages)
   const periodic = publishPeriodically(feeds, settings.reconnect.intervalMs)
@@ -516,14 +594,16 @@ async function reconnectPhase(context: UnitContext, pages: readonly Page[], resu
       everyTaskIs(await reportsOf(pages, { latencies: false, paints: false }), ids, (task) => task.paintedSeq >= (finalSeq.get(task.taskId) ?? Infinity)),
   ).catch(() => undefined)
   // Every message of these tasks is still held by the server (well under historyLimit).
+  // Counted in the tabs that take every message; the others only draw the newest state.
+  const takingMessages = pages.filter((_page, index) => deliveryOf(result.variant, index) === 'messages')
   let lost = 0
-  for (const page of pages) {
+  for (const page of takingMessages) {
     for (const feed of feeds) {
       lost += await page.evaluate(([id, to]) => window.tabcastBench?.missing(id, 1, to) ?? to, [feed.taskId, feed.lastSeq] as const)
     }
   }
   result.reconnect.lost = lost
-  result.reconnect.expected = feeds.reduce((sum, feed) => sum + feed.lastSeq, 0) * pages.length
+  result.reconnect.expected = feeds.reduce((sum, feed) => sum + feed.lastSeq, 0) * takingMessages.length
   await unfollow(pages)
 }
 

@@ -6,6 +6,13 @@
 
 export type Variant = 'tabcast' | 'baseline'
 
+/**
+ * What a tabcast tab asks of the broker: every message (a page with an `onMessage`
+ * consumer), or snapshots only (a page that only draws, like a `<ProgressBar>`). The
+ * baseline always handles every message.
+ */
+export type Delivery = 'messages' | 'snapshots'
+
 /** What one tab knows about one task it follows. */
 export interface TaskProbeReport {
   taskId: string
@@ -24,7 +31,17 @@ export interface TaskProbeReport {
   connectionLog: { state: string; at: number }[]
   /** `seq` of the newest painted state and when it was painted (epoch ms), one entry per frame. */
   paints: { seq: number; at: number }[]
+  /** `seq` of each newer state written to the DOM and when (epoch ms), one entry per write that moved it. */
+  writes: { seq: number; at: number }[]
 }
+
+/**
+ * Moments of a page's start, ms since its navigation started (the first time each
+ * happened): `script` the bench page's code began to run; `follow` it asked to follow
+ * its tasks; `ready` the transport was up (tabcast: the client's handshake with its
+ * broker is done; baseline: every task's socket is open).
+ */
+export type PageMarks = Partial<Record<'script' | 'follow' | 'ready', number>>
 
 export interface PageReport {
   variant: Variant
@@ -32,10 +49,11 @@ export interface PageReport {
   timeOrigin: number
   visibility: DocumentVisibilityState
   tasks: TaskProbeReport[]
-  /** Delivery latencies (paint time − server `sentAt`, ms), one per progress message. */
-  latencies: number[]
+  /** What this tab asked for (the last `follow`). */
+  delivery: Delivery
   /** Arrival latencies (message listener call − server `sentAt`, ms), one per progress message received. */
   arrivals: number[]
+  marks: PageMarks
   /** Frames that painted at least one change. */
   paintedFrames: number
   /** Uncaught errors and rejections seen by the page. */
@@ -44,8 +62,11 @@ export interface PageReport {
 
 export interface BenchPageApi {
   readonly variant: Variant
-  /** Starts following the tasks on the backend (`host:port`). Follows nothing else afterwards. */
-  follow(taskIds: readonly string[], backendUrl: string): void
+  /**
+   * Starts following the tasks on the backend (`host:port`). Follows nothing else
+   * afterwards. `delivery` (tabcast) defaults to the address's `delivery`, else `messages`.
+   */
+  follow(taskIds: readonly string[], backendUrl: string, delivery?: Delivery): void
   /** Stops following everything. */
   unfollow(): void
   /** Clears counters, latencies and logs (not the connection state, nor the errors). */

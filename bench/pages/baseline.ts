@@ -9,7 +9,7 @@
  * a new socket, as a backend without catch-up would: such a tab waits for the task's
  * next live message (the late-join comparison of issue 7).
  */
-import { forget, installBenchApi, recordMessage, render, type ProbedMessage } from './probe.js'
+import { forget, installBenchApi, mark, recordMessage, render, type ProbedMessage } from './probe.js'
 
 const GOING_AWAY = 1001
 const FATAL_CODES = new Set([1008, 4000, 4004])
@@ -28,6 +28,7 @@ class DirectTask {
   private status = 'idle'
   private connection = 'connecting'
   private stopped = false
+  private everOpened = false
   /** Catch-up messages to ignore (`?catchup=0`): seqs up to this one, on the first socket only. */
   private ignoreUpTo = -1
 
@@ -35,6 +36,7 @@ class DirectTask {
     private readonly taskId: string,
     private readonly backendUrl: string,
     private readonly catchUp: boolean,
+    private readonly onFirstOpen: () => void,
   ) {
     this.paint()
     this.connect()
@@ -52,6 +54,10 @@ class DirectTask {
     const socket = new WebSocket(`ws://${this.backendUrl}/api/v1/ws/projects/${encodeURIComponent(this.taskId)}/stream${since}`)
     this.socket = socket
     socket.onopen = () => {
+      if (!this.everOpened) {
+        this.everOpened = true
+        this.onFirstOpen()
+      }
       this.attempt = 0
       this.connection = 'live'
       this.paint()
@@ -120,8 +126,13 @@ let followedIds: string[] = []
 installBenchApi('baseline', {
   follow(taskIds, backendUrl, params) {
     const catchUp = params.get('catchup') !== '0'
+    let opening = taskIds.length
+    // Every socket of this follow is open: the baseline's counterpart of tabcast's handshake.
+    const opened = (): void => {
+      if (--opening === 0) mark('ready')
+    }
     for (const taskId of taskIds) {
-      following.push(new DirectTask(taskId, backendUrl, catchUp))
+      following.push(new DirectTask(taskId, backendUrl, catchUp, opened))
       followedIds.push(taskId)
     }
   },

@@ -12,10 +12,17 @@
  * the write when that message arrives: both variants are timed the same way, at the
  * end of the frame's rendering work on the main thread.
  */
-import type { BenchPageApi, PageReport, TaskProbeReport, Variant } from './api.js'
+import type { BenchPageApi, Delivery, PageMarks, PageReport, TaskProbeReport, Variant } from './api.js'
 
 /** Epoch milliseconds with sub-millisecond resolution; the server stamps `sentAt` the same way. */
 export const clock = (): number => performance.timeOrigin + performance.now()
+
+const marks: PageMarks = { script: performance.now() }
+
+/** Notes the first time a moment of the page's start happened (see `PageMarks`). */
+export function mark(name: keyof PageMarks): void {
+  marks[name] ??= performance.now()
+}
 
 let inFrame = 0
 const nativeRequestFrame = window.requestAnimationFrame.bind(window)
@@ -57,17 +64,17 @@ interface Row {
 class TaskProbe {
   readonly taskId: string
   readonly row: Row
-  /** Server send time of each progress message, by `seq`, until it is painted. */
-  readonly sentAt = new Map<number, number>()
   readonly received = new Set<number>()
   messages: Record<string, number> = {}
   terminal = 0
   renders = 0
   paintedSeq = 0
+  writtenSeq = 0
   paintedConnection = ''
   status = 'idle'
   connectionLog: { state: string; at: number }[] = []
   paints: { seq: number; at: number }[] = []
+  writes: { seq: number; at: number }[] = []
 
   constructor(taskId: string, row: Row) {
     this.taskId = taskId
@@ -80,6 +87,7 @@ class TaskProbe {
     this.renders = 0
     this.connectionLog = []
     this.paints = []
+    this.writes = []
   }
 }
 
@@ -92,8 +100,8 @@ interface PendingPaint {
 const container = document.getElementById('tasks') ?? document.body
 const tasks = new Map<string, TaskProbe>()
 const errors: string[] = []
-let latencies: number[] = []
 let arrivals: number[] = []
+let delivery: Delivery = 'messages'
 let paintedFrames = 0
 let pending: PendingPaint[] = []
 let stampPosted = false
@@ -146,14 +154,8 @@ stampChannel.port1.onmessage = () => {
       probe.connectionLog.push({ state: connection, at })
     }
     if (seq > probe.paintedSeq) {
-      // Every message up to this seq is on screen now, the skipped ones included.
-      for (let q = probe.paintedSeq + 1; q <= seq; q++) {
-        const sent = probe.sentAt.get(q)
-        if (sent !== undefined) {
-          latencies.push(at - sent)
-          probe.sentAt.delete(q)
-        }
-      }
+      // Every message up to this seq is on screen now, the skipped ones included (the
+      // driver turns these stamps into latencies with the send times it knows).
       probe.paintedSeq = seq
       newest.set(probe, seq)
     }
@@ -186,10 +188,7 @@ export function recordMessage(taskId: string, message: ProbedMessage): void {
   if (message.seq === undefined) return
   probe.received.add(message.seq)
   const sentAt = message.metadata?.['sentAt']
-  if (message.type === 'progress' && typeof sentAt === 'number') {
-    arrivals.push(clock() - sentAt)
-    if (message.seq > probe.paintedSeq) probe.sentAt.set(message.seq, sentAt)
-  }
+  if (message.type === 'progress' && typeof sentAt === 'number') arrivals.push(clock() - sentAt)
 }
 
 /** Writes a task's row: the same writes in both variants. */
@@ -204,6 +203,11 @@ export function render(taskId: string, view: TaskView): void {
   row.root.dataset['connection'] = view.connection
   probe.status = view.status
   probe.renders++
+  const seq = view.seq ?? 0
+  if (seq > probe.writtenSeq) {
+    probe.writtenSeq = seq
+    probe.writes.push({ seq, at: clock() })
+  }
   pending.push({ task: probe, seq: view.seq ?? 0, connection: view.connection })
   scheduleStamp()
 }
@@ -228,21 +232,27 @@ function report(options: { latencies?: boolean; paints?: boolean } = {}): PageRe
     renders: probe.renders,
     connectionLog: probe.connectionLog.slice(),
     paints: options.paints === false ? [] : probe.paints.slice(),
+    writes: options.paints === false ? [] : probe.writes.slice(),
   }))
   return {
     variant: window.tabcastBench?.variant ?? 'baseline',
     timeOrigin: performance.timeOrigin,
     visibility: document.visibilityState,
     tasks: taskReports,
-    latencies: options.latencies === false ? [] : latencies.slice(),
+    delivery,
     arrivals: options.latencies === false ? [] : arrivals.slice(),
+    marks: { ...marks },
     paintedFrames,
     errors: errors.slice(),
   }
 }
 
+function deliveryFrom(params: URLSearchParams): Delivery {
+  return params.get('delivery') === 'snapshots' ? 'snapshots' : 'messages'
+}
+
 export interface Follower {
-  follow(taskIds: readonly string[], backendUrl: string, params: URLSearchParams): void
+  follow(taskIds: readonly string[], backendUrl: string, params: URLSearchParams, delivery: Delivery): void
   unfollow(): void
 }
 
@@ -255,10 +265,14 @@ export interface Follower {
 export function installBenchApi(variant: Variant, follower: Follower): void {
   const api: BenchPageApi = {
     variant,
-    follow: (taskIds, backendUrl) => follower.follow(taskIds, backendUrl, new URLSearchParams(location.search)),
+    follow: (taskIds, backendUrl, asked) => {
+      mark('follow')
+      const params = new URLSearchParams(location.search)
+      delivery = asked ?? deliveryFrom(params)
+      follower.follow(taskIds, backendUrl, params, delivery)
+    },
     unfollow: () => follower.unfollow(),
     reset() {
-      latencies = []
       arrivals = []
       paintedFrames = 0
       for (const probe of tasks.values()) probe.reset()
@@ -281,5 +295,9 @@ export function installBenchApi(variant: Variant, follower: Follower): void {
   }
   const initial = (params.get('tasks') ?? '').split(',').filter((id) => id !== '')
   const backend = params.get('backend')
-  if (initial.length > 0 && backend) follower.follow(initial, backend, params)
+  if (initial.length > 0 && backend) {
+    mark('follow')
+    delivery = deliveryFrom(params)
+    follower.follow(initial, backend, params, delivery)
+  }
 }

@@ -5,20 +5,22 @@
  *   link (after a worker restart, a failed handshake, or a return from bfcache).
  *   Subscribing is idempotent on the host.
  * - Messages reach `listener.message` at once, every one, in order; snapshots are
- *   coalesced to at most one notification per animation frame, so a burst of
- *   progress cannot make a page render more often than it paints.
+ *   flushed at once when the tab is idle and coalesced to one notification per
+ *   animation frame while it is busy, so a burst of progress cannot make a page
+ *   render more often than it paints (see `flushSoon`).
  * - Every call to the host has a deadline: a host that stops answering is replaced
  *   by the next candidate link (SharedWorker → in-page broker).
  * - Once-handlers (`once`) live in `OnceHandlers`; they are registered again on every
  *   new link, like subscriptions, with the tasks this tab knows to be done.
  */
 import type { Batch, Hello, TabRequestHandlers, WireTaskOptions } from '../core/session-protocol.js'
+import { isUrgentChange } from '../core/delivery.js'
 import type { OnceEvent, TabPresence } from '../core/once-coordinator.js'
 import { tabLockName, type LocksLike } from '../core/tab-lock.js'
 import { errorText } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
-import type { AuthContext, AuthFunction, BrokerStats, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
+import type { AuthContext, AuthFunction, BrokerStats, SubscribeOptions, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
 import type { OnceOptions } from '../once-types.js'
 import type { BrokerLink } from './link.js'
 import { OnceHandlers, splitOnceOptions, type LocalOnce } from './once-handlers.js'
@@ -44,7 +46,7 @@ export interface TabClientConfig {
   locks?: LocksLike | null
   /** Where `pagehide`/`pageshow` are heard (the window). */
   pageEvents?: PageEventsLike | null
-  /** Runs a callback before the next paint. */
+  /** Runs a callback before the next paint (pages that get no frames need a fallback). */
   scheduleFrame: (callback: () => void) => void
   setTimeout: (callback: () => void, ms: number) => unknown
   clearTimeout: (handle: unknown) => void
@@ -65,7 +67,7 @@ export interface TabClientConfig {
 interface LocalSubscription {
   id: number
   projectId: string
-  options: TaskOptions
+  options: SubscribeOptions
   listener: TaskListener
   key: string
 }
@@ -85,7 +87,8 @@ export class TabClient implements TabcastClient {
   private readonly failures: string[] = []
   private active: Promise<Active> | null = null
   private current: Active | null = null
-  private frameScheduled = false
+  /** A flush opened a frame window: snapshots wait for that frame (see `flushSoon`). */
+  private windowOpen = false
   private healthTimer: unknown = null
   private lockHeld: Promise<void> | null = null
   /** Re-registrations in quick succession, to back off from a host that keeps failing. */
@@ -123,8 +126,16 @@ export class TabClient implements TabcastClient {
     })
   }
 
-  subscribe(projectId: string, listener: TaskListener, options: TaskOptions = {}): () => void {
-    const subscription: LocalSubscription = { id: this.nextId++, projectId, options, listener, key: taskKey(projectId, options) }
+  subscribe(projectId: string, listener: TaskListener, options: SubscribeOptions = {}): () => void {
+    // The host sends only what this listener uses (see `Delivery`).
+    const delivery = options.delivery ?? (listener.message ? 'messages' : 'snapshots')
+    const subscription: LocalSubscription = {
+      id: this.nextId++,
+      projectId,
+      options: { ...options, delivery },
+      listener,
+      key: taskKey(projectId, options),
+    }
     this.subscriptions.set(subscription.id, subscription)
     void this.connect().then(
       (active) => {
@@ -242,13 +253,17 @@ export class TabClient implements TabcastClient {
 
   /** Tries the candidate links in order until one completes the handshake. */
   private async establish(): Promise<Active> {
-    await this.holdLock()
+    // The lock request and the link's start (a SharedWorker connecting, a fallback
+    // chunk loading) overlap; only `hello` must wait for the lock, or the host's
+    // watcher would be granted it at once and release this tab. Part of a late join.
+    const locked = this.holdLock()
     for (;;) {
       const factory = this.config.links[this.factoryIndex]
       if (!factory) throw new Error(`tabcast: no broker could be reached (${this.failures.join('; ')})`)
       let link: BrokerLink | null = null
       try {
         link = await factory(this.failures)
+        await locked
         const created = link
         const hello = await this.call(
           created.hello(this.config.tabId, { batch: (batch) => this.onBatch(created, batch), requests: this.requests }),
@@ -374,11 +389,12 @@ export class TabClient implements TabcastClient {
       const snapshot = { ...this.getSnapshot(subscription.projectId, subscription.options), connection: 'closed' as const, connectionError: reason }
       this.pending.set(subscription.key, Object.freeze(snapshot))
     }
-    this.scheduleFlush()
+    if (this.pending.size > 0) this.flushSoon(true)
   }
 
   private onBatch(link: BrokerLink, batch: Batch): void {
     if (this.current?.link !== link) return
+    let urgent = false
     for (const event of batch.events) {
       const subscription = this.subscriptions.get(event.sub)
       if (!subscription) continue
@@ -390,18 +406,35 @@ export class TabClient implements TabcastClient {
           reportError(error)
         }
       } else {
+        const before = this.pending.get(subscription.key) ?? this.snapshots.get(subscription.key)
+        if (!before || isUrgentChange(before, event.snapshot)) urgent = true
         this.pending.set(subscription.key, event.snapshot)
       }
     }
-    this.scheduleFlush()
+    if (this.pending.size > 0) this.flushSoon(urgent)
   }
 
-  private scheduleFlush(): void {
-    if (this.frameScheduled || this.pending.size === 0) return
-    this.frameScheduled = true
+  /**
+   * Hands pending snapshots to the listeners (and so, through React, to the DOM):
+   * - idle, at once: the first snapshot after a quiet frame is flushed in the task that
+   *   received it, so it reaches the DOM in the frame in which a page with its own
+   *   socket would paint the same message (waiting for the next animation frame instead
+   *   loses a frame whenever the port hop ends after that frame's callbacks ran);
+   * - busy, once per frame: a flush opens a frame window; snapshots arriving before the
+   *   next frame are coalesced to the newest and flushed in that frame, which opens the
+   *   next window. A frame with nothing to flush closes it. A burst costs one render per
+   *   painted frame, never one per message;
+   * - urgent, at once always (see `isUrgentChange`): a hidden tab gets no animation frames and
+   *   its timers run once a second (once a minute after five minutes), and `onCompleted`
+   *   must wait for neither. Intermediate progress in a hidden tab may wait.
+   */
+  private flushSoon(urgent: boolean): void {
+    if (urgent || !this.windowOpen) this.flush()
+    if (this.windowOpen) return
+    this.windowOpen = true
     this.config.scheduleFrame(() => {
-      this.frameScheduled = false
-      this.flush()
+      this.windowOpen = false
+      if (this.pending.size > 0) this.flushSoon(false)
     })
   }
 

@@ -15,7 +15,7 @@
  */
 import type { OnceEvent, OnceRegistrationState, OnceRunRequest, OnceSettled, TabPresence } from './once-coordinator.js'
 import type { ServerMessage } from '../protocol.js'
-import type { AuthContext, BrokerMode, BrokerStats, TaskOptions, TaskSnapshot } from '../types.js'
+import type { AuthContext, BrokerMode, BrokerStats, SubscribeOptions, TaskOptions, TaskSnapshot } from '../types.js'
 import type { SendResult } from './task-channel.js'
 
 /** One event of a subscription, as the host posts it. */
@@ -120,7 +120,7 @@ export interface TabEventsPort {
  * Task options as they cross to the host: data only. The `auth` function stays in the
  * tab; `withAuth` says it is there, so the host asks this tab for tokens.
  */
-export type WireTaskOptions = Omit<TaskOptions, 'auth'> & { withAuth?: boolean }
+export type WireTaskOptions = Omit<SubscribeOptions, 'auth'> & { withAuth?: boolean }
 
 /**
  * The calls a tab makes on its host: one `SessionApi` object per tab connection,
@@ -133,7 +133,11 @@ export interface SessionApi {
    * protocol version other than the host's, or a missing tab id.
    */
   hello(tabId: string, events: EventsPort, protocolVersion: number): Hello
-  /** Idempotent per `subId`. `seed`: the last snapshot the tab saw, so a new host resumes where the old one was. */
+  /**
+   * Idempotent per `subId`. `options.delivery` says what the tab needs of it (see
+   * `Delivery`). `seed`: the last snapshot the tab saw, so a new host resumes where the
+   * old one was.
+   */
   subscribe(subId: number, projectId: string, options: WireTaskOptions, seed?: TaskSnapshot): void
   unsubscribe(subId: number): void
   send(projectId: string, options: WireTaskOptions, message: unknown): SendResult

@@ -6,13 +6,19 @@
  * Backpressure: a batch is acknowledged by the tab when it arrives. While a tab has
  * `MAX_IN_FLIGHT` batches unacknowledged (it is frozen, hidden in a throttled state,
  * or just slow), new events wait in its outbox. There, snapshots are coalesced to the
- * newest one per subscription and, past `OUTBOX_LIMIT`, the oldest `progress`
- * messages are dropped; `connected`, `error` and `completed` never are. A dead tab is
- * released when its Web Lock is granted to the host (see `watchTab`).
+ * newest one per subscription, and messages are bounded by kind (see `Outbox`): the
+ * latest `pong`, `connected` and connection-scoped `error` per subscription, the first
+ * terminal message always, and at most `OUTBOX_LIMIT` others, oldest dropped first. A
+ * dead tab is released when its Web Lock is granted to the host (see `watchTab`).
+ *
+ * Delivery modes (see `Delivery`): a `snapshots` subscription gets no messages, and
+ * its snapshots leave at most once per `FRAME_MS` (the first at once), unless the
+ * change is urgent (`isUrgentChange`).
  */
 import { PROTOCOL_VERSION } from '../protocol.js'
 import type { BrokerStats, TabStats, TaskSnapshot } from '../types.js'
 import type { Broker } from './broker.js'
+import { FRAME_MS, isUrgentChange } from './delivery.js'
 import type { Clock, TimerHandle } from './env.js'
 import {
   isAck,
@@ -21,11 +27,11 @@ import {
   type HostToTab,
   type TabRequestName,
   type TabRequests,
-  type WireEvent,
   type WireTaskOptions,
 } from './session-protocol.js'
 import type { SendResult, TokenSource } from './task-channel.js'
 import { OnceHost } from './once-host.js'
+import { Outbox } from './outbox.js'
 import type { TabWatcher } from './tab-lock.js'
 
 export const MAX_IN_FLIGHT = 4
@@ -40,9 +46,15 @@ interface PendingRequest {
 export class TabSession {
   readonly tabId: string
   private readonly subscriptions = new Map<number, () => void>()
-  private readonly messages: WireEvent[] = []
+  private readonly outbox = new Outbox(OUTBOX_LIMIT)
   private readonly latest = new Map<number, TaskSnapshot>()
   private readonly dirty = new Set<number>()
+  /** Subscriptions with `delivery: 'snapshots'`. */
+  private readonly snapshotsOnly = new Set<number>()
+  /** The snapshot last posted per subscription, to tell an urgent change. */
+  private readonly posted = new Map<number, TaskSnapshot>()
+  private lastPost = -Infinity
+  private frameTimer: TimerHandle | null = null
   private inFlight = 0
   private lastAcked = 0
   private nextBatch = 1
@@ -64,6 +76,8 @@ export class TabSession {
   subscribe(subId: number, projectId: string, options: WireTaskOptions, seed?: TaskSnapshot): void {
     if (this.released || this.subscriptions.has(subId)) return
     const { withAuth, ...taskOptions } = options
+    const snapshotsOnly = options.delivery === 'snapshots'
+    if (snapshotsOnly) this.snapshotsOnly.add(subId)
     // The tab's auth function is asked through this session, with a deadline (never by Comlink).
     const auth: TokenSource | undefined = withAuth === true
       ? { id: this.tabId, get: (context, timeout) => this.request('token', [subId, context], timeout) }
@@ -72,8 +86,10 @@ export class TabSession {
       if (event.type === 'snapshot') {
         this.latest.set(subId, event.snapshot)
         this.dirty.add(subId)
+      } else if (snapshotsOnly) {
+        return
       } else {
-        this.enqueueMessage({ sub: subId, type: 'message', message: event.message })
+        this.outbox.push({ sub: subId, type: 'message', message: event.message })
       }
       this.schedule()
     }, seed, auth)
@@ -85,6 +101,8 @@ export class TabSession {
     this.subscriptions.delete(subId)
     this.latest.delete(subId)
     this.dirty.delete(subId)
+    this.snapshotsOnly.delete(subId)
+    this.posted.delete(subId)
   }
 
   send(projectId: string, options: WireTaskOptions, message: unknown): SendResult {
@@ -157,9 +175,11 @@ export class TabSession {
     this.released = true
     for (const unsubscribe of this.subscriptions.values()) unsubscribe()
     this.subscriptions.clear()
-    this.messages.length = 0
+    this.outbox.clear()
     this.latest.clear()
     this.dirty.clear()
+    this.posted.clear()
+    this.cancelFrame()
     for (const pending of this.requests.values()) {
       this.hub.clock.clearTimeout(pending.timer)
       pending.reject(new Error(`tab ${this.tabId} is gone`))
@@ -173,16 +193,7 @@ export class TabSession {
   }
 
   stats(): TabStats {
-    return { tabId: this.tabId, subscriptions: this.subscriptions.size, backlog: this.messages.length + this.dirty.size }
-  }
-
-  private enqueueMessage(event: WireEvent): void {
-    this.messages.push(event)
-    if (this.messages.length <= OUTBOX_LIMIT) return
-    // Over the limit only a stuck tab gets here; a progress step it missed is
-    // superseded by the snapshot it will receive anyway.
-    const index = this.messages.findIndex((queued) => queued.type === 'message' && queued.message.type === 'progress')
-    if (index >= 0) this.messages.splice(index, 1)
+    return { tabId: this.tabId, subscriptions: this.subscriptions.size, backlog: this.outbox.length + this.dirty.size }
   }
 
   private schedule(): void {
@@ -197,12 +208,26 @@ export class TabSession {
 
   private flush(): void {
     if (this.released || this.suspended || this.inFlight >= MAX_IN_FLIGHT) return
-    if (this.messages.length === 0 && this.dirty.size === 0) return
-    const events: WireEvent[] = this.messages.splice(0)
+    if (this.outbox.length === 0 && this.dirty.size === 0) return
+    const now = this.hub.clock.now()
+    // Only paced snapshots wait: a second one within a frame leaves when the frame is over.
+    const wait = this.lastPost + FRAME_MS - now
+    if (wait > 0 && this.outbox.length === 0 && !this.anyDueNow()) {
+      this.frameTimer ??= this.hub.clock.setTimeout(() => {
+        this.frameTimer = null
+        this.flush()
+      }, wait)
+      return
+    }
+    this.cancelFrame()
+    this.lastPost = now
+    const events = this.outbox.take()
     // Snapshots after messages: a tab applies the messages, then shows the newest state.
     for (const sub of this.dirty) {
       const snapshot = this.latest.get(sub)
-      if (snapshot) events.push({ sub, type: 'snapshot', snapshot })
+      if (!snapshot) continue
+      events.push({ sub, type: 'snapshot', snapshot })
+      this.posted.set(sub, snapshot)
     }
     this.dirty.clear()
     this.inFlight++
@@ -212,6 +237,23 @@ export class TabSession {
       // A port that cannot post any more belongs to a tab that is gone.
       this.release()
     }
+  }
+
+  /** Whether a pending snapshot must leave now: one of a `messages` subscription, a first one, or an urgent change. */
+  private anyDueNow(): boolean {
+    for (const sub of this.dirty) {
+      if (!this.snapshotsOnly.has(sub)) return true
+      const before = this.posted.get(sub)
+      const after = this.latest.get(sub)
+      if (!before || (after && isUrgentChange(before, after))) return true
+    }
+    return false
+  }
+
+  private cancelFrame(): void {
+    if (this.frameTimer === null) return
+    this.hub.clock.clearTimeout(this.frameTimer)
+    this.frameTimer = null
   }
 }
 

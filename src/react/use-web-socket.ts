@@ -92,7 +92,10 @@ export interface UseWebSocketResult extends TaskSnapshot {
  * Follows a task over the shared tabcast client and re-renders on its progress.
  *
  * Updates arrive coalesced (at most one render per animation frame, done by the
- * client), while `onMessage`/`onProgress` still see every message. SSR-safe: the
+ * client), while `onMessage`/`onProgress` still see every message. Only when one of
+ * those two is given does the broker send this tab every message; otherwise it sends
+ * snapshots only (`delivery: 'snapshots'`), which costs a tab far less under a burst
+ * of progress. A finished task and connection changes always arrive at once. SSR-safe: the
  * server render and hydration use an idle snapshot, and no browser API is touched
  * during render.
  */
@@ -145,24 +148,31 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
     }, taskOptions)
   }, [client, projectId, taskOptions, wantsErrorOnce])
 
+  // Every message is asked of the broker only when a callback takes messages; a bar
+  // that only draws gets coalesced snapshots (see `SubscribeOptions.delivery`).
+  const wantsMessages = onMessage !== undefined || onProgress !== undefined
   const subscribe = useCallback(
     (onStoreChange: () => void) =>
       client.subscribe(
         projectId,
         {
           snapshot: () => onStoreChange(),
-          message: (message) => {
-            const current = callbacks.current
-            if (current.onMessage) invokeCallback(current.onMessage, message)
-            if (message.type === 'progress' && current.onProgress) {
-              const progress = message.progress ?? client.getSnapshot(projectId, taskOptions).progress
-              invokeCallback(current.onProgress, progress, message.message ?? '')
-            }
-          },
+          ...(wantsMessages
+            ? {
+                message: (message: ServerMessage) => {
+                  const current = callbacks.current
+                  if (current.onMessage) invokeCallback(current.onMessage, message)
+                  if (message.type === 'progress' && current.onProgress) {
+                    const progress = message.progress ?? client.getSnapshot(projectId, taskOptions).progress
+                    invokeCallback(current.onProgress, progress, message.message ?? '')
+                  }
+                },
+              }
+            : {}),
         },
-        subscribeOptions,
+        { ...subscribeOptions, delivery: wantsMessages ? 'messages' : 'snapshots' },
       ),
-    [client, projectId, taskOptions, subscribeOptions],
+    [client, projectId, taskOptions, subscribeOptions, wantsMessages],
   )
   const getSnapshot = useCallback(() => client.getSnapshot(projectId, taskOptions), [client, projectId, taskOptions])
   const serverSnapshot = useMemo(() => initialSnapshot(projectId, taskOptions), [projectId, taskOptions])

@@ -7,13 +7,13 @@
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Redis } from 'ioredis'
 import { CloseCode, type TaskMessage } from 'tabcast'
 import { TaskStoreUnavailableError, type TabcastServerOptions } from 'tabcast/server'
 import { adminClient, connectionsByName, eventually, uniquePrefix } from '../support/redis-helpers.js'
 import { findRedisServer, RedisServer } from '../support/redis-server.js'
-import { connect, startServer, taskMessages, TestClient, type RunningServer } from './server-helpers.js'
+import { connect, type RunningServer, startServer, taskMessages, TestClient, trackServers } from './server-helpers.js'
 
 const binary = findRedisServer()
 if (binary === null) {
@@ -25,8 +25,7 @@ interface Pair {
   b: RunningServer
 }
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
+const { running, clients, follow } = trackServers()
 
 async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(url)
@@ -46,12 +45,6 @@ async function pair(url: string, name: string, options: TabcastServerOptions = {
   return { a, b }
 }
 
-async function follow(url: string): Promise<TestClient> {
-  const { client } = await connect(url)
-  clients.push(client)
-  return client
-}
-
 function seqs(messages: readonly TaskMessage[]): number[] {
   return messages.map((message) => message.seq ?? -1)
 }
@@ -60,10 +53,6 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i)
 }
 
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
-})
 
 describe.skipIf(binary === null)('two server processes on one Redis', () => {
   let redis: RedisServer

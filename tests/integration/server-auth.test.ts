@@ -4,32 +4,14 @@
  * (`Sec-WebSocket-Protocol` and `Authorization: Bearer`), CORS with credentials, and
  * that no token ever reaches the logs.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { CloseCode, isFatalCloseCode } from 'tabcast'
-import { createTaskTokens, type AuthRequest, type LogFields, type Logger, type TabcastServerOptions } from 'tabcast/server'
-import { connect, startServer, TestClient, type RunningServer } from './server-helpers.js'
+import { createTaskTokens, type AuthRequest, type LogFields, type Logger } from 'tabcast/server'
+import { connect, trackServers } from './server-helpers.js'
 
 const SECRET = 'test-secret-that-is-at-least-32-bytes-long'
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
-
-async function start(options: TabcastServerOptions = {}): Promise<RunningServer> {
-  const server = await startServer(options)
-  running.push(server)
-  return server
-}
-
-function client(url: string, options: ConstructorParameters<typeof TestClient>[1] = {}): TestClient {
-  const created = new TestClient(url, options)
-  clients.push(created)
-  return created
-}
-
-afterEach(async () => {
-  for (const each of clients.splice(0)) each.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
-})
+const { start, client, clients } = trackServers()
 
 /** The subprotocols a tabcast client offers with a token. */
 function withToken(token: string): { protocols: string[] } {
@@ -87,6 +69,8 @@ describe('the stream with signed tokens', () => {
     const { client: follower, connected } = await connect(server.streamUrl('mine'), withToken(server.server.taskToken('mine')))
     clients.push(follower)
     expect(connected).toMatchObject({ type: 'connected', project_id: 'mine', last_seq: 1 })
+    // A client (and check-backend) learns from `connected` that streams need a token.
+    expect(connected['capabilities']).toContain('auth')
     expect(follower.socket.protocol).toBe('tabcast')
     expect(await follower.next()).toMatchObject({ type: 'progress', progress: 0.5 })
   })
@@ -242,8 +226,9 @@ describe('auth off', () => {
   it('keeps today\'s behaviour: no token needed, none returned', async () => {
     const server = await start({ demo: true })
     expect(server.server.authEnabled).toBe(false)
-    const { client: follower } = await connect(server.streamUrl('open'))
+    const { client: follower, connected } = await connect(server.streamUrl('open'))
     clients.push(follower)
+    expect(connected['capabilities']).not.toContain('auth')
     const created = (await (await fetch(`${server.http}/api/v1/projects`, { method: 'POST', body: '{}' })).json()) as Record<string, unknown>
     expect(created).not.toHaveProperty('token')
     expect((await getStatus(server.statusUrl(created['project_id'] as string))).status).toBe(200)

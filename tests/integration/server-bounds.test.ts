@@ -7,34 +7,13 @@
 import { request } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode } from 'tabcast'
-import { MemoryTaskStore, TaskStoreFullError, type TabcastServerOptions } from 'tabcast/server'
-import { connect, startServer, TestClient, waitUntil, type RunningServer } from './server-helpers.js'
+import { MemoryTaskStore, TaskStoreFullError } from 'tabcast/server'
+import { type RunningServer, trackServers, waitUntil } from './server-helpers.js'
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
+const { start, client, follow } = trackServers()
 const stores: MemoryTaskStore[] = []
 
-async function start(options: TabcastServerOptions = {}): Promise<RunningServer> {
-  const server = await startServer(options)
-  running.push(server)
-  return server
-}
-
-function client(url: string, options: ConstructorParameters<typeof TestClient>[1] = {}): TestClient {
-  const created = new TestClient(url, options)
-  clients.push(created)
-  return created
-}
-
-async function open(url: string, options: ConstructorParameters<typeof TestClient>[1] = {}): Promise<TestClient> {
-  const result = await connect(url, options)
-  clients.push(result.client)
-  return result.client
-}
-
 afterEach(async () => {
-  for (const each of clients.splice(0)) each.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
   await Promise.all(stores.splice(0).map((store) => store.close()))
 })
 
@@ -96,7 +75,7 @@ describe('stored tasks are capped in count and bytes', () => {
     expect(history.messages.length).toBeLessThan(16)
     expect(history.messages[history.messages.length - 1]).toMatchObject({ seq: 30 })
     // A replay that reaches past what was trimmed gets the current state instead.
-    const follower = await open(server.streamUrl('busy', 1))
+    const follower = await follow(server.streamUrl('busy', 1))
     expect(await follower.next()).toMatchObject({ seq: 30 })
   })
 
@@ -179,12 +158,12 @@ describe('sockets', () => {
   it('closes a socket on a task nothing creates or publishes with 4004 after unknownTaskTimeout, and keeps the others', async () => {
     // Long enough for the job below to start well before the first timer is due.
     const server = await start({ unknownTaskTimeout: 1000 })
-    const published = await open(server.streamUrl('published'))
-    const created = await open(server.streamUrl('created'))
+    const published = await follow(server.streamUrl('published'))
+    const created = await follow(server.streamUrl('created'))
     await server.server.progress('published', 0.5, 'half')
     await server.server.createTask({ taskId: 'created' })
     // Opened last, so the other two timers were due (and disarmed or passed) before it closes.
-    const ghost = await open(server.streamUrl('ghost'))
+    const ghost = await follow(server.streamUrl('ghost'))
     const closed = await ghost.waitClosed()
     expect(closed.code).toBe(CloseCode.TaskNotFound)
     expect(closed.reason).toMatch(/not found/)
@@ -196,13 +175,13 @@ describe('sockets', () => {
 
   it('caps the sockets one client address holds, refusing the extra upgrades with 429', async () => {
     const server = await start({ maxConnectionsPerAddress: 2 })
-    const first = await open(server.streamUrl('a'))
-    await open(server.streamUrl('b'))
+    const first = await follow(server.streamUrl('a'))
+    await follow(server.streamUrl('b'))
     expect(await client(server.streamUrl('c')).refused).toBe(429)
     expect(server.server.stats().connections).toBe(2)
     await first.close()
     await waitUntil(() => server.server.stats().connections === 1, 'the server saw the close')
-    expect((await open(server.streamUrl('c'))).isOpen).toBe(true)
+    expect((await follow(server.streamUrl('c'))).isOpen).toBe(true)
   })
 
   it('counts refused and unauthorized upgrades only while they are open', async () => {

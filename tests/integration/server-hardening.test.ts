@@ -1,32 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { CloseCode, isConnectionScopedError, isFatalCloseCode } from 'tabcast'
-import { connect, deferred, startServer, TestClient, waitUntil, type RunningServer } from './server-helpers.js'
+import { deferred, trackServers, waitUntil } from './server-helpers.js'
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<RunningServer> {
-  const server = await startServer(options)
-  running.push(server)
-  return server
-}
-
-function client(url: string, options: ConstructorParameters<typeof TestClient>[1] = {}): TestClient {
-  const created = new TestClient(url, options)
-  clients.push(created)
-  return created
-}
-
-async function open(url: string, options: ConstructorParameters<typeof TestClient>[1] = {}): Promise<TestClient> {
-  const result = await connect(url, options)
-  clients.push(result.client)
-  return result.client
-}
-
-afterEach(async () => {
-  for (const each of clients.splice(0)) each.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
-})
+const { start, client, follow } = trackServers()
 
 describe('origins on the stream', () => {
   it('refuses the upgrade with 403 for an origin that is not allowed', async () => {
@@ -40,7 +16,7 @@ describe('origins on the stream', () => {
   it('accepts localhost pages on any port and clients that send no Origin', async () => {
     const { streamUrl } = await start()
     for (const origin of ['http://localhost:3020', 'https://127.0.0.1:8443', 'http://[::1]:5173', undefined]) {
-      const accepted = await open(streamUrl('task'), origin === undefined ? {} : { origin })
+      const accepted = await follow(streamUrl('task'), origin === undefined ? {} : { origin })
       expect(accepted.isOpen, origin).toBe(true)
     }
     expect(await client(streamUrl('task'), { origin: 'http://localhost.evil.example' }).refused).toBe(403)
@@ -48,7 +24,7 @@ describe('origins on the stream', () => {
 
   it('applies a predicate', async () => {
     const { streamUrl } = await start({ allowedOrigins: (origin) => origin.endsWith('.studio.example') })
-    expect((await open(streamUrl('task'), { origin: 'https://eu.studio.example' })).isOpen).toBe(true)
+    expect((await follow(streamUrl('task'), { origin: 'https://eu.studio.example' })).isOpen).toBe(true)
     expect(await client(streamUrl('task'), { origin: 'http://localhost:3020' }).refused).toBe(403)
   })
 })
@@ -75,7 +51,7 @@ describe('invalid task ids on the stream', () => {
 describe('client messages', () => {
   it('answers the text ping and the JSON ping with a JSON pong', async () => {
     const { streamUrl } = await start()
-    const socket = await open(streamUrl('pinger'))
+    const socket = await follow(streamUrl('pinger'))
     socket.socket.send('ping')
     expect(await socket.next()).toMatchObject({ type: 'pong', timestamp: expect.any(String) as unknown })
     socket.socket.send(JSON.stringify({ type: 'ping' }))
@@ -84,7 +60,7 @@ describe('client messages', () => {
 
   it('answers malformed messages with a connection-scoped bad_request error and keeps the socket', async () => {
     const { streamUrl } = await start()
-    const socket = await open(streamUrl('malformed'))
+    const socket = await follow(streamUrl('malformed'))
     for (const bad of ['{not json', '[1,2]', '42', '"ping"', 'null']) {
       socket.socket.send(bad)
       const reply = await socket.next(`the reply to ${bad}`)
@@ -101,7 +77,7 @@ describe('client messages', () => {
 
   it('answers application messages with unsupported when there is no handler', async () => {
     const { streamUrl } = await start()
-    const socket = await open(streamUrl('app'))
+    const socket = await follow(streamUrl('app'))
     socket.socket.send(JSON.stringify({ type: 'cancel' }))
     expect(await socket.next()).toMatchObject({ type: 'error', details: { scope: 'connection', code: 'unsupported' } })
     expect(socket.isOpen).toBe(true)
@@ -118,7 +94,7 @@ describe('client messages', () => {
         return undefined
       },
     })
-    const socket = await open(streamUrl('app'))
+    const socket = await follow(streamUrl('app'))
     socket.socket.send(JSON.stringify({ type: 'cancel', reason: 'user' }))
     expect(await socket.next()).toMatchObject({ message: 'ack cancel' })
     expect(received).toEqual([['app', { type: 'cancel', reason: 'user' }]])
@@ -131,7 +107,7 @@ describe('client messages', () => {
 
   it('closes with 1009 when a message exceeds maxMessageBytes', async () => {
     const { streamUrl } = await start({ maxMessageBytes: 1024 })
-    const socket = await open(streamUrl('big'))
+    const socket = await follow(streamUrl('big'))
     socket.socket.send(JSON.stringify({ type: 'note', text: 'x'.repeat(900) }))
     expect(await socket.next()).toMatchObject({ details: { code: 'unsupported' } })
     socket.socket.send(JSON.stringify({ type: 'note', text: 'x'.repeat(2000) }))
@@ -141,7 +117,7 @@ describe('client messages', () => {
   it('answers a flood with one rate_limited error, then closes with 4008 if it keeps up', async () => {
     // A refill rate this low makes the outcome independent of how fast the loop runs.
     const { streamUrl } = await start({ rateLimit: { perSecond: 0.001, burst: 5, closeAfter: 10 } })
-    const socket = await open(streamUrl('flood'))
+    const socket = await follow(streamUrl('flood'))
     for (let i = 0; i < 40; i += 1) socket.socket.send('ping')
     const closed = await socket.waitClosed()
     expect(closed.code).toBe(CloseCode.RateLimited)
@@ -155,7 +131,7 @@ describe('client messages', () => {
 
   it('lets a client that stays under the limit go on after a burst', async () => {
     const { streamUrl } = await start({ rateLimit: { perSecond: 0.001, burst: 3, closeAfter: 3 } })
-    const socket = await open(streamUrl('burst'))
+    const socket = await follow(streamUrl('burst'))
     for (let i = 0; i < 4; i += 1) socket.socket.send('ping')
     const replies = await socket.until((reply) => reply.type === 'error')
     expect(replies.map((reply) => reply.type)).toEqual(['pong', 'pong', 'pong', 'error'])
@@ -166,8 +142,8 @@ describe('client messages', () => {
 describe('keep-alive and shutdown', () => {
   it('terminates a socket that stops answering protocol pings and keeps the ones that answer', async () => {
     const { server, streamUrl } = await start({ heartbeatInterval: 20 })
-    const healthy = await open(streamUrl('alive'))
-    const dead = await open(streamUrl('alive'), { autoPong: false })
+    const healthy = await follow(streamUrl('alive'))
+    const dead = await follow(streamUrl('alive'), { autoPong: false })
     const closed = await dead.waitClosed()
     // Terminated, not closed: the server drops the TCP connection without a close frame.
     expect(closed.code).toBe(1006)
@@ -179,7 +155,7 @@ describe('keep-alive and shutdown', () => {
 
   it('closes every socket with 1001 (going away) on close() and refuses new ones', async () => {
     const { server, streamUrl } = await start()
-    const sockets = await Promise.all(['a', 'a', 'b'].map((taskId) => open(streamUrl(taskId))))
+    const sockets = await Promise.all(['a', 'a', 'b'].map((taskId) => follow(streamUrl(taskId))))
     const closing = server.close()
     const codes = await Promise.all(sockets.map(async (socket) => (await socket.waitClosed()).code))
     expect(codes).toEqual([CloseCode.GoingAway, CloseCode.GoingAway, CloseCode.GoingAway])
@@ -191,7 +167,7 @@ describe('keep-alive and shutdown', () => {
 
   it('drops sockets that do not answer the close frame after closeTimeout', async () => {
     const { server, streamUrl } = await start({ closeTimeout: 50 })
-    const stuck = await open(streamUrl('stuck'))
+    const stuck = await follow(streamUrl('stuck'))
     // A peer that stopped reading never sees the close frame, so never answers it.
     const raw = (stuck.socket as unknown as { _socket: { pause(): void } })._socket
     raw.pause()
@@ -205,7 +181,7 @@ describe('keep-alive and shutdown', () => {
 describe('slow consumers', () => {
   it('closes with TryAgainLater (1013) a socket whose unsent data passes maxBufferedBytes', async () => {
     const { server, streamUrl } = await start({ maxBufferedBytes: 64 * 1024, heartbeatInterval: false })
-    const slow = await open(streamUrl('firehose'))
+    const slow = await follow(streamUrl('firehose'))
     const raw = (slow.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket
     raw.pause()
     const padding = 'x'.repeat(32 * 1024)

@@ -3,6 +3,7 @@
  * client that queues the messages it receives (validated with the client's own parser)
  * so a test can await "the next message" instead of sleeping.
  */
+import { afterEach } from 'vitest'
 import WebSocket from 'ws'
 import { parseServerMessage, type ServerMessage, type TaskMessage } from 'tabcast'
 import { createTabcastServer, MemoryTaskStore, silentLogger, type TabcastServer, type TabcastServerOptions, type TaskStore } from 'tabcast/server'
@@ -208,6 +209,51 @@ export async function connect(url: string, options: ClientOptions = {}): Promise
   const connected = await client.next('connected')
   if (connected.type !== 'connected') throw new Error(`expected connected first, got ${JSON.stringify(connected)}`)
   return { client, connected }
+}
+
+/** The servers and clients of one test file, closed after each test. */
+export interface TrackedServers {
+  readonly running: RunningServer[]
+  readonly clients: TestClient[]
+  /** Starts a server on 127.0.0.1 port 0. */
+  start(options?: TabcastServerOptions): Promise<RunningServer>
+  /** A client, not waited for. */
+  client(url: string, options?: ClientOptions): TestClient
+  /** A client that has received `connected`. */
+  follow(url: string, options?: ClientOptions): Promise<TestClient>
+  /** `connect`, with the client closed after the test. */
+  open(url: string, options?: ClientOptions): Promise<{ client: TestClient; connected: ServerMessage }>
+}
+
+/** Call once at the top of a test file: what it opens is closed after each test. */
+export function trackServers(): TrackedServers {
+  const running: RunningServer[] = []
+  const clients: TestClient[] = []
+  afterEach(async () => {
+    for (const each of clients.splice(0)) each.socket.terminate()
+    await Promise.all(running.splice(0).map((server) => server.server.close()))
+  })
+  const open = async (url: string, options: ClientOptions = {}): Promise<{ client: TestClient; connected: ServerMessage }> => {
+    const result = await connect(url, options)
+    clients.push(result.client)
+    return result
+  }
+  return {
+    running,
+    clients,
+    async start(options = {}) {
+      const server = await startServer(options)
+      running.push(server)
+      return server
+    },
+    client(url, options = {}) {
+      const created = new TestClient(url, options)
+      clients.push(created)
+      return created
+    },
+    follow: async (url, options = {}) => (await open(url, options)).client,
+    open,
+  }
 }
 
 /** Task messages only (what must be identical for every subscriber). */

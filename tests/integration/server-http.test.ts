@@ -1,23 +1,11 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseStatusResponse, type ServerMessage } from 'tabcast'
 import { createTabcastServer, MemoryTaskStore, silentLogger, type TabcastServer } from 'tabcast/server'
-import { connect, startServer, TestClient, type RunningServer } from './server-helpers.js'
+import { connect, type RunningServer, TestClient, trackServers } from './server-helpers.js'
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<RunningServer> {
-  const server = await startServer(options)
-  running.push(server)
-  return server
-}
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
-})
+const { start, clients } = trackServers()
 
 async function getStatus(url: string, init: RequestInit = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
   const response = await fetch(url, init)

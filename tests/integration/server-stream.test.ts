@@ -1,27 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { CloseCode, isConnectionScopedError, type TaskMessage } from 'tabcast'
 import { createTabcastServer, MemoryTaskStore, silentLogger, TaskUpdateError } from 'tabcast/server'
-import { connect, gatedStore, startServer, TestClient, waitUntil, type RunningServer } from './server-helpers.js'
+import { gatedStore, TestClient, trackServers, waitUntil } from './server-helpers.js'
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<RunningServer> {
-  const server = await startServer(options)
-  running.push(server)
-  return server
-}
-
-async function open(url: string): Promise<Awaited<ReturnType<typeof connect>>> {
-  const result = await connect(url)
-  clients.push(result.client)
-  return result
-}
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
-})
+const { start, open, clients } = trackServers()
 
 describe('stream: connect', () => {
   it('sends connected first, with project_id, a timestamp and last_seq 0 for a task it does not know', async () => {

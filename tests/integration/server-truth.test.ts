@@ -7,7 +7,7 @@
  * Lease expiry runs on the store's clock, which these tests inject, so no test waits
  * for a lease to run out in real time.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { TaskMessage } from 'tabcast'
 import {
   createTabcastServer,
@@ -17,22 +17,9 @@ import {
   type AppendResult,
   type TaskStore,
 } from 'tabcast/server'
-import { connect, startServer, taskMessages, TestClient, type RunningServer } from './server-helpers.js'
+import { taskMessages, TestClient, trackServers } from './server-helpers.js'
 
-const running: RunningServer[] = []
-const clients: TestClient[] = []
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<RunningServer> {
-  const server = await startServer(options)
-  running.push(server)
-  return server
-}
-
-async function follow(url: string): Promise<TestClient> {
-  const { client } = await connect(url)
-  clients.push(client)
-  return client
-}
+const { start, follow, clients } = trackServers()
 
 /**
  * Opens a stream and returns its `connected` frame as sent (the client parser keeps
@@ -94,10 +81,6 @@ function scripted(queue: (Failure | undefined)[]): (input: unknown) => Failure |
   return () => queue.shift()
 }
 
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.socket.terminate()
-  await Promise.all(running.splice(0).map((server) => server.server.close()))
-})
 
 describe('epoch and capabilities', () => {
   it('announces the capabilities and an epoch on connected, the same epoch in the status, stable across reconnects', async () => {

@@ -8,6 +8,7 @@ import {
   type OnceEventName,
   type OnceOptions,
   type ServerMessage,
+  type SubscribeOptions,
   type TabcastClient,
   type TaskListener,
   type TaskOptions,
@@ -25,7 +26,7 @@ export interface FakeOnce {
 export interface FakeSubscription {
   projectId: string
   listener: TaskListener
-  options: TaskOptions | undefined
+  options: SubscribeOptions | undefined
   active: boolean
 }
 
@@ -42,7 +43,7 @@ export class FakeClient implements TabcastClient {
   readonly onces: FakeOnce[] = []
   private readonly snapshots = new Map<string, TaskSnapshot>()
 
-  subscribe(projectId: string, listener: TaskListener, options?: TaskOptions): () => void {
+  subscribe(projectId: string, listener: TaskListener, options?: SubscribeOptions): () => void {
     const subscription: FakeSubscription = { projectId, listener, options, active: true }
     this.subscriptions.push(subscription)
     return () => {

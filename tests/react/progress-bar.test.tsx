@@ -111,7 +111,9 @@ describe('ProgressBar: props and the client', () => {
     renderBar()
     const [subscription] = client.active()
     expect(subscription?.projectId).toBe('audio_generation_12345')
-    expect(subscription?.options).toEqual({ ...DEFAULT_OPTIONS })
+    // The bar only draws: snapshots, no messages.
+    expect(subscription?.options).toEqual({ ...DEFAULT_OPTIONS, delivery: 'snapshots' })
+    expect(subscription?.listener.message).toBeUndefined()
     expect(subscription?.options?.backendUrl).toBe('localhost:8000')
   })
 
@@ -123,6 +125,7 @@ describe('ProgressBar: props and the client', () => {
       maxReconnectAttempts: 2,
       pollingInterval: 750,
       linger: 0,
+      delivery: 'snapshots',
     })
   })
 

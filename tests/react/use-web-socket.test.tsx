@@ -33,7 +33,9 @@ describe('useWebSocket: options', () => {
       pollingFallback: true,
       pollingInterval: 2000,
     })
-    expect(subscription?.options).toEqual({ ...DEFAULT_OPTIONS })
+    // Nothing takes messages: the broker is asked for snapshots only.
+    expect(subscription?.options).toEqual({ ...DEFAULT_OPTIONS, delivery: 'snapshots' })
+    expect(subscription?.listener.message).toBeUndefined()
   })
 
   it('passes given option values through, and no callbacks', () => {
@@ -59,9 +61,33 @@ describe('useWebSocket: options', () => {
       pollingInterval: 500,
       pingInterval: 15_000,
       linger: 0,
+      delivery: 'messages',
     })
     expect(options).not.toHaveProperty('onCompleted')
     expect(options).not.toHaveProperty('onProgress')
+  })
+})
+
+describe('useWebSocket: delivery', () => {
+  it.each([
+    ['onMessage', { onMessage: () => {} }],
+    ['onProgress', { onProgress: () => {} }],
+  ])('asks for every message when %s is given, for snapshots only otherwise', (_name, callbacks) => {
+    const { client, rerender } = setup({ projectId: 'task_1', onCompleted: () => {}, onError: () => {} })
+    expect(client.active()[0]?.options?.delivery).toBe('snapshots')
+    rerender({ projectId: 'task_1', ...callbacks })
+    expect(client.active()).toHaveLength(1)
+    expect(client.active()[0]?.options?.delivery).toBe('messages')
+    expect(client.active()[0]?.listener.message).toBeTypeOf('function')
+    rerender({ projectId: 'task_1' })
+    expect(client.active()[0]?.options?.delivery).toBe('snapshots')
+  })
+
+  it('a new callback of the same kind does not resubscribe', () => {
+    const { client, rerender } = setup({ projectId: 'task_1', onMessage: () => {} })
+    const first = client.active()[0]
+    rerender({ projectId: 'task_1', onMessage: () => {} })
+    expect(client.active()[0]).toBe(first)
   })
 })
 

@@ -1,7 +1,6 @@
 /**
  * Browser primitives for tests of several tabs in one process: Web Locks (exclusive,
  * FIFO, released when a document dies) and BroadcastChannel (asynchronous, cloned).
- * The same semantics as the fakes in leader-election.test.ts.
  */
 import type { BusLike } from '../../src/client/leader-link.js'
 import type { LocksLike } from '../../src/core/tab-lock.js'

@@ -4,6 +4,8 @@ import type { BrokerLink, TabEndpoint } from '../../src/client/link.js'
 import { TabClient, type LinkFactory } from '../../src/client/tab-client.js'
 import type { Batch, Hello, WireEvent } from '../../src/core/session-protocol.js'
 import type { SendResult } from '../../src/core/task-channel.js'
+import type { LocksLike } from '../../src/core/tab-lock.js'
+import type { SubscribeOptions } from '../../src/types.js'
 import { FakeClock } from '../support/fake-clock.js'
 import { settle } from '../support/fake-fetch.js'
 
@@ -22,6 +24,7 @@ class FakeLink implements BrokerLink {
   helloAnswer: Hello | null
   pingAnswer: () => Promise<string>
   sendAnswer: SendResult = { ok: true, queued: false }
+  readonly options = new Map<number, SubscribeOptions>()
   private nextBatch = 1
 
   constructor(instanceId = 'worker-1') {
@@ -35,9 +38,10 @@ class FakeLink implements BrokerLink {
     this.onBatch = (batch) => tab.batch(batch)
     return this.helloAnswer ? Promise.resolve(this.helloAnswer) : new Promise(() => {})
   }
-  subscribe(subId: number, _projectId: string, _options: unknown, seed?: TaskSnapshot): Promise<void> {
+  subscribe(subId: number, _projectId: string, options: SubscribeOptions, seed?: TaskSnapshot): Promise<void> {
     this.subscribed.push(subId)
     this.seeds.set(subId, seed)
+    this.options.set(subId, options)
     return Promise.resolve()
   }
   unsubscribe(subId: number): Promise<void> {
@@ -167,7 +171,7 @@ const snap = (progress: number, extra: Partial<TaskSnapshot> = {}): TaskSnapshot
 const msg = (seq: number): ServerMessage => ({ type: 'progress', progress: seq / 10, seq })
 
 describe('TabClient: delivery', () => {
-  it('delivers messages at once and in order, and snapshots on the next frame', async () => {
+  it('delivers messages at once and in order; a snapshot at once when the tab is idle, later ones in the next frame', async () => {
     const tab = client()
     const messages: ServerMessage[] = []
     const snapshots: TaskSnapshot[] = []
@@ -176,14 +180,16 @@ describe('TabClient: delivery', () => {
     const sub = link().subscribed[0] ?? -1
     link().push({ sub, type: 'message', message: msg(1) }, { sub, type: 'message', message: msg(2) }, { sub, type: 'snapshot', snapshot: snap(0.2) })
     expect(messages.map((m) => m.seq)).toEqual([1, 2])
-    expect(snapshots).toEqual([])
-    link().push({ sub, type: 'message', message: msg(3) })
-    expect(messages.map((m) => m.seq)).toEqual([1, 2, 3])
-    runFrames()
+    // Idle: flushed in the task that received it, so it paints in the frame an own socket would.
     expect(snapshots).toEqual([snap(0.2)])
+    link().push({ sub, type: 'message', message: msg(3) }, { sub, type: 'snapshot', snapshot: snap(0.3) })
+    expect(messages.map((m) => m.seq)).toEqual([1, 2, 3])
+    expect(snapshots).toEqual([snap(0.2)])
+    runFrames()
+    expect(snapshots).toEqual([snap(0.2), snap(0.3)])
   })
 
-  it('coalesces snapshots to one notification per frame, with the newest', async () => {
+  it('coalesces the snapshots of a busy frame to one notification, with the newest', async () => {
     const tab = client()
     const snapshots: TaskSnapshot[] = []
     tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
@@ -192,13 +198,55 @@ describe('TabClient: delivery', () => {
     const newest = snap(0.9)
     link().push({ sub, type: 'snapshot', snapshot: snap(0.1) })
     link().push({ sub, type: 'snapshot', snapshot: snap(0.5) })
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.7) })
     link().push({ sub, type: 'snapshot', snapshot: newest })
     expect(frames).toHaveLength(1)
+    expect(snapshots).toEqual([snap(0.1)])
     runFrames()
-    expect(snapshots).toEqual([newest])
+    expect(snapshots).toEqual([snap(0.1), newest])
     expect(tab.getSnapshot(TASK)).toBe(newest)
+    // That frame flushed something, so the window stays open for one more frame.
+    expect(frames).toHaveLength(1)
     runFrames()
+    expect(snapshots).toHaveLength(2)
+    // A frame with nothing to flush closes the window: the next snapshot goes at once.
+    expect(frames).toHaveLength(0)
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.95) })
+    expect(snapshots).toEqual([snap(0.1), newest, snap(0.95)])
+  })
+
+  it('a burst costs one notification per frame, however many snapshots arrive', async () => {
+    const tab = client()
+    let notified = 0
+    tab.subscribe(TASK, { snapshot: () => notified++ })
+    await settle()
+    const sub = link().subscribed[0] ?? -1
+    for (let frame = 0; frame < 10; frame++) {
+      for (let step = 1; step <= 20; step++) link().push({ sub, type: 'snapshot', snapshot: snap((frame * 20 + step) / 1000) })
+      runFrames()
+    }
+    // The first snapshot at once, then one per frame.
+    expect(notified).toBe(11)
+  })
+
+  it('a finished task or a changed connection is flushed at once, even inside a busy frame (hidden tabs get no frames)', async () => {
+    const tab = client()
+    const snapshots: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
+    await settle()
+    const sub = link().subscribed[0] ?? -1
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.1) })
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.2) })
     expect(snapshots).toHaveLength(1)
+    // No frame ever runs from here on, as in a hidden tab.
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.3, { connection: 'reconnecting', isConnected: false }) })
+    expect(snapshots.at(-1)?.connection).toBe('reconnecting')
+    link().push({ sub, type: 'snapshot', snapshot: snap(0.4, { connection: 'reconnecting', isConnected: false }) })
+    expect(snapshots).toHaveLength(2)
+    const done = snap(1, { status: 'completed', result: { ok: true } })
+    link().push({ sub, type: 'snapshot', snapshot: done })
+    expect(snapshots.at(-1)).toBe(done)
+    expect(tab.getSnapshot(TASK)).toBe(done)
   })
 
   it('two spellings of one backend are one task: one cached snapshot, delivered to both subscriptions', async () => {
@@ -217,7 +265,47 @@ describe('TabClient: delivery', () => {
     expect(tab.getSnapshot(TASK)).toBe(newest)
   })
 
-  it('getSnapshot keeps its identity until a new snapshot arrives', async () => {
+  it('asks the host for every message only when the listener takes them; an explicit delivery wins', async () => {
+    const tab = client()
+    tab.subscribe(TASK, { snapshot: () => {} })
+    tab.subscribe(TASK, { snapshot: () => {}, message: () => {} })
+    tab.subscribe(TASK, { message: () => {} }, { delivery: 'snapshots', backendUrl: 'localhost:8000' })
+    await settle()
+    expect([1, 2, 3].map((id) => link().options.get(id)?.delivery)).toEqual(['snapshots', 'messages', 'snapshots'])
+    expect(link().options.get(3)?.backendUrl).toBe('localhost:8000')
+  })
+
+  it('starts its link while the tab lock is requested, and says hello only once the lock is held', async () => {
+    let grant: (() => void) | null = null
+    const locks: LocksLike = {
+      request: (_name, _options, callback) =>
+        new Promise((resolve) => {
+          grant = () => resolve(callback({}))
+        }),
+    }
+    const tab = new TabClient({
+      links: [factory()],
+      tabId: 'tab-1',
+      locks,
+      scheduleFrame: (callback) => frames.push(callback),
+      setTimeout: (callback, ms) => clock.setTimeout(callback, ms),
+      clearTimeout: (handle) => clock.clearTimeout(handle),
+      healthInterval: 0,
+    })
+    tab.subscribe(TASK, {})
+    await settle()
+    // The link (a SharedWorker connecting) is under way during the lock request …
+    expect(links).toHaveLength(1)
+    expect(link().hellos).toEqual([])
+    // … but the host hears from this tab only once the lock is held.
+    if (!grant) throw new Error('the tab lock was not requested')
+    ;(grant as () => void)()
+    await settle()
+    expect(link().hellos).toEqual(['tab-1'])
+    expect(link().active).toEqual([1])
+  })
+
+  it('getSnapshot keeps its identity until a new snapshot is flushed', async () => {
     const tab = client()
     const initial = tab.getSnapshot(TASK)
     expect(initial).toEqual(initialSnapshot(TASK))
@@ -225,9 +313,12 @@ describe('TabClient: delivery', () => {
     tab.subscribe(TASK, {})
     await settle()
     expect(tab.getSnapshot(TASK)).toBe(initial)
-    const next = snap(0.3)
+    const first = snap(0.3)
+    link().push({ sub: link().subscribed[0] ?? -1, type: 'snapshot', snapshot: first })
+    expect(tab.getSnapshot(TASK)).toBe(first)
+    const next = snap(0.4)
     link().push({ sub: link().subscribed[0] ?? -1, type: 'snapshot', snapshot: next })
-    expect(tab.getSnapshot(TASK)).toBe(initial)
+    expect(tab.getSnapshot(TASK)).toBe(first)
     runFrames()
     expect(tab.getSnapshot(TASK)).toBe(next)
     expect(tab.getSnapshot(TASK)).toBe(next)

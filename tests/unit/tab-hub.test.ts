@@ -181,20 +181,21 @@ describe('TabSession: backpressure', () => {
     other.receive({ type: 'error', error: 'out of memory', seq: 1 })
     socket.receive({ type: 'completed', seq: MAX_IN_FLIGHT + flood, result: { url: '/x' } })
     await settle()
-    expect(tab.session.stats().backlog).toBeLessThanOrEqual(OUTBOX_LIMIT + 2)
+    // OUTBOX_LIMIT progress steps, the three kept messages and one snapshot per subscription.
+    expect(tab.session.stats().backlog).toBe(OUTBOX_LIMIT + 3 + 2)
 
     tab.ackAll()
     await settle()
     const delivered = tab.events.slice(sentBefore)
     const messages = delivered.filter((event) => event.type === 'message')
-    expect(messages).toHaveLength(OUTBOX_LIMIT)
+    expect(messages).toHaveLength(OUTBOX_LIMIT + 3)
     const kinds = messages.map((event) => (event.type === 'message' ? `${event.sub}:${event.message.type}` : ''))
     expect(kinds[0]).toBe('2:connected')
     expect(kinds).toContain('2:error')
     expect(kinds[kinds.length - 1]).toBe('1:completed')
     const progressSeqs = messagesOf(messages).filter((message) => message.type === 'progress').map((message) => message.seq ?? 0)
     // The newest progress steps survive, still in order.
-    expect(progressSeqs).toHaveLength(OUTBOX_LIMIT - 3)
+    expect(progressSeqs).toHaveLength(OUTBOX_LIMIT)
     expect(progressSeqs[progressSeqs.length - 1]).toBe(MAX_IN_FLIGHT + flood - 1)
     expect(progressSeqs).toEqual([...progressSeqs].sort((a, b) => a - b))
     // One snapshot per subscription, the newest.
