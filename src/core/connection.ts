@@ -21,7 +21,16 @@ export type Link =
    * The socket is open. `pongSeen`: the server answered a ping, or announced on
    * `connected` that it answers them, so a missing pong means a dead link.
    */
-  | { kind: 'live'; pongSeen: boolean }
+  | {
+      kind: 'live'
+      pongSeen: boolean
+      /**
+       * Open, but no message yet: the attempt it came from. A server that refuses a token
+       * accepts the upgrade and closes with 4401 before sending anything, so such a close
+       * is that attempt failing (no new at-once retry, the backoff keeps growing).
+       */
+      unproven?: { attempt: number; refreshed: boolean }
+    }
   /**
    * Waiting `delay` ms before reconnect attempt `attempt`. `refreshed`: the at-once
    * retry after a 4401 was used up (it comes back once a socket is live).
@@ -172,13 +181,16 @@ export function reduceConnection(
       ]
       if (options.pingInterval > 0) effects.push({ type: 'arm', name: 'ping', ms: options.pingInterval })
       if (reconnected) effects.push({ type: 'fillGap' })
-      return { link: { kind: 'live', pongSeen: false }, effects }
+      const live: Link = link.kind === 'connecting'
+        ? { kind: 'live', pongSeen: false, unproven: { attempt: link.attempt, refreshed: link.refreshed === true } }
+        : { kind: 'live', pongSeen: false }
+      return { link: live, effects }
     }
 
     case 'socketMessage':
       // Any message proves the link is alive, so an outstanding pong deadline is moot.
       if (link.kind !== 'live') return same
-      return { link, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
+      return { link: link.unproven ? { kind: 'live', pongSeen: link.pongSeen } : link, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
 
     case 'pong':
     case 'answersPings':
@@ -188,6 +200,10 @@ export function reduceConnection(
     case 'socketClose': {
       // Both say "this server is going down on purpose": another one is likely already up.
       const goingAway = event.code === CloseCode.GoingAway || event.code === CloseCode.ServiceRestart
+      if (link.kind === 'live' && link.unproven && event.code === CloseCode.Unauthenticated) {
+        const { attempt, refreshed } = link.unproven
+        return withPrefix(SOCKET_TIMERS, afterFailure(attempt, event.code, event.reason, false, options, random, refreshed))
+      }
       if (link.kind === 'live') {
         return withPrefix(SOCKET_TIMERS, afterFailure(0, event.code, event.reason, goingAway, options, random))
       }

@@ -80,7 +80,9 @@ describe('reduceConnection: first connection', () => {
 
   it('open goes live, arms the ping, flushes the queue, and does not fill a gap on the first connection', () => {
     const { link, effects } = run(INITIAL_LINK, [start, open])
-    expect(link).toEqual({ kind: 'live', pongSeen: false })
+    // Unproven until its first message (a server refusing a token closes before any).
+    expect(link).toEqual({ kind: 'live', pongSeen: false, unproven: { attempt: 0, refreshed: false } })
+    expect(run(link, [{ type: 'socketMessage' }]).link).toEqual({ kind: 'live', pongSeen: false })
     expect(connectionState(link)).toBe('live')
     expect(cancelled(effects)).toContain('connectTimeout')
     expect(types(effects)).toContain('flushQueue')
@@ -397,8 +399,18 @@ describe('reduceConnection: 4401 and refusals', () => {
   })
 
   it('the at-once retry comes back once a socket was live', () => {
-    const { link } = run(LIVE, [drop(4401), drop(4401), timer('retry'), open, drop(4401)], { reconnectBaseDelay: 1000 })
+    const { link } = run(LIVE, [drop(4401), drop(4401), timer('retry'), open, { type: 'socketMessage' }, drop(4401)], { reconnectBaseDelay: 1000 })
     expect(link).toEqual({ kind: 'connecting', attempt: 0, refreshed: true })
+  })
+
+  it('a server that accepts the upgrade and closes with 4401 before any message: that attempt failed, no new at-once retry, the backoff grows', () => {
+    const o = { reconnectBaseDelay: 1000 }
+    const refreshed = run(LIVE, [drop(4401), open, drop(4401)], o)
+    expect(refreshed.link).toEqual({ kind: 'waiting', attempt: 1, delay: 1000, refreshed: true })
+    const next = run(refreshed.link, [timer('retry'), open, drop(4401)], o)
+    expect(next.link).toEqual({ kind: 'waiting', attempt: 2, delay: 2000, refreshed: true })
+    // Other closes of an open socket keep their meaning: a drop after opening starts the count again.
+    expect(run(LIVE, [drop(4401), open, drop(1006)], o).link).toMatchObject({ kind: 'waiting', attempt: 1 })
   })
 
   it('4403 closes for good with a "forbidden" reason', () => {
