@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AuthContext, TaskOptions } from 'tabcast'
+import { createLocalLink } from '../../src/client/local-link.js'
 import { createPortLink, type ChannelLike } from '../../src/client/port-link.js'
 import { TabClient } from '../../src/client/tab-client.js'
 import type { TabHub } from '../../src/core/tab-hub.js'
@@ -107,5 +108,24 @@ describe('tokens through the SharedWorker host', () => {
     expect(env.sockets.count).toBe(2)
     const offered = env.sockets.all.map((socket) => socket.protocols?.[1]).sort()
     expect(offered).toEqual(['tabcast.bearer.a', 'tabcast.bearer.b'])
+  })
+})
+
+describe('tokens through the per-tab (in-page) host', () => {
+  it('the same token request reaches the tab over the in-page transport', async () => {
+    const env = fakeEnv()
+    const link = createLocalLink(env.env, 'per-tab', 'test')
+    closers.push(() => link.dispose())
+    const client = new TabClient({
+      links: [() => link],
+      tabId: 'tab-1',
+      scheduleFrame: (callback) => setImmediate(callback),
+      setTimeout: (callback, ms) => setTimeout(callback, ms),
+      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+      healthInterval: 0,
+    })
+    client.subscribe(TASK, {}, { auth: async () => 'in-page' })
+    await vi.waitFor(() => expect(env.sockets.count).toBe(1), WAIT)
+    expect(env.sockets.last.protocols).toEqual(['tabcast', 'tabcast.bearer.in-page'])
   })
 })
