@@ -69,7 +69,10 @@ function authFromToken(token: string | null, search: string): Pick<TaskOptions, 
   return { auth: () => new Promise<string>((resolve) => setTimeout(() => resolve(token), Math.min(delay, 2 ** 31 - 1))) }
 }
 
-/** The seqs of the task's messages as `onMessage` heard them, in order: a gap would show here. */
+/**
+ * The seqs of the task's messages as `onMessage` heard them, in order: a gap would show
+ * here. Shown with `?seqs=1` only, since it is a second subscription of the task in the tab.
+ */
 function MessageSeqs({ options }: { options: TaskOptions & { projectId: string } }): ReactNode {
   const [seqs, setSeqs] = useState<number[]>([])
   useWebSocket({
@@ -326,10 +329,12 @@ export function TestWebSocketPage(): ReactNode {
                 onCompleted={(result) => setOutcome({ kind: 'completed', result })}
                 onError={(error) => setOutcome({ kind: 'failed', error })}
               />
-              <MessageSeqs
-                key={`seqs ${followed.backendUrl} ${followed.taskId} ${run}`}
-                options={{ ...taskOptionsFromSearch(search), ...authFromToken(token, search), projectId: followed.taskId, backendUrl: followed.backendUrl }}
-              />
+              {new URLSearchParams(search).get('seqs') === '1' ? (
+                <MessageSeqs
+                  key={`seqs ${followed.backendUrl} ${followed.taskId} ${run}`}
+                  options={{ ...taskOptionsFromSearch(search), ...authFromToken(token, search), projectId: followed.taskId, backendUrl: followed.backendUrl }}
+                />
+              ) : null}
               {/* Shown by the stylesheet only while the bar's data-status is "idle". */}
               <p className="hint idle-hint">
                 Nothing happening? The server may not know <code>{followed.taskId}</code> yet: press &ldquo;데모 작업 시작&rdquo;

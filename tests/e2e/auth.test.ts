@@ -101,7 +101,7 @@ describe('signed task tokens', () => {
     const lifetime = 5000
     const shortLived = backend.server.taskToken(taskId, lifetime)
     const expiresAt = Number(shortLived.split('.')[2]) * 1000
-    const tab = await openTab(env.context, pageWithToken(taskId, shortLived))
+    const tab = await openTab(env.context, pageWithToken(taskId, shortLived, { ...FAST_RECONNECT, seqs: 1 }))
     await expectEveryTab([tab], { connection: 'live' })
     await backend.server.progress(taskId, 0.2, 'one')
     await backend.server.progress(taskId, 0.3, 'two')
