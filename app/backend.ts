@@ -62,6 +62,8 @@ export interface CreatedTask {
   projectId: string
   statusUrl: string | null
   streamUrl: string | null
+  /** The task's bearer token when the backend has auth on (`TABCAST_AUTH_SECRET`), else null. */
+  token: string | null
 }
 
 export class CreateTaskError extends Error {
@@ -115,7 +117,23 @@ export async function createDemoTask(backendUrl: string, request: DemoTaskReques
     projectId,
     statusUrl: typeof record['status_url'] === 'string' ? record['status_url'] : null,
     streamUrl: typeof record['stream_url'] === 'string' ? record['stream_url'] : null,
+    token: typeof record['token'] === 'string' ? record['token'] : null,
   }
+}
+
+/**
+ * The task token a link carries in its fragment (`#token=…`). A fragment, not the query:
+ * browsers never send it to a server, so it stays out of access logs and `Referer`.
+ */
+export function tokenFromHash(hash: string): string | null {
+  const token = new URLSearchParams(hash.replace(/^#/, '')).get('token')
+  return token === null || token === '' ? null : token
+}
+
+/** `url` with `#token=…` when there is a token (the demo's "open in new tab" links). */
+export function withTokenHash(url: string, token: string | null): string {
+  const base = url.replace(/#.*$/, '')
+  return token === null ? base : `${base}#${new URLSearchParams({ token }).toString()}`
 }
 
 /** Whether a failed creation means "this id is taken". */

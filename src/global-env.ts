@@ -8,7 +8,7 @@ import type { BrokerEnv, FetchLike, SocketLike } from './core/env.js'
 /** The real environment of a browser page or worker (or Node 22+, which has WebSocket). */
 export function globalEnv(): BrokerEnv {
   const g = globalThis as unknown as {
-    WebSocket: new (url: string) => SocketLike
+    WebSocket: new (url: string, protocols?: string[]) => SocketLike
     fetch: FetchLike
     location?: { protocol?: string; origin?: string }
     addEventListener?: (type: 'online', listener: () => void) => void
@@ -21,7 +21,7 @@ export function globalEnv(): BrokerEnv {
       setTimeout: (callback, ms) => setTimeout(callback, ms),
       clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
     },
-    createSocket: (url) => new g.WebSocket(url),
+    createSocket: (url, protocols) => (protocols ? new g.WebSocket(url, protocols) : new g.WebSocket(url)),
     fetch: (url, init) => g.fetch(url, init),
     random: () => Math.random(),
     secure: g.location?.protocol === 'https:',

@@ -10,9 +10,13 @@
 export { createTabcastClient, getTabcastClient, configureTabcast } from './client/index.js'
 export type { ClientMode, ClientOptions, TabcastBrowserClient } from './client/index.js'
 export type {
+  AuthContext,
+  AuthFunction,
+  AuthReason,
   BrokerMode,
   BrokerStats,
   ConnectionState,
+  CredentialsMode,
   ResolvedTaskOptions,
   SubscribeOptions,
   TabStats,
@@ -58,6 +62,7 @@ export {
   parseServerMessage,
   parseStatusResponse,
   validateServerMessage,
+  validateBearerToken,
   validateStatusResponse,
   validateTaskId,
 } from './protocol.js'

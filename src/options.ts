@@ -3,7 +3,7 @@
  * different options.
  */
 import { DEFAULT_BACKEND_URL } from './defaults.js'
-import type { ResolvedTaskOptions, TaskOptions, TaskSnapshot } from './types.js'
+import type { CredentialsMode, ResolvedTaskOptions, TaskOptions, TaskSnapshot } from './types.js'
 
 export const DEFAULT_OPTIONS: Readonly<ResolvedTaskOptions> = Object.freeze({
   backendUrl: DEFAULT_BACKEND_URL,
@@ -21,10 +21,14 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedTaskOptions> = Object.freeze({
   requestTimeout: 10_000,
   linger: 3000,
   staleAfter: 30_000,
+  authScope: '',
+  credentials: 'same-origin',
 })
 
+const CREDENTIALS: readonly CredentialsMode[] = ['omit', 'same-origin', 'include']
+
 const NUMERIC_BOUNDS: Record<
-  Exclude<keyof ResolvedTaskOptions, 'backendUrl' | 'autoReconnect' | 'pollingFallback'>,
+  Exclude<keyof ResolvedTaskOptions, 'backendUrl' | 'autoReconnect' | 'pollingFallback' | 'authScope' | 'credentials'>,
   readonly [min: number, max: number]
 > = {
   maxReconnectAttempts: [0, 1000],
@@ -51,6 +55,8 @@ export function resolveOptions(options: TaskOptions = {}): ResolvedTaskOptions {
   if (typeof options.backendUrl === 'string') out.backendUrl = options.backendUrl
   if (typeof options.autoReconnect === 'boolean') out.autoReconnect = options.autoReconnect
   if (typeof options.pollingFallback === 'boolean') out.pollingFallback = options.pollingFallback
+  if (typeof options.authScope === 'string') out.authScope = options.authScope
+  if (CREDENTIALS.includes(options.credentials as CredentialsMode)) out.credentials = options.credentials as CredentialsMode
   for (const key of Object.keys(NUMERIC_BOUNDS) as (keyof typeof NUMERIC_BOUNDS)[]) {
     const value = options[key]
     const [min, max] = NUMERIC_BOUNDS[key]
@@ -83,6 +89,10 @@ export function mergeOptions(a: ResolvedTaskOptions, b: ResolvedTaskOptions): Re
     requestTimeout: Math.min(a.requestTimeout, b.requestTimeout),
     linger: Math.max(a.linger, b.linger),
     staleAfter: minPositive(a.staleAfter, b.staleAfter),
+    // One channel is one scope (it is part of the key).
+    authScope: a.authScope,
+    // Whoever needs cookies on status reads gets them: 'include' > 'same-origin' > 'omit'.
+    credentials: CREDENTIALS[Math.max(CREDENTIALS.indexOf(a.credentials), CREDENTIALS.indexOf(b.credentials))] ?? a.credentials,
   }
 }
 

@@ -216,6 +216,33 @@ export function isFatalCloseCode(code: number): boolean {
   )
 }
 
+/** RFC 7230 token characters: the only ones a `Sec-WebSocket-Protocol` entry may hold. */
+export const BEARER_TOKEN_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** Longest bearer token a client sends (well under every server's header limits). */
+export const MAX_BEARER_TOKEN_LENGTH = 4096
+/** The subprotocol a client offers, and a server that accepts it selects. */
+export const TABCAST_SUBPROTOCOL = 'tabcast'
+/** Prefix of the subprotocol entry that carries the token: `tabcast.bearer.<token>`. */
+export const BEARER_SUBPROTOCOL_PREFIX = 'tabcast.bearer.'
+
+/**
+ * Why a token cannot be sent, or null when it can. The message never contains the
+ * token itself (tokens are never logged), only where the first bad character is.
+ */
+export function validateBearerToken(token: unknown): string | null {
+  if (typeof token !== 'string') return `the token is ${describeValue(token)}, not a string`
+  if (token === '') return 'the token is empty'
+  if (token.length > MAX_BEARER_TOKEN_LENGTH) return `the token is ${token.length} characters long; the limit is ${MAX_BEARER_TOKEN_LENGTH}`
+  if (!BEARER_TOKEN_PATTERN.test(token)) {
+    const index = [...token].findIndex((char) => !BEARER_TOKEN_PATTERN.test(char))
+    return (
+      `the token has a character that is not an RFC 7230 token character at position ${index} ` +
+      `(allowed: A–Z a–z 0–9 and ! # $ % & ' * + - . ^ _ \` | ~; base64url is fine, base64's / and = are not)`
+    )
+  }
+  return null
+}
+
 /** Task ids: 1–128 characters from `A–Z a–z 0–9 _ - . : ~`, not starting with a dot. */
 export const TASK_ID_PATTERN = /^(?!\.)[A-Za-z0-9_.:~-]{1,128}$/
 

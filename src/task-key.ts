@@ -67,7 +67,7 @@ export interface TaskKeyParts {
   backendUrl?: string | undefined
   /**
    * Whose view of the task this is: two identities (auth scopes) never share a
-   * connection or a snapshot. Absent means the one anonymous identity.
+   * connection or a snapshot. Absent or `''` means the one anonymous identity.
    */
   authScope?: string | undefined
 }
@@ -91,5 +91,5 @@ export function taskKey(projectId: string, parts: TaskKeyParts = {}, secure = co
   const backendUrl = typeof parts.backendUrl === 'string' ? parts.backendUrl : DEFAULT_BACKEND_URL
   const backend = resolveBackend(backendUrl, secure)
   const base = `${backend.ok ? backend.value.http : backendUrl.trim()} ${projectId}`
-  return parts.authScope === undefined ? base : `${base} ${encodeURIComponent(parts.authScope)}`
+  return parts.authScope === undefined || parts.authScope === '' ? base : `${base} ${encodeURIComponent(parts.authScope)}`
 }

@@ -151,10 +151,53 @@ export interface TaskOptions {
    * @default 30000
    */
   staleAfter?: number
+  /**
+   * Returns the bearer token for this task (PROTOCOL.md, "Authorization"), or null to
+   * follow without one. Called in a tab of the task before each connect, reconnect and
+   * status read, so it may fetch a fresh token each time (it may be async). The
+   * function stays in the tab: the shared connection asks a live tab for a token, with
+   * a deadline, and another tab when one does not answer. Tokens must be made of
+   * RFC 7230 token characters (base64url, `.`, `-`, `_`, `~`, …). Not part of the task
+   * key: set `authScope` when two identities may follow the same task in one browser.
+   * @default undefined (no token: the guide's behaviour)
+   */
+  auth?: AuthFunction
+  /**
+   * Whose view of the task this is (e.g. a user id). Part of the task key: two
+   * subscriptions with different scopes never share a connection or a snapshot.
+   * @default '' (the one anonymous identity)
+   */
+  authScope?: string
+  /**
+   * `fetch` credentials of status reads: `'include'` sends cookies to a backend on
+   * another origin (the backend must answer with `Access-Control-Allow-Credentials`).
+   * @default 'same-origin'
+   */
+  credentials?: CredentialsMode
 }
 
-/** Options with every default filled in. */
-export type ResolvedTaskOptions = Required<TaskOptions>
+/** Why a token is asked for: before a first connect, a reconnect, a status read, or after a 4401 / 401. */
+export type AuthReason = 'connect' | 'reconnect' | 'status' | 'refresh'
+
+/** What the `auth` function is told. */
+export interface AuthContext {
+  projectId: string
+  /** The subscription's `backendUrl`, as given. */
+  backendUrl: string
+  reason: AuthReason
+}
+
+/** The `auth` option: a token for the task, or null for none; may be async. */
+export type AuthFunction = (context: AuthContext) => string | null | Promise<string | null>
+
+/** `fetch`'s `credentials` for status reads. */
+export type CredentialsMode = 'omit' | 'same-origin' | 'include'
+
+/**
+ * Options with every default filled in: data only (`auth`, a function, stays in the
+ * tab and is never part of a key).
+ */
+export type ResolvedTaskOptions = Required<Omit<TaskOptions, 'auth'>>
 
 /** Options of one subscription: the task's options, and what this subscriber needs of it. */
 export interface SubscribeOptions extends TaskOptions {

@@ -7,7 +7,7 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react'
 import type { JsonRecord } from 'tabcast'
 import { ProgressBar } from 'tabcast/react'
-import { backendFromSearch, createDemoTask, pacingFromSearch, taskIdProblem } from '../backend.js'
+import { backendFromSearch, createDemoTask, pacingFromSearch, taskIdProblem, tokenFromHash, withTokenHash } from '../backend.js'
 import { NotificationToggle, notifyAudioReady } from '../components/desktop-notification.js'
 import { displayValue, formatDuration, formatFraction, prettyJson } from '../format.js'
 import { Link, replaceQuery, useSearch, withBackendParam } from '../router.js'
@@ -69,6 +69,8 @@ export function ProductionPage(): ReactNode {
   const [generation, setGeneration] = useState<Generation>(initialTask === null ? { state: 'idle' } : { state: 'running', taskId: initialTask })
   const request = useRef<AbortController | null>(null)
   useEffect(() => () => request.current?.abort(), [])
+  // With auth on, the task's token: from its creation, or from a link's `#token=` (never the query).
+  const [token, setToken] = useState(() => tokenFromHash(window.location.hash))
 
   const trimmed = script.trim()
   const busy = generation.state === 'creating' || generation.state === 'running'
@@ -93,10 +95,12 @@ export function ProductionPage(): ReactNode {
       )
       if (request.current === abort) {
         setGeneration({ state: 'running', taskId: created.projectId })
+        setToken(created.token)
         // The address names the task, so another studio tab opened on it follows it too.
         const params = new URLSearchParams(window.location.search)
         params.set('taskId', created.projectId)
         replaceQuery(params)
+        window.history.replaceState(window.history.state, '', withTokenHash(`${window.location.pathname}${window.location.search}`, created.token))
       }
     } catch (error) {
       if (!abort.signal.aborted) {
@@ -263,16 +267,22 @@ export function ProductionPage(): ReactNode {
             <div className="generation" data-testid="audio-task" data-task-id={taskId} data-state={generation.state}>
               <p className="muted small">
                 Task <span className="mono">{taskId}</span> ·{' '}
-                <a href={withBackendParam(`/production?taskId=${encodeURIComponent(taskId)}`)} target="_blank" rel="noopener" data-testid="open-studio-tab">
+                <a
+                  href={withTokenHash(withBackendParam(`/production?taskId=${encodeURIComponent(taskId)}`), token)}
+                  target="_blank"
+                  rel="noopener"
+                  data-testid="open-studio-tab"
+                >
                   another studio tab ↗
                 </a>{' '}
                 ·{' '}
-                <Link to={`/test-websocket?taskId=${encodeURIComponent(taskId)}`} target="_blank" rel="noopener">
+                <Link to={withTokenHash(`/test-websocket?taskId=${encodeURIComponent(taskId)}`, token)} target="_blank" rel="noopener">
                   open in the test page ↗
                 </Link>
               </p>
               <ProgressBar
                 key={taskId}
+                {...(token === null ? {} : { auth: () => token })}
                 projectId={taskId}
                 backendUrl={backendUrl}
                 showConnectionStatus={true}

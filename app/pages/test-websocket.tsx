@@ -6,8 +6,17 @@
  */
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react'
 import { DEFAULT_BACKEND_URL, DEFAULT_OPTIONS, type JsonRecord, type TaskOptions } from 'tabcast'
-import { ProgressBar } from 'tabcast/react'
-import { backendFromSearch, backendProblem, createDemoTask, isConflict, pacingFromSearch, taskIdProblem } from '../backend.js'
+import { ProgressBar, useWebSocket } from 'tabcast/react'
+import {
+  backendFromSearch,
+  backendProblem,
+  createDemoTask,
+  isConflict,
+  pacingFromSearch,
+  taskIdProblem,
+  tokenFromHash,
+  withTokenHash,
+} from '../backend.js'
 import { Inspector } from '../components/inspector.js'
 import { OncePanel } from '../components/once-panel.js'
 import { prettyJson } from '../format.js'
@@ -47,6 +56,37 @@ function taskOptionsFromSearch(search: string): TaskOptions {
 function onceOptionsFromSearch(search: string, backendUrl: string): TaskOptions & { ackTimeout?: number } {
   const raw = Number(new URLSearchParams(search).get('onceAckTimeout') ?? NaN)
   return { ...taskOptionsFromSearch(search), backendUrl, ...(Number.isFinite(raw) && raw > 0 ? { ackTimeout: raw } : {}) }
+}
+
+/**
+ * The test page's `auth` option for a token: `?tokenDelay=<ms>` makes it answer late, to
+ * try a slow token service (the broker asks another tab after 5 s).
+ */
+function authFromToken(token: string | null, search: string): Pick<TaskOptions, 'auth'> {
+  if (token === null) return {}
+  const delay = Number(new URLSearchParams(search).get('tokenDelay') ?? NaN)
+  if (!Number.isFinite(delay) || delay <= 0) return { auth: () => token }
+  return { auth: () => new Promise<string>((resolve) => setTimeout(() => resolve(token), Math.min(delay, 2 ** 31 - 1))) }
+}
+
+/**
+ * The seqs of the task's messages as `onMessage` heard them, in order: a gap would show
+ * here. Shown with `?seqs=1` only, since it is a second subscription of the task in the tab.
+ */
+function MessageSeqs({ options }: { options: TaskOptions & { projectId: string } }): ReactNode {
+  const [seqs, setSeqs] = useState<number[]>([])
+  useWebSocket({
+    ...options,
+    onMessage: (message) => {
+      const seq = message.seq
+      if (typeof seq === 'number') setSeqs((list) => [...list.slice(-199), seq])
+    },
+  })
+  return (
+    <p className="hint mono small">
+      onMessage seq: <span data-testid="seqs">{seqs.join(',')}</span>
+    </p>
+  )
 }
 
 /** The task the address asks to follow, if it names a valid one. */
@@ -95,6 +135,13 @@ export function TestWebSocketPage(): ReactNode {
   // Bumped by every start, so pressing "연결 시작" again for the same task remounts the bar.
   const [run, setRun] = useState(0)
   const [outcome, setOutcome] = useState<Outcome>(null)
+  // With auth on, the token of the followed task: from task creation, or from a link's `#token=`.
+  const [token, setToken] = useState(() => tokenFromHash(window.location.hash))
+  useEffect(() => {
+    const onHash = (): void => setToken(tokenFromHash(window.location.hash))
+    window.addEventListener('hashchange', onHash)
+    return () => window.removeEventListener('hashchange', onHash)
+  }, [])
 
   // The address changed under the page (back/forward): show what it names.
   const [seenSearch, setSeenSearch] = useState(search)
@@ -106,15 +153,19 @@ export function TestWebSocketPage(): ReactNode {
     setOutcome(null)
   }
 
-  const follow = (next: Followed): void => {
+  /** `nextToken`: the task's token from its creation; undefined keeps the current one only for the same task. */
+  const follow = (next: Followed, nextToken?: string | null): void => {
     setFormError(null)
     setOutcome(null)
     setRun((value) => value + 1)
     setTaskIdInput(next.taskId)
     setBackendInput(next.backendUrl)
-    const url = pageUrl(next, window.location.search)
+    const sameTask = followed?.taskId === next.taskId && followed.backendUrl === next.backendUrl
+    const kept = nextToken !== undefined ? nextToken : sameTask ? token : null
+    setToken(kept)
+    const url = withTokenHash(pageUrl(next, window.location.search), kept)
     // Replace, not push: the address is the page's state, so it can be copied to another tab.
-    setSeenSearch(url.slice(url.indexOf('?')))
+    setSeenSearch(url.slice(url.indexOf('?')).replace(/#.*$/, ''))
     navigate(url, { replace: true })
   }
 
@@ -165,7 +216,7 @@ export function TestWebSocketPage(): ReactNode {
         created = await createDemoTask(backendUrl, pacing, abort.signal)
         setCreateInfo(`${wanted} already exists on the server, so a new task was created.`)
       }
-      follow({ taskId: created.projectId, backendUrl })
+      follow({ taskId: created.projectId, backendUrl }, created.token)
     } catch (error) {
       if (!abort.signal.aborted) setFormError(`데모 작업을 만들지 못했습니다: ${error instanceof Error ? error.message : String(error)}`)
     } finally {
@@ -176,7 +227,8 @@ export function TestWebSocketPage(): ReactNode {
     }
   }
 
-  const shareUrl = followed ? pageUrl(followed, search) : null
+  // The new tab gets the token in the fragment, which never reaches a server.
+  const shareUrl = followed ? withTokenHash(pageUrl(followed, search), token) : null
 
   return (
     <div className="page page--test">
@@ -269,6 +321,7 @@ export function TestWebSocketPage(): ReactNode {
               <ProgressBar
                 key={`${followed.backendUrl} ${followed.taskId} ${run}`}
                 {...taskOptionsFromSearch(search)}
+                {...authFromToken(token, search)}
                 projectId={followed.taskId}
                 backendUrl={followed.backendUrl}
                 showConnectionStatus={true}
@@ -276,6 +329,12 @@ export function TestWebSocketPage(): ReactNode {
                 onCompleted={(result) => setOutcome({ kind: 'completed', result })}
                 onError={(error) => setOutcome({ kind: 'failed', error })}
               />
+              {new URLSearchParams(search).get('seqs') === '1' ? (
+                <MessageSeqs
+                  key={`seqs ${followed.backendUrl} ${followed.taskId} ${run}`}
+                  options={{ ...taskOptionsFromSearch(search), ...authFromToken(token, search), projectId: followed.taskId, backendUrl: followed.backendUrl }}
+                />
+              ) : null}
               {/* Shown by the stylesheet only while the bar's data-status is "idle". */}
               <p className="hint idle-hint">
                 Nothing happening? The server may not know <code>{followed.taskId}</code> yet: press &ldquo;데모 작업 시작&rdquo;

@@ -1,7 +1,7 @@
 /**
  * Creating the tab client: which broker host this page uses, and the page-wide default.
  */
-import type { BrokerMode, TabcastClient } from '../types.js'
+import type { AuthFunction, BrokerMode, TabcastClient } from '../types.js'
 import type { LocksLike } from '../core/tab-lock.js'
 import type { LeaderElection, VisibilitySource } from './leader-link.js'
 import { createSharedWorkerLink } from './shared-worker-link.js'
@@ -40,6 +40,12 @@ export interface ClientOptions {
    * @default 5000
    */
   leaderHandoverDelay?: number
+  /**
+   * The `auth` function of every subscription that gives none of its own (see
+   * `TaskOptions.auth`): e.g. one function that returns the signed-in user's token.
+   * @default undefined (no token)
+   */
+  auth?: AuthFunction
 }
 
 function documentVisibility(): VisibilitySource | null {
@@ -148,6 +154,7 @@ export function createTabcastClient(options: ClientOptions = {}): TabcastBrowser
     ...(options.handshakeTimeout === undefined ? {} : { handshakeTimeout: options.handshakeTimeout }),
     ...(options.callTimeout === undefined ? {} : { callTimeout: options.callTimeout }),
     ...(options.healthInterval === undefined ? {} : { healthInterval: options.healthInterval }),
+    ...(options.auth === undefined ? {} : { auth: options.auth }),
   })
 }
 

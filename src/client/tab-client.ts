@@ -13,14 +13,14 @@
  * - Once-handlers (`once`) live in `OnceHandlers`; they are registered again on every
  *   new link, like subscriptions, with the tasks this tab knows to be done.
  */
+import type { Batch, Hello, TabRequestHandlers, WireTaskOptions } from '../core/session-protocol.js'
 import { isUrgentChange } from '../core/delivery.js'
 import type { OnceEvent, TabPresence } from '../core/once-coordinator.js'
-import type { Batch, Hello, TabRequestHandlers } from '../core/session-protocol.js'
 import { tabLockName, type LocksLike } from '../core/tab-lock.js'
 import { errorText } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
-import type { BrokerStats, SubscribeOptions, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
+import type { AuthContext, AuthFunction, BrokerStats, SubscribeOptions, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
 import type { OnceOptions } from '../once-types.js'
 import type { BrokerLink } from './link.js'
 import { OnceHandlers, splitOnceOptions, type LocalOnce } from './once-handlers.js'
@@ -58,6 +58,8 @@ export interface TabClientConfig {
   callTimeout?: number
   /** How often a subscribed tab checks that its host is alive and the same. @default 10000 */
   healthInterval?: number
+  /** The `auth` of subscriptions that have none of their own. @default undefined */
+  auth?: AuthFunction
   /** The page's visibility and focus; without it the tab counts as hidden. @default null */
   presence?: PresenceSource | null
 }
@@ -95,6 +97,7 @@ export class TabClient implements TabcastClient {
   /** How this tab answers its host's requests (`TabRequests`). */
   private readonly requests: TabRequestHandlers = {
     ping: () => this.config.tabId,
+    token: (subId, context) => this.token(subId, context),
     runOnce: (request) => this.onceHandlers.run(request),
     onceSettled: (notice) => this.onceHandlers.settled(notice),
   }
@@ -149,6 +152,33 @@ export class TabClient implements TabcastClient {
     }
   }
 
+  /**
+   * The host asks for a token for subscription `subId`: its `auth` function, or that of
+   * another subscription of the same task in this tab (the first may have just left).
+   */
+  private token(subId: number, context: AuthContext): string | null | Promise<string | null> {
+    const asked = this.subscriptions.get(subId)
+    let auth = asked ? this.authOf(asked.options) : undefined
+    if (!auth) {
+      const key = asked?.key ?? taskKey(context.projectId, { backendUrl: context.backendUrl })
+      for (const subscription of this.subscriptions.values()) {
+        if (subscription.key === key) auth ??= this.authOf(subscription.options)
+      }
+    }
+    if (!auth) throw new Error(`tab ${this.config.tabId} has no auth function for task ${context.projectId}`)
+    return auth(context)
+  }
+
+  private authOf(options: TaskOptions): AuthFunction | undefined {
+    return typeof options.auth === 'function' ? options.auth : this.config.auth
+  }
+
+  /** The options as they cross to the host: the `auth` function stays here, a flag goes instead. */
+  private wire(options: TaskOptions): WireTaskOptions {
+    const { auth: _auth, ...data } = options
+    return this.authOf(options) ? { ...data, withAuth: true } : data
+  }
+
   once(projectId: string, event: OnceEvent, handler: (value: never) => void, options: OnceOptions = {}): () => void {
     const { task, ackTimeout, onSettled } = splitOnceOptions(options)
     const registration: LocalOnce = { id: this.nextId++, projectId, event, options: task, ackTimeout, handler, onSettled, key: taskKey(projectId, task) }
@@ -197,7 +227,7 @@ export class TabClient implements TabcastClient {
 
   async send(projectId: string, message: unknown, options: TaskOptions = {}): Promise<void> {
     const active = await this.connect()
-    const result = await this.call(active.link.send(projectId, options, message), 'send')
+    const result = await this.call(active.link.send(projectId, this.wire(options), message), 'send')
     if (!result.ok) throw new Error(`tabcast: ${result.error}`)
   }
 
@@ -292,7 +322,7 @@ export class TabClient implements TabcastClient {
   private register(link: BrokerLink, subscription: LocalSubscription): void {
     const last = this.snapshots.get(subscription.key)
     const seed = last && (last.status !== 'idle' || last.seq !== null) ? last : undefined
-    this.call(link.subscribe(subscription.id, subscription.projectId, subscription.options, seed), 'subscribe').catch(
+    this.call(link.subscribe(subscription.id, subscription.projectId, this.wire(subscription.options), seed), 'subscribe').catch(
       (error: unknown) => this.onLinkFailure(link, error),
     )
   }
@@ -304,7 +334,7 @@ export class TabClient implements TabcastClient {
    */
   private registerAllOnce(link: BrokerLink): void {
     for (const [, done] of this.onceHandlers.knownDone()) {
-      this.call(link.registerOnce(-1, done.projectId, done.event, done.options, { done: true }), 'registerOnce').catch(() => {})
+      this.call(link.registerOnce(-1, done.projectId, done.event, withoutAuth(done.options), { done: true }), 'registerOnce').catch(() => {})
     }
     const handlers = this.onceHandlers.all()
     if (handlers.length === 0) return
@@ -314,7 +344,7 @@ export class TabClient implements TabcastClient {
 
   private registerOnce(link: BrokerLink, registration: LocalOnce): void {
     const once = { ...(registration.ackTimeout === undefined ? {} : { ackTimeout: registration.ackTimeout }) }
-    this.call(link.registerOnce(registration.id, registration.projectId, registration.event, registration.options, once), 'registerOnce').then(
+    this.call(link.registerOnce(registration.id, registration.projectId, registration.event, withoutAuth(registration.options), once), 'registerOnce').then(
       (state) => {
         if (state.state === 'done') this.onceHandlers.registeredDone(registration.id, state)
       },
@@ -450,6 +480,12 @@ export class TabClient implements TabcastClient {
     }
     this.healthTimer = this.config.setTimeout(tick, interval)
   }
+}
+
+/** Options that cross to the host: a function cannot be cloned, and `auth` stays in the tab. */
+function withoutAuth<T extends TaskOptions>(options: T): Omit<T, 'auth'> {
+  const { auth: _auth, ...data } = options
+  return data
 }
 
 function reportError(error: unknown): void {

@@ -8,7 +8,7 @@ import { PROTOCOL_VERSION } from '../protocol.js'
 import { initialSnapshot, resolveOptions } from '../options.js'
 import type { BrokerMode, TaskOptions, TaskSnapshot, TaskStats } from '../types.js'
 import type { BrokerEnv, TimerHandle } from './env.js'
-import { TaskChannel, type ChannelListener, type SendResult } from './task-channel.js'
+import { TaskChannel, type ChannelListener, type SendResult, type TokenSource } from './task-channel.js'
 
 export interface BrokerInfo {
   mode: BrokerMode
@@ -49,11 +49,12 @@ export class Broker {
 
   /**
    * Follows a task. The listener hears the current snapshot at once, then every
-   * message and snapshot change. Returns the function that stops following.
+   * message and snapshot change. Returns the function that stops following. `auth`:
+   * where this subscriber's tokens come from (its tab's `auth` function), if it has one.
    */
-  subscribe(projectId: string, options: TaskOptions, listener: ChannelListener, seed?: TaskSnapshot): () => void {
+  subscribe(projectId: string, options: TaskOptions, listener: ChannelListener, seed?: TaskSnapshot, auth?: TokenSource): () => void {
     const resolved = resolveOptions(options)
-    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure)
+    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure, resolved.authScope)
     if (!target.ok) {
       safely(listener, { type: 'snapshot', snapshot: this.invalidSnapshot(projectId, options, target.error) })
       return () => {}
@@ -65,7 +66,7 @@ export class Broker {
     }
     this.cancelLinger(target.key)
     const id = this.nextId++
-    channel.addSubscriber(id, resolved, listener)
+    channel.addSubscriber(id, resolved, listener, auth)
     let active = true
     const subscribed = channel
     return () => {
@@ -77,14 +78,14 @@ export class Broker {
 
   getSnapshot(projectId: string, options: TaskOptions = {}): TaskSnapshot {
     const resolved = resolveOptions(options)
-    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure)
+    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure, resolved.authScope)
     if (!target.ok) return this.invalidSnapshot(projectId, options, target.error)
     return this.channels.get(target.key)?.getSnapshot() ?? initialSnapshot(projectId, options)
   }
 
   send(projectId: string, options: TaskOptions, message: unknown): SendResult {
     const resolved = resolveOptions(options)
-    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure)
+    const target = resolveTarget(resolved.backendUrl, projectId, this.env.secure, resolved.authScope)
     if (!target.ok) return { ok: false, error: target.error }
     const channel = this.channels.get(target.key)
     if (!channel || channel.subscriberCount === 0) {

@@ -98,8 +98,12 @@ export function seededChannel(projectId: string, seed: TaskSnapshot | undefined)
 
 export type ReadResult =
   | { ok: true; status: StatusResponse }
-  /** `network`: the request itself failed (no HTTP answer the page may read), as CORS refusals do. */
-  | { ok: false; problem: string; network: boolean }
+  /**
+   * `network`: the request itself failed (no HTTP answer the page may read), as CORS
+   * refusals do. `forbidden`: a read that carried a token got 403, which is fatal.
+   * `httpStatus`: the answer's status, when there was one.
+   */
+  | { ok: false; problem: string; network: boolean; forbidden?: boolean; httpStatus?: number }
 
 export type ChannelInput =
   | Exclude<ConnectionEvent, { type: 'pong' } | { type: 'socketMessage' } | { type: 'answersPings' } | { type: 'timer' }>
@@ -109,6 +113,8 @@ export type ChannelInput =
   | { type: 'badMessage'; error: string }
   /** The WebSocket constructor threw (bad URL, a blocked port). */
   | { type: 'socketUnavailable'; error: string }
+  /** No tab gave a usable token for a connect: a failed attempt (with backoff), named. */
+  | { type: 'tokenUnavailable'; error: string }
   | { type: 'statusRead'; purpose: ReadPurpose; result: ReadResult }
   /** The answer to a `probe` effect: whether the backend answered at all. */
   | { type: 'probed'; reachable: boolean }
@@ -156,6 +162,11 @@ export function reduceChannel(state: ChannelState, input: ChannelInput, context:
       break
     case 'socketClose':
       step.socketClosed(input.code, input.reason, true)
+      break
+    case 'tokenUnavailable':
+      // Not a refused socket (no origin diagnosis): the app's auth function could not answer.
+      step.s.task = withConnectionError(step.s.task, input.error)
+      step.connection({ type: 'socketClose', code: CloseCode.Abnormal, reason: 'no token' })
       break
     case 'socketOpen':
       step.s.refusedBeforeOpen = false
@@ -231,7 +242,12 @@ class Step {
     const link = this.s.link
     if (link.kind === 'connecting' || (link.kind === 'polling' && link.probing)) this.s.refusedBeforeOpen = true
     // Normal and going-away closes are orderly; anything else is worth naming.
-    if (nameIt && code !== CloseCode.Normal && code !== CloseCode.GoingAway) {
+    if (nameIt && code === CloseCode.Unauthenticated) {
+      this.s.task = withConnectionError(
+        this.s.task,
+        `unauthenticated: the server refused the token or wants one (close code 4401${reason ? `: ${reason}` : ''}); asking for a fresh token`,
+      )
+    } else if (nameIt && code !== CloseCode.Normal && code !== CloseCode.GoingAway) {
       this.s.task = withConnectionError(this.s.task, `WebSocket closed (code ${code}${reason ? `: ${reason}` : ''})`)
     }
     this.connection({ type: 'socketClose', code, reason })
@@ -241,6 +257,11 @@ class Step {
     // A backoff read that answers after the socket came back is older than what the socket
     // says: only an end it reports still counts (an end is never lost).
     const late = purpose === 'backoff' && this.s.link.kind === 'live'
+    if (!result.ok && result.forbidden) {
+      // As fatal as a 4403 close: this identity may not follow the task; retrying cannot help.
+      this.connection({ type: 'refused', reason: result.problem })
+      return
+    }
     if (result.ok && late && result.status.status === 'running') {
       // Ignored.
     } else if (result.ok) {

@@ -11,15 +11,31 @@ import type { ConnectionState, ResolvedTaskOptions } from '../types.js'
 import { reconnectDelay } from './backoff.js'
 
 export type Link =
-  /** A socket is opening. `attempt` 0 is the first connection, n > 0 the n-th reconnect. */
-  | { kind: 'connecting'; attempt: number }
+  /**
+   * A socket is opening. `attempt` 0 is the first connection, n > 0 the n-th reconnect.
+   * `refreshed`: the at-once retry with a fresh token after a 4401 was used (it comes
+   * back once a socket is live), so another 4401 backs off.
+   */
+  | { kind: 'connecting'; attempt: number; refreshed?: boolean }
   /**
    * The socket is open. `pongSeen`: the server answered a ping, or announced on
    * `connected` that it answers them, so a missing pong means a dead link.
    */
-  | { kind: 'live'; pongSeen: boolean }
-  /** Waiting `delay` ms before reconnect attempt `attempt`. */
-  | { kind: 'waiting'; attempt: number; delay: number }
+  | {
+      kind: 'live'
+      pongSeen: boolean
+      /**
+       * Open, but no message yet: the attempt it came from. A server that refuses a token
+       * accepts the upgrade and closes with 4401 before sending anything, so such a close
+       * is that attempt failing (no new at-once retry, the backoff keeps growing).
+       */
+      unproven?: { attempt: number; refreshed: boolean }
+    }
+  /**
+   * Waiting `delay` ms before reconnect attempt `attempt`. `refreshed`: the at-once
+   * retry after a 4401 was used up (it comes back once a socket is live).
+   */
+  | { kind: 'waiting'; attempt: number; delay: number; refreshed?: boolean }
   /** Reconnects exhausted: polling the status endpoint; `probing` while a socket retry is under way. */
   | { kind: 'polling'; probing: boolean }
   /** Not following. `reason` says why (null: not started or stopped by the client). */
@@ -42,9 +58,12 @@ export type ConnectionEvent =
   | { type: 'finished' }
   /** Nobody follows the task any more. */
   | { type: 'stop' }
+  /** The server refused this client for good outside a socket (a status read answered 403). */
+  | { type: 'refused'; reason: string }
 
 export type ConnectionEffect =
-  | { type: 'openSocket' }
+  /** `refresh`: the at-once retry after a 4401, for which a fresh token is asked. */
+  | { type: 'openSocket'; refresh?: boolean }
   | { type: 'closeSocket'; code: number; reason: string }
   | { type: 'arm'; name: TimerName; ms: number }
   | { type: 'cancel'; name: TimerName }
@@ -70,9 +89,9 @@ function cancelAll(): ConnectionEffect[] {
   return ALL_TIMERS.map((name) => ({ type: 'cancel', name }))
 }
 
-function openAttempt(attempt: number, options: ResolvedTaskOptions): Transition {
+function openAttempt(attempt: number, options: ResolvedTaskOptions, refreshed = false): Transition {
   return {
-    link: { kind: 'connecting', attempt },
+    link: refreshed ? { kind: 'connecting', attempt, refreshed } : { kind: 'connecting', attempt },
     effects: [{ type: 'openSocket' }, { type: 'arm', name: 'connectTimeout', ms: options.connectTimeout }],
   }
 }
@@ -94,10 +113,22 @@ function afterFailure(
   goingAway: boolean,
   options: ResolvedTaskOptions,
   random: () => number,
+  refreshed = false,
 ): Transition {
   if (isFatalCloseCode(code)) {
-    const why = reason ? `${reason} (close code ${code})` : `the server refused the connection (close code ${code})`
+    const why = code === CloseCode.Forbidden
+      ? `forbidden: the server does not allow this client to follow the task${reason ? ` (${reason})` : ''} (close code ${code})`
+      : reason ? `${reason} (close code ${code})` : `the server refused the connection (close code ${code})`
     return { link: { kind: 'closed', reason: why, fatal: true }, effects: cancelAll() }
+  }
+  if (code === CloseCode.Unauthenticated && !refreshed) {
+    // No token, or an expired one: a fresh token usually fixes it, so the same attempt is
+    // made once more at once (the channel asks for that token first). A second 4401 in a
+    // row is an ordinary failure with backoff, so a token that never works cannot loop.
+    return {
+      link: { kind: 'connecting', attempt: previousAttempt, refreshed: true },
+      effects: [{ type: 'openSocket', refresh: true }, { type: 'arm', name: 'connectTimeout', ms: options.connectTimeout }],
+    }
   }
   const attempt = previousAttempt + 1
   if (!options.autoReconnect || attempt > options.maxReconnectAttempts) {
@@ -114,7 +145,7 @@ function afterFailure(
   const effects: ConnectionEffect[] = [{ type: 'arm', name: 'retry', ms: delay }]
   // A reconnect at once will fill the gap itself; a backoff step may last 30 s.
   if (delay > 0) effects.push({ type: 'readStatus' })
-  return { link: { kind: 'waiting', attempt, delay }, effects }
+  return { link: refreshed ? { kind: 'waiting', attempt, delay, refreshed } : { kind: 'waiting', attempt, delay }, effects }
 }
 
 const SOCKET_TIMERS: ConnectionEffect[] = [
@@ -150,13 +181,16 @@ export function reduceConnection(
       ]
       if (options.pingInterval > 0) effects.push({ type: 'arm', name: 'ping', ms: options.pingInterval })
       if (reconnected) effects.push({ type: 'fillGap' })
-      return { link: { kind: 'live', pongSeen: false }, effects }
+      const live: Link = link.kind === 'connecting'
+        ? { kind: 'live', pongSeen: false, unproven: { attempt: link.attempt, refreshed: link.refreshed === true } }
+        : { kind: 'live', pongSeen: false }
+      return { link: live, effects }
     }
 
     case 'socketMessage':
       // Any message proves the link is alive, so an outstanding pong deadline is moot.
       if (link.kind !== 'live') return same
-      return { link, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
+      return { link: link.unproven ? { kind: 'live', pongSeen: link.pongSeen } : link, effects: [{ type: 'cancel', name: 'pongTimeout' }] }
 
     case 'pong':
     case 'answersPings':
@@ -166,11 +200,15 @@ export function reduceConnection(
     case 'socketClose': {
       // Both say "this server is going down on purpose": another one is likely already up.
       const goingAway = event.code === CloseCode.GoingAway || event.code === CloseCode.ServiceRestart
+      if (link.kind === 'live' && link.unproven && event.code === CloseCode.Unauthenticated) {
+        const { attempt, refreshed } = link.unproven
+        return withPrefix(SOCKET_TIMERS, afterFailure(attempt, event.code, event.reason, false, options, random, refreshed))
+      }
       if (link.kind === 'live') {
         return withPrefix(SOCKET_TIMERS, afterFailure(0, event.code, event.reason, goingAway, options, random))
       }
       if (link.kind === 'connecting') {
-        return withPrefix(SOCKET_TIMERS, afterFailure(link.attempt, event.code, event.reason, false, options, random))
+        return withPrefix(SOCKET_TIMERS, afterFailure(link.attempt, event.code, event.reason, false, options, random, link.refreshed === true))
       }
       if (link.kind === 'polling' && link.probing) {
         if (isFatalCloseCode(event.code)) return afterFailure(0, event.code, event.reason, false, options, random)
@@ -190,7 +228,7 @@ export function reduceConnection(
 
     case 'online':
       // The network is back: do not sit out the rest of a long backoff.
-      if (link.kind === 'waiting') return withPrefix([{ type: 'cancel', name: 'retry' }], openAttempt(link.attempt, options))
+      if (link.kind === 'waiting') return withPrefix([{ type: 'cancel', name: 'retry' }], openAttempt(link.attempt, options, link.refreshed === true))
       if (link.kind === 'polling' && !link.probing) {
         return {
           link: { kind: 'polling', probing: true },
@@ -206,6 +244,13 @@ export function reduceConnection(
         effects: [...cancelAll(), { type: 'closeSocket', code: CloseCode.Normal, reason: 'task finished' }],
       }
 
+    case 'refused':
+      if (link.kind === 'closed') return same
+      return {
+        link: { kind: 'closed', reason: event.reason, fatal: true },
+        effects: [...cancelAll(), { type: 'closeSocket', code: CloseCode.Normal, reason: 'refused' }],
+      }
+
     case 'stop':
       if (link.kind === 'closed') return same
       return {
@@ -219,12 +264,12 @@ function onTimer(link: Link, name: TimerName, options: ResolvedTaskOptions, rand
   const same: Transition = { link, effects: [] }
   switch (name) {
     case 'retry':
-      return link.kind === 'waiting' ? openAttempt(link.attempt, options) : same
+      return link.kind === 'waiting' ? openAttempt(link.attempt, options, link.refreshed === true) : same
     case 'connectTimeout':
       if (link.kind === 'connecting') {
         return withPrefix(
           [{ type: 'closeSocket', code: CloseCode.Normal, reason: 'connect timeout' }, ...SOCKET_TIMERS],
-          afterFailure(link.attempt, CloseCode.Abnormal, 'connect timeout', false, options, random),
+          afterFailure(link.attempt, CloseCode.Abnormal, 'connect timeout', false, options, random, link.refreshed === true),
         )
       }
       if (link.kind === 'polling' && link.probing) {

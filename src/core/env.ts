@@ -24,7 +24,12 @@ export interface SocketLike {
   onerror: ((event: unknown) => void) | null
 }
 
-export type SocketFactory = (url: string) => SocketLike
+/**
+ * Opens a WebSocket. `protocols` is given only when there is a token to send
+ * (`['tabcast', 'tabcast.bearer.<token>']`): a guide-only backend that selects no
+ * subprotocol would make the browser fail a handshake that offered some.
+ */
+export type SocketFactory = (url: string, protocols?: string[]) => SocketLike
 
 export interface ResponseLike {
   readonly status: number
@@ -37,7 +42,13 @@ export interface ResponseLike {
 export type FetchLike = (
   url: string,
   /** `mode: 'no-cors'` only asks whether the server answers at all (the answer is opaque). */
-  init: { signal: AbortSignal; headers: Record<string, string>; mode?: 'cors' | 'no-cors' },
+  init: {
+    signal: AbortSignal
+    headers: Record<string, string>
+    mode?: 'cors' | 'no-cors'
+    /** The subscription's `credentials` option (status reads). */
+    credentials?: 'omit' | 'same-origin' | 'include'
+  },
 ) => Promise<ResponseLike>
 
 /**

@@ -15,7 +15,7 @@
  */
 import type { OnceEvent, OnceRegistrationState, OnceRunRequest, OnceSettled, TabPresence } from './once-coordinator.js'
 import type { ServerMessage } from '../protocol.js'
-import type { BrokerMode, BrokerStats, SubscribeOptions, TaskOptions, TaskSnapshot } from '../types.js'
+import type { AuthContext, BrokerMode, BrokerStats, SubscribeOptions, TaskOptions, TaskSnapshot } from '../types.js'
 import type { SendResult } from './task-channel.js'
 
 /** One event of a subscription, as the host posts it. */
@@ -55,6 +55,11 @@ export interface TabRequests {
   /** Is this tab alive and answering? Answers with its tab id. */
   ping: { args: []; result: string }
   /**
+   * A fresh token for subscription `subId`'s task, from the tab's `auth` function (or
+   * null: none). The tab may answer from another of its subscriptions of the same task.
+   */
+  token: { args: [subId: number, context: AuthContext]; result: string | null }
+  /**
    * Run this tab's once-handlers of a task's terminal event, now, unless the request
    * came after its `runBy` (`late`) or the tab has no such handler (`no-handler`).
    * Answered as soon as the handlers returned (a promise they return is not awaited).
@@ -70,7 +75,7 @@ export type OnceRunAnswer = 'ran' | 'no-handler' | 'late'
 export type TabRequestName = keyof TabRequests
 
 /** The request names, checked on arrival (a name the tab does not know is answered with an error). */
-export const TAB_REQUEST_NAMES: readonly TabRequestName[] = ['ping', 'runOnce', 'onceSettled']
+export const TAB_REQUEST_NAMES: readonly TabRequestName[] = ['ping', 'token', 'runOnce', 'onceSettled']
 
 /** Host → tab: a question with an id; the host gives up on it after its deadline. */
 export type HostRequest = {
@@ -112,6 +117,12 @@ export interface TabEventsPort {
 }
 
 /**
+ * Task options as they cross to the host: data only. The `auth` function stays in the
+ * tab; `withAuth` says it is there, so the host asks this tab for tokens.
+ */
+export type WireTaskOptions = Omit<SubscribeOptions, 'auth'> & { withAuth?: boolean }
+
+/**
  * The calls a tab makes on its host: one `SessionApi` object per tab connection,
  * made by `createSessionApi(hub)` in every host.
  */
@@ -127,9 +138,9 @@ export interface SessionApi {
    * `Delivery`). `seed`: the last snapshot the tab saw, so a new host resumes where the
    * old one was.
    */
-  subscribe(subId: number, projectId: string, options: SubscribeOptions, seed?: TaskSnapshot): void
+  subscribe(subId: number, projectId: string, options: WireTaskOptions, seed?: TaskSnapshot): void
   unsubscribe(subId: number): void
-  send(projectId: string, options: TaskOptions, message: unknown): SendResult
+  send(projectId: string, options: WireTaskOptions, message: unknown): SendResult
   stats(): BrokerStats
   /** Cheap liveness check; returns the instance id so a tab notices a restarted host. */
   ping(): string

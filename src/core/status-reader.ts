@@ -22,13 +22,23 @@ export interface ReadOptions {
   signal: AbortSignal
   /** Largest body accepted, in bytes. */
   maxBytes: number
+  /** Sent as `Authorization: Bearer <token>`; null: no header. @default null */
+  token?: string | null
+  /** `fetch`'s credentials (cookies for another origin with `'include'`). @default 'same-origin' */
+  credentials?: 'omit' | 'same-origin' | 'include'
 }
 
 /** GETs the status and validates it. */
-export async function readStatus(env: BrokerEnv, url: string, { signal, maxBytes }: ReadOptions): Promise<ReadResult> {
+export async function readStatus(
+  env: BrokerEnv,
+  url: string,
+  { signal, maxBytes, token = null, credentials = 'same-origin' }: ReadOptions,
+): Promise<ReadResult> {
   let response: ResponseLike
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  if (token !== null) headers['Authorization'] = `Bearer ${token}`
   try {
-    response = await env.fetch(url, { signal, headers: { Accept: 'application/json' } })
+    response = await env.fetch(url, { signal, headers, credentials })
   } catch (error) {
     return failure(url, signal, error, true)
   }
@@ -92,7 +102,12 @@ async function readBody(url: string, res: ResponseLike, limit: number, signal: A
     body = await res.text()
   }
   if (res.status < 200 || res.status > 299) {
-    return { ok: false, problem: `status endpoint ${url} answered HTTP ${res.status}${statusDetail(body, contentType)}`, network: false }
+    return {
+      ok: false,
+      problem: `status endpoint ${url} answered HTTP ${res.status}${statusDetail(body, contentType)}`,
+      network: false,
+      httpStatus: res.status,
+    }
   }
   const parsed = parseStatusResponse(body, { contentType, maxBytes: limit })
   if (!parsed.ok) return { ok: false, problem: `status endpoint ${url}: ${parsed.error.message}`, network: false }

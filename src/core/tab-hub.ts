@@ -16,14 +16,22 @@
  * change is urgent (`isUrgentChange`).
  */
 import { PROTOCOL_VERSION } from '../protocol.js'
-import type { BrokerStats, SubscribeOptions, TabStats, TaskOptions, TaskSnapshot } from '../types.js'
+import type { BrokerStats, TabStats, TaskSnapshot } from '../types.js'
 import type { Broker } from './broker.js'
 import { FRAME_MS, isUrgentChange } from './delivery.js'
 import type { Clock, TimerHandle } from './env.js'
+import {
+  isAck,
+  isTabReply,
+  type Hello,
+  type HostToTab,
+  type TabRequestName,
+  type TabRequests,
+  type WireTaskOptions,
+} from './session-protocol.js'
+import type { SendResult, TokenSource } from './task-channel.js'
 import { OnceHost } from './once-host.js'
 import { Outbox } from './outbox.js'
-import { isAck, isTabReply, type Hello, type HostToTab, type TabRequestName, type TabRequests } from './session-protocol.js'
-import type { SendResult } from './task-channel.js'
 import type { TabWatcher } from './tab-lock.js'
 
 export const MAX_IN_FLIGHT = 4
@@ -65,11 +73,16 @@ export class TabSession {
   }
 
   /** Idempotent: a tab that re-registers after a worker restart may repeat a `subId`. */
-  subscribe(subId: number, projectId: string, options: SubscribeOptions, seed?: TaskSnapshot): void {
+  subscribe(subId: number, projectId: string, options: WireTaskOptions, seed?: TaskSnapshot): void {
     if (this.released || this.subscriptions.has(subId)) return
+    const { withAuth, ...taskOptions } = options
     const snapshotsOnly = options.delivery === 'snapshots'
     if (snapshotsOnly) this.snapshotsOnly.add(subId)
-    const unsubscribe = this.hub.broker.subscribe(projectId, options, (event) => {
+    // The tab's auth function is asked through this session, with a deadline (never by Comlink).
+    const auth: TokenSource | undefined = withAuth === true
+      ? { id: this.tabId, get: (context, timeout) => this.request('token', [subId, context], timeout) }
+      : undefined
+    const unsubscribe = this.hub.broker.subscribe(projectId, taskOptions, (event) => {
       if (event.type === 'snapshot') {
         this.latest.set(subId, event.snapshot)
         this.dirty.add(subId)
@@ -79,7 +92,7 @@ export class TabSession {
         this.outbox.push({ sub: subId, type: 'message', message: event.message })
       }
       this.schedule()
-    }, seed)
+    }, seed, auth)
     this.subscriptions.set(subId, unsubscribe)
   }
 
@@ -92,8 +105,9 @@ export class TabSession {
     this.posted.delete(subId)
   }
 
-  send(projectId: string, options: TaskOptions, message: unknown): SendResult {
-    return this.hub.broker.send(projectId, options, message)
+  send(projectId: string, options: WireTaskOptions, message: unknown): SendResult {
+    const { withAuth: _withAuth, ...taskOptions } = options
+    return this.hub.broker.send(projectId, taskOptions, message)
   }
 
   /** What the tab posted on its events port: an acknowledgement or an answer. Anything else is ignored. */

@@ -9,16 +9,19 @@
  */
 import { statusUrl, streamUrl, type Backend } from '../endpoints.js'
 import {
+  BEARER_SUBPROTOCOL_PREFIX,
   CloseCode,
   DEFAULT_MAX_MESSAGE_BYTES,
   MAX_CLIENT_MESSAGE_BYTES,
+  TABCAST_SUBPROTOCOL,
   describeValue,
   parseServerMessage,
   utf8ByteLength,
+  validateBearerToken,
   type ServerMessage,
 } from '../protocol.js'
 import { mergeOptions } from '../options.js'
-import type { ResolvedTaskOptions, TaskSnapshot, TaskStats } from '../types.js'
+import type { AuthContext, AuthReason, ResolvedTaskOptions, TaskSnapshot, TaskStats } from '../types.js'
 import {
   reduceChannel,
   seededChannel,
@@ -27,6 +30,7 @@ import {
   type ChannelState,
   type ChannelTimer,
   type ReadPurpose,
+  type ReadResult,
 } from './channel-reducer.js'
 import { attemptsOf, connectionState } from './connection.js'
 import type { BrokerEnv, SocketLike, TimerHandle } from './env.js'
@@ -41,9 +45,27 @@ export type SendResult = { ok: true; queued: boolean } | { ok: false; error: str
 /** Messages kept for a socket that is down; the guide's "message queue". */
 export const SEND_QUEUE_LIMIT = 100
 
+/** How long one tab may take to give a token before the next tab is asked. */
+export const AUTH_REQUEST_TIMEOUT = 5000
+
+/**
+ * Where a channel gets a token: a subscriber's `auth` function, which stays in its tab
+ * and is asked through the host (`TabSession.request`), with a deadline. The core only
+ * sees this async provider.
+ */
+export interface TokenSource {
+  /** Who answers (a tab id): each is asked at most once per token, however many subscriptions it has. */
+  readonly id: string
+  /** Rejects at `timeout` ms, or at once for a tab that is gone. */
+  get(context: AuthContext, timeout: number): Promise<string | null>
+}
+
+type TokenOutcome = { ok: true; token: string | null } | { ok: false; error: string }
+
 interface Subscriber {
   options: ResolvedTaskOptions
   listener: ChannelListener
+  auth: TokenSource | undefined
 }
 
 export interface ChannelTarget {
@@ -73,6 +95,8 @@ export class TaskChannel {
   private readonly maxMessageBytes: number
   private readonly backendOrigin: string
   private longestLinger = 0
+  /** The source that gave the latest token: asked first next time. */
+  private preferredSource: string | null = null
 
   constructor(
     target: ChannelTarget,
@@ -116,8 +140,8 @@ export class TaskChannel {
   }
 
   /** Adds a subscriber, tells it the current snapshot at once, and starts the connection if idle. */
-  addSubscriber(id: number, options: ResolvedTaskOptions, listener: ChannelListener): void {
-    this.subscribers.set(id, { options, listener })
+  addSubscriber(id: number, options: ResolvedTaskOptions, listener: ChannelListener, auth?: TokenSource): void {
+    this.subscribers.set(id, { options, listener, auth })
     this.options = this.mergedOptions()
     this.longestLinger = Math.max(this.longestLinger, options.linger)
     this.deliver(listener, { type: 'snapshot', snapshot: this.snapshot })
@@ -209,7 +233,7 @@ export class TaskChannel {
   private run(effect: ChannelEffect): void {
     switch (effect.type) {
       case 'openSocket':
-        this.openSocket()
+        this.openSocket(effect.refresh === true)
         return
       case 'closeSocket':
         this.closeSocket(effect.code, effect.reason)
@@ -268,19 +292,35 @@ export class TaskChannel {
     }
   }
 
-  private openSocket(): void {
+  private openSocket(refresh: boolean): void {
     this.closeSocket(CloseCode.Normal, 'replaced')
     const generation = ++this.generation
+    if (!this.usesAuth()) {
+      this.createSocket(generation, null)
+      return
+    }
+    const { link } = this.state
+    const reason: AuthReason = refresh ? 'refresh' : link.kind === 'connecting' && link.attempt === 0 ? 'connect' : 'reconnect'
+    // A close, a stop or a connect timeout meanwhile bumps the generation: the token is then dropped.
+    void this.token(reason).then((outcome) => {
+      if (generation !== this.generation) return
+      if (outcome.ok) this.createSocket(generation, outcome.token)
+      else this.dispatch({ type: 'tokenUnavailable', error: outcome.error })
+    })
+  }
+
+  private createSocket(generation: number, token: string | null): void {
     const url = streamUrl(this.backend, this.projectId, this.state.task.seq ?? undefined)
     let socket: SocketLike
     try {
-      socket = this.env.createSocket(url)
+      // The token travels as a second subprotocol, never in the URL (PROTOCOL.md, Authorization).
+      socket = token === null ? this.env.createSocket(url) : this.env.createSocket(url, [TABCAST_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token])
     } catch (error) {
       // A constructor that throws (bad URL, a blocked port) is a failed attempt like any other,
       // reported on a later turn so the reducer is never re-entered.
       this.env.clock.setTimeout(() => {
         if (generation !== this.generation) return
-        this.dispatch({ type: 'socketUnavailable', error: `WebSocket to ${url} could not be created: ${errorText(error)}` })
+        this.dispatch({ type: 'socketUnavailable', error: `WebSocket to ${url} could not be created: ${redact(errorText(error), token)}` })
       }, 0)
       return
     }
@@ -301,10 +341,11 @@ export class TaskChannel {
   }
 
   private closeSocket(code: number, reason: string): void {
+    // Bumped even without a socket: a socket still waiting for its token must not open.
+    this.generation++
     const socket = this.socket
     if (!socket) return
     this.socket = null
-    this.generation++
     socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null
     try {
       socket.close(code, reason)
@@ -322,13 +363,81 @@ export class TaskChannel {
   private readStatus(purpose: ReadPurpose): void {
     // Neither request rejects (failures are results); a bug that made one would surface as
     // an unhandled rejection rather than vanish.
-    void this.request(purpose, (signal) =>
-      readStatus(this.env, statusUrl(this.backend, this.projectId), { signal, maxBytes: this.maxMessageBytes }),
-    ).then((result) => {
+    void this.request(purpose, (signal) => this.authorizedRead(signal)).then((result) => {
       if (result === null) return
       if (result.ok) this.messagesIn++
       this.dispatch({ type: 'statusRead', purpose, result })
     })
+  }
+
+  /**
+   * A status read with a fresh token when any subscriber has an `auth` function
+   * (`Authorization: Bearer`), and the subscription's `credentials`. A 401 to a read that
+   * carried a token gets one fresh token and one more read; a 403 to it is fatal.
+   */
+  private async authorizedRead(signal: AbortSignal): Promise<ReadResult> {
+    const url = statusUrl(this.backend, this.projectId)
+    const read = (token: string | null): Promise<ReadResult> =>
+      readStatus(this.env, url, { signal, maxBytes: this.maxMessageBytes, token, credentials: this.options.credentials })
+    if (!this.usesAuth()) return withAuthMeaning(await read(null), null, false)
+    let outcome = await this.token('status')
+    if (!outcome.ok) return { ok: false, problem: outcome.error, network: false }
+    let result = await read(outcome.token)
+    if (result.ok || result.httpStatus !== 401 || outcome.token === null) return withAuthMeaning(result, outcome.token, false)
+    outcome = await this.token('refresh')
+    if (!outcome.ok) return { ok: false, problem: outcome.error, network: false }
+    result = await read(outcome.token)
+    return withAuthMeaning(result, outcome.token, true)
+  }
+
+  /** Whether any subscriber gave an `auth` function: only then is a token asked for. */
+  private usesAuth(): boolean {
+    for (const { auth } of this.subscribers.values()) if (auth) return true
+    return false
+  }
+
+  /**
+   * A fresh token from one of the tabs that follow the task: the one that answered last
+   * time first, then the others in order, each with a deadline, so a closed, frozen or
+   * failing tab costs at most `AUTH_REQUEST_TIMEOUT` and never stalls the channel.
+   * Tokens are never put into an error text.
+   */
+  private async token(reason: AuthReason): Promise<TokenOutcome> {
+    const context: AuthContext = { projectId: this.projectId, backendUrl: this.options.backendUrl, reason }
+    const problems: string[] = []
+    const tried = new Set<string>()
+    // The subscribers are read again after each failure: a tab that left is not asked, one
+    // that came meanwhile is.
+    for (let source = this.nextSource(tried); source; source = this.nextSource(tried)) {
+      tried.add(source.id)
+      let token: string | null
+      try {
+        token = await source.get(context, AUTH_REQUEST_TIMEOUT)
+      } catch (error) {
+        problems.push(errorText(error))
+        continue
+      }
+      const invalid = token === null ? null : validateBearerToken(token)
+      if (invalid !== null) {
+        problems.push(`tab ${source.id}: ${invalid}`)
+        continue
+      }
+      this.preferredSource = source.id
+      return { ok: true, token }
+    }
+    const why = problems.length > 0 ? problems.join('; ') : 'no tab with an auth function follows it'
+    return { ok: false, error: `auth error: no token for task ${this.projectId} (${why})` }
+  }
+
+  /** The tab that gave the latest token if it is still here and untried, else the first untried one. */
+  private nextSource(tried: ReadonlySet<string>): TokenSource | undefined {
+    let first: TokenSource | undefined
+    for (const { auth } of this.subscribers.values()) {
+      if (!auth || tried.has(auth.id)) continue
+      if (auth.id === this.preferredSource) return auth
+      first ??= auth
+    }
+    return first
   }
 
   private probe(): void {
@@ -416,6 +525,26 @@ function shallowEqual(a: TaskSnapshot, b: TaskSnapshot): boolean {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+/** An error text that may quote what was passed to the WebSocket constructor, without the token. */
+function redact(text: string, token: string | null): string {
+  return token === null || token === '' ? text : text.split(token).join('<token>')
+}
+
+/**
+ * What a 401 or 403 to a status read means. A 403 to a read that carried a token is the
+ * server's answer about this identity: fatal. Without a token it may be an origin
+ * refusal or a proxy, named like any other answer.
+ */
+function withAuthMeaning(result: ReadResult, token: string | null, refreshed: boolean): ReadResult {
+  if (result.ok) return result
+  if (result.httpStatus === 401) {
+    const hint = token === null ? ' (the backend wants a token: give the `auth` option)' : refreshed ? ' (a fresh token was refused too)' : ''
+    return { ...result, problem: `unauthenticated: ${result.problem}${hint}` }
+  }
+  if (result.httpStatus === 403 && token !== null) return { ...result, problem: `forbidden: ${result.problem}`, forbidden: true }
+  return result
 }
 
 function originOf(url: string): string {

@@ -100,7 +100,7 @@ export interface UseWebSocketResult extends TaskSnapshot {
  * during render.
  */
 export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
-  const { projectId, onMessage, onProgress, onError, onCompleted, onCompletedOnce, onErrorOnce, ...given } = options
+  const { projectId, onMessage, onProgress, onError, onCompleted, onCompletedOnce, onErrorOnce, auth, ...given } = options
   const client = useTabcastClient()
 
   // Keyed on the option *values*, so an options object created inline on every render
@@ -116,6 +116,18 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   useInsertionEffect(() => {
     callbacks.current = { onMessage, onProgress, onError, onCompleted, onCompletedOnce, onErrorOnce }
   })
+
+  // `auth` is a function: never part of the key (an inline one would resubscribe on every
+  // render). The latest one is called; only whether there is one switches the subscription.
+  const authRef = useRef(auth)
+  useInsertionEffect(() => {
+    authRef.current = auth
+  })
+  const hasAuth = typeof auth === 'function'
+  const subscribeOptions = useMemo<TaskOptions>(
+    () => (hasAuth ? { ...taskOptions, auth: (context) => authRef.current?.(context) ?? null } : taskOptions),
+    [taskOptions, hasAuth],
+  )
 
   // Once-handlers are registered with the broker while the component is mounted and has
   // one; the function itself is read when the broker asks this tab to run it.
@@ -158,9 +170,9 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
               }
             : {}),
         },
-        { ...taskOptions, delivery: wantsMessages ? 'messages' : 'snapshots' },
+        { ...subscribeOptions, delivery: wantsMessages ? 'messages' : 'snapshots' },
       ),
-    [client, projectId, taskOptions, wantsMessages],
+    [client, projectId, taskOptions, subscribeOptions, wantsMessages],
   )
   const getSnapshot = useCallback(() => client.getSnapshot(projectId, taskOptions), [client, projectId, taskOptions])
   const serverSnapshot = useMemo(() => initialSnapshot(projectId, taskOptions), [projectId, taskOptions])
@@ -188,8 +200,8 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   }, [snapshot, key])
 
   const send = useCallback(
-    (message: unknown) => client.send(projectId, message, taskOptions),
-    [client, projectId, taskOptions],
+    (message: unknown) => client.send(projectId, message, subscribeOptions),
+    [client, projectId, subscribeOptions],
   )
 
   return useMemo(() => ({ ...snapshot, send }), [snapshot, send])

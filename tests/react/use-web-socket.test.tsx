@@ -205,13 +205,32 @@ describe('useWebSocket: message callbacks', () => {
 
   it('resubscribes when any option of DEFAULT_OPTIONS changes, and passes its value on', () => {
     for (const [key, value] of Object.entries(DEFAULT_OPTIONS)) {
-      const changed = typeof value === 'boolean' ? !value : typeof value === 'number' ? (value === 0 ? 0.5 : value + 1) : 'localhost:9000'
+      // A valid other value for each string option (an invalid one would fall back to the default).
+      const strings: Record<string, string> = { backendUrl: 'localhost:9000', authScope: 'user-2', credentials: 'include' }
+      const changed = typeof value === 'boolean' ? !value : typeof value === 'number' ? (value === 0 ? 0.5 : value + 1) : strings[key]
       const { client, rerender, unmount } = setup({ projectId: 'task_123' })
       rerender({ projectId: 'task_123', [key]: changed })
       expect(client.subscriptions, key).toHaveLength(2)
       expect(client.active()[0]?.options, key).toMatchObject({ [key]: changed })
       unmount()
     }
+  })
+
+  it('auth passes through to the client but not into the key: a new inline function does not resubscribe, and the latest one answers', async () => {
+    const first = vi.fn(() => 'token-1')
+    const { client, rerender } = setup({ projectId: 'task_123', auth: first })
+    const auth = client.active()[0]?.options?.auth
+    expect(typeof auth).toBe('function')
+    const second = vi.fn(() => 'token-2')
+    rerender({ projectId: 'task_123', auth: second })
+    expect(client.subscriptions).toHaveLength(1)
+    const context = { projectId: 'task_123', backendUrl: 'localhost:8000', reason: 'connect' as const }
+    expect(await auth?.(context)).toBe('token-2')
+    expect(second).toHaveBeenCalledWith(context)
+    expect(first).not.toHaveBeenCalled()
+    // Without an auth function nothing of it crosses.
+    rerender({ projectId: 'task_123' })
+    expect(client.active()[0]?.options?.auth).toBeUndefined()
   })
 
   it('resubscribes when an option value changes', () => {

@@ -20,6 +20,10 @@ export class FakeRequest {
   readonly signal: AbortSignal
   /** `'no-cors'` for a reachability probe. */
   readonly mode: 'cors' | 'no-cors'
+  /** The request headers (`Authorization` for a read that carries a token). */
+  headers: Record<string, string> = {}
+  /** `credentials` as the client asked for it (undefined: not given). */
+  credentials: string | undefined = undefined
   settled = false
   private resolveFn: (response: ResponseLike) => void = () => {}
   private rejectFn: (error: unknown) => void = () => {}
@@ -64,6 +68,8 @@ export class FakeFetch {
 
   readonly fetch: FetchLike = (url, init) => {
     const request = new FakeRequest(url, init.signal, init.mode)
+    request.headers = { ...init.headers }
+    request.credentials = init.credentials
     this.requests.push(request)
     this.auto?.(request)
     return request.promise

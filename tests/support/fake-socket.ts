@@ -7,6 +7,8 @@ import type { SocketLike } from '../../src/core/env.js'
 export class FakeSocket implements SocketLike {
   readyState = 0
   readonly url: string
+  /** The subprotocols offered (undefined: none, as a socket without a token). */
+  readonly protocols: string[] | undefined
   readonly sent: string[] = []
   /** Set when the client closed the socket. */
   closedBy: { code: number | undefined; reason: string | undefined } | null = null
@@ -15,8 +17,9 @@ export class FakeSocket implements SocketLike {
   onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null = null
   onerror: ((event: unknown) => void) | null = null
 
-  constructor(url: string) {
+  constructor(url: string, protocols?: string[]) {
     this.url = url
+    this.protocols = protocols
   }
 
   send(data: string): void {
@@ -62,9 +65,9 @@ export class FakeSockets {
   /** When set, `create` throws this instead of opening a socket. */
   refuse: Error | null = null
 
-  readonly create = (url: string): SocketLike => {
+  readonly create = (url: string, protocols?: string[]): SocketLike => {
     if (this.refuse) throw this.refuse
-    const socket = new FakeSocket(url)
+    const socket = new FakeSocket(url, protocols)
     this.all.push(socket)
     return socket
   }

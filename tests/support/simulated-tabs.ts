@@ -23,8 +23,8 @@ export function nodeEnv(): BrokerEnv {
       setTimeout: (callback, ms) => setTimeout(callback, ms),
       clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
     },
-    createSocket: (url) => {
-      const socket = new WebSocket(url)
+    createSocket: (url, protocols) => {
+      const socket = protocols ? new WebSocket(url, protocols) : new WebSocket(url)
       // `ws` throws an 'error' event nobody listens to (closing while connecting, a refused
       // connection after the core dropped its handlers); browsers just fire `close`.
       socket.on('error', () => {})

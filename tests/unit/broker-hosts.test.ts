@@ -164,6 +164,7 @@ describe('host → tab requests', () => {
         ping: () => {
           throw new Error('busy')
         },
+        token: () => null,
         runOnce: () => 'no-handler',
         onceSettled: () => true,
       },

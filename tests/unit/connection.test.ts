@@ -80,7 +80,9 @@ describe('reduceConnection: first connection', () => {
 
   it('open goes live, arms the ping, flushes the queue, and does not fill a gap on the first connection', () => {
     const { link, effects } = run(INITIAL_LINK, [start, open])
-    expect(link).toEqual({ kind: 'live', pongSeen: false })
+    // Unproven until its first message (a server refusing a token closes before any).
+    expect(link).toEqual({ kind: 'live', pongSeen: false, unproven: { attempt: 0, refreshed: false } })
+    expect(run(link, [{ type: 'socketMessage' }]).link).toEqual({ kind: 'live', pongSeen: false })
     expect(connectionState(link)).toBe('live')
     expect(cancelled(effects)).toContain('connectTimeout')
     expect(types(effects)).toContain('flushQueue')
@@ -377,5 +379,52 @@ describe('reduceConnection: jitter', () => {
     const high = reduceConnection(LIVE, drop(), withJitter, () => 0.999)
     expect(low.link).toEqual({ kind: 'waiting', attempt: 1, delay: 500 })
     expect(high.link.kind === 'waiting' && high.link.delay).toBeGreaterThan(1400)
+  })
+})
+
+describe('reduceConnection: 4401 and refusals', () => {
+  it('4401 on a live socket: the same attempt again at once, asking for a fresh token', () => {
+    const { link, effects } = run(LIVE, [drop(4401)])
+    expect(link).toEqual({ kind: 'connecting', attempt: 0, refreshed: true })
+    expect(effects).toContainEqual({ type: 'openSocket', refresh: true })
+    expect(effects.some((effect) => effect.type === 'arm' && effect.name === 'retry')).toBe(false)
+  })
+
+  it('a second 4401 in a row backs off, and the backoff attempt does not retry at once again', () => {
+    const second = run(LIVE, [drop(4401), drop(4401)], { reconnectBaseDelay: 1000 })
+    expect(second.link).toEqual({ kind: 'waiting', attempt: 1, delay: 1000, refreshed: true })
+    const third = run(second.link, [timer('retry'), drop(4401)], { reconnectBaseDelay: 1000 })
+    expect(third.link).toMatchObject({ kind: 'waiting', attempt: 2 })
+    expect(third.effects).not.toContainEqual({ type: 'openSocket', refresh: true })
+  })
+
+  it('the at-once retry comes back once a socket was live', () => {
+    const { link } = run(LIVE, [drop(4401), drop(4401), timer('retry'), open, { type: 'socketMessage' }, drop(4401)], { reconnectBaseDelay: 1000 })
+    expect(link).toEqual({ kind: 'connecting', attempt: 0, refreshed: true })
+  })
+
+  it('a server that accepts the upgrade and closes with 4401 before any message: that attempt failed, no new at-once retry, the backoff grows', () => {
+    const o = { reconnectBaseDelay: 1000 }
+    const refreshed = run(LIVE, [drop(4401), open, drop(4401)], o)
+    expect(refreshed.link).toEqual({ kind: 'waiting', attempt: 1, delay: 1000, refreshed: true })
+    const next = run(refreshed.link, [timer('retry'), open, drop(4401)], o)
+    expect(next.link).toEqual({ kind: 'waiting', attempt: 2, delay: 2000, refreshed: true })
+    // Other closes of an open socket keep their meaning: a drop after opening starts the count again.
+    expect(run(LIVE, [drop(4401), open, drop(1006)], o).link).toMatchObject({ kind: 'waiting', attempt: 1 })
+  })
+
+  it('4403 closes for good with a "forbidden" reason', () => {
+    const { link } = run({ kind: 'connecting', attempt: 0 }, [drop(4403, 'token of another task')])
+    expect(link).toMatchObject({ kind: 'closed', fatal: true })
+    expect(link.kind === 'closed' ? link.reason : '').toMatch(/^forbidden: .*token of another task.*close code 4403/)
+  })
+
+  it('refused (a 403 status read) closes for good from any state but closed', () => {
+    for (const from of [LIVE, { kind: 'waiting', attempt: 2, delay: 2000 } as Link, { kind: 'polling', probing: false } as Link]) {
+      const { link, effects } = run(from, [{ type: 'refused', reason: 'forbidden: HTTP 403' }])
+      expect(link).toEqual({ kind: 'closed', reason: 'forbidden: HTTP 403', fatal: true })
+      expect(effects).toContainEqual({ type: 'closeSocket', code: 1000, reason: 'refused' })
+    }
+    expect(run(INITIAL_LINK, [{ type: 'refused', reason: 'x' }]).link).toBe(INITIAL_LINK)
   })
 })

@@ -237,7 +237,17 @@ describe('mergeOptions: the most demanding value wins', () => {
       linger: 9000,
       // The snapshot is shared: a subscriber that wants stall notices gets them (0, off, loses).
       staleAfter: 45_000,
+      authScope: '',
+      credentials: 'same-origin',
     })
+  })
+
+  it('credentials: whoever needs cookies on status reads gets them (include > same-origin > omit)', () => {
+    const omit = resolveOptions({ credentials: 'omit' })
+    const include = resolveOptions({ credentials: 'include' })
+    expect(mergeOptions(omit, DEFAULT_OPTIONS).credentials).toBe('same-origin')
+    expect(mergeOptions(DEFAULT_OPTIONS, include).credentials).toBe('include')
+    expect(mergeOptions(omit, omit).credentials).toBe('omit')
   })
 
   it('is symmetric apart from backendUrl', () => {
@@ -266,5 +276,33 @@ describe('initialSnapshot', () => {
       seq: null,
       connectionError: null,
     })
+  })
+})
+
+describe('auth options', () => {
+  it('authScope and credentials resolve like every option: a wrong value means the default', () => {
+    expect(resolveOptions({ authScope: 'user-7', credentials: 'include' })).toMatchObject({ authScope: 'user-7', credentials: 'include' })
+    const wrong = resolveOptions({ authScope: 7 as unknown as string, credentials: 'always' as unknown as 'include' })
+    expect(wrong).toMatchObject({ authScope: '', credentials: 'same-origin' })
+  })
+
+  it('the auth function is never part of the resolved options (nor of a JSON key made of them)', () => {
+    const resolved = resolveOptions({ auth: () => 'token', authScope: 'u1' })
+    expect(Object.keys(resolved)).not.toContain('auth')
+    expect(JSON.stringify(resolved)).toContain('"authScope":"u1"')
+  })
+
+  it('the scope is part of the task key: two identities are two keys, no scope and "" are one', () => {
+    const target = (authScope?: string) => resolveTarget('localhost:8000', 'job-1', false, authScope)
+    const anonymous = target()
+    const empty = target('')
+    const alice = target('alice')
+    const bob = target('bob')
+    expect(anonymous.ok && empty.ok && alice.ok && bob.ok).toBe(true)
+    if (!anonymous.ok || !empty.ok || !alice.ok || !bob.ok) return
+    expect(empty.key).toBe(anonymous.key)
+    expect(alice.key).not.toBe(bob.key)
+    expect(alice.key).not.toBe(anonymous.key)
+    expect(alice.key).toBe(taskKey('job-1', { authScope: 'alice' }, false))
   })
 })

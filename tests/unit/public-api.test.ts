@@ -43,6 +43,7 @@ it('exports exactly the public names', () => {
       'statusUrl',
       'streamUrl',
       'taskKey',
+      'validateBearerToken',
       'validateServerMessage',
       'validateStatusResponse',
       'validateTaskId',
