@@ -7,11 +7,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AuthContext, TaskOptions } from 'tabcast'
 import { createLocalLink } from '../../src/client/local-link.js'
-import { createPortLink, type ChannelLike } from '../../src/client/port-link.js'
 import { TabClient } from '../../src/client/tab-client.js'
 import type { TabHub } from '../../src/core/tab-hub.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from '../../worker/shared-worker-host.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
+import { openPortLink } from '../support/port-links.js'
 
 const TASK = 'voice_1'
 const WAIT = { timeout: 2000, interval: 5 }
@@ -28,22 +28,9 @@ function sharedWorker(): { env: FakeEnv; hub: TabHub; tab: (tabId: string, auth?
   const hub = startSharedWorkerHost(scope, env.env)
   closers.push(() => hub.close())
   const tab = (tabId: string, auth?: TaskOptions['auth']): TabClient => {
-    const { port1, port2 } = new MessageChannel()
-    for (const listener of listeners) listener({ ports: [port1] })
-    const channels: ChannelLike[] = []
-    closers.push(() => {
-      port1.close()
-      port2.close()
-      for (const channel of channels) {
-        channel.port1.close?.()
-        channel.port2.close?.()
-      }
-    })
-    const link = createPortLink(port2, () => {
-      const channel = new MessageChannel()
-      channels.push(channel)
-      return channel
-    })
+    const link = openPortLink((port) => {
+      for (const listener of listeners) listener({ ports: [port] })
+    }, closers)
     return new TabClient({
       links: [() => link],
       tabId,

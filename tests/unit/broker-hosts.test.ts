@@ -10,7 +10,6 @@ import type { TaskSnapshot } from 'tabcast'
 import type { BrokerLink } from '../../src/client/link.js'
 import { inPageTransport, loopbackPorts } from '../../src/client/in-page.js'
 import { createLocalLink } from '../../src/client/local-link.js'
-import { createPortLink, type ChannelLike } from '../../src/client/port-link.js'
 import { createSessionLink, serveEvents } from '../../src/client/session-link.js'
 import { TabClient } from '../../src/client/tab-client.js'
 import { createBrokerHost } from '../../src/core/broker-host.js'
@@ -20,6 +19,7 @@ import type { TabHub } from '../../src/core/tab-hub.js'
 import { PROTOCOL_VERSION } from '../../src/protocol-version.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from '../../worker/shared-worker-host.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
+import { openPortLink } from '../support/port-links.js'
 import { settle } from '../support/fake-fetch.js'
 
 const TASK = 'voice_1'
@@ -59,24 +59,7 @@ function sharedWorkerHost(): Host & { hub: () => TabHub } {
     env,
     hub: () => hub,
     close: () => hub.close(),
-    link: () => {
-      const { port1, port2 } = new MessageChannel()
-      connect(port1)
-      const channels: ChannelLike[] = []
-      closers.push(() => {
-        port1.close()
-        port2.close()
-        for (const channel of channels) {
-          channel.port1.close?.()
-          channel.port2.close?.()
-        }
-      })
-      return createPortLink(port2, () => {
-        const channel = new MessageChannel()
-        channels.push(channel)
-        return channel
-      })
-    },
+    link: () => openPortLink(connect, closers),
   }
 }
 
