@@ -157,12 +157,14 @@ export class TabClient implements TabcastClient {
    * another subscription of the same task in this tab (the first may have just left).
    */
   private token(subId: number, context: AuthContext): string | null | Promise<string | null> {
-    const asked = this.subscriptions.get(subId)
+    // Subscriptions and once-registrations share one id sequence; a task followed only
+    // through `once` is asked by the host's once-watcher with a registration id.
+    const asked = this.subscriptions.get(subId) ?? this.onceHandlers.all().find((registration) => registration.id === subId)
     let auth = asked ? this.authOf(asked.options) : undefined
     if (!auth) {
       const key = asked?.key ?? taskKey(context.projectId, { backendUrl: context.backendUrl })
-      for (const subscription of this.subscriptions.values()) {
-        if (subscription.key === key) auth ??= this.authOf(subscription.options)
+      for (const entry of [...this.subscriptions.values(), ...this.onceHandlers.all()]) {
+        if (entry.key === key) auth ??= this.authOf(entry.options)
       }
     }
     if (!auth) throw new Error(`tab ${this.config.tabId} has no auth function for task ${context.projectId}`)
@@ -344,7 +346,7 @@ export class TabClient implements TabcastClient {
 
   private registerOnce(link: BrokerLink, registration: LocalOnce): void {
     const once = { ...(registration.ackTimeout === undefined ? {} : { ackTimeout: registration.ackTimeout }) }
-    this.call(link.registerOnce(registration.id, registration.projectId, registration.event, withoutAuth(registration.options), once), 'registerOnce').then(
+    this.call(link.registerOnce(registration.id, registration.projectId, registration.event, this.wire(registration.options), once), 'registerOnce').then(
       (state) => {
         if (state.state === 'done') this.onceHandlers.registeredDone(registration.id, state)
       },

@@ -22,8 +22,10 @@ import {
   type OnceTaskState,
   type TabPresence,
 } from './once-coordinator.js'
-import type { OnceHostOptions } from './session-protocol.js'
+import type { OnceHostOptions, WireTaskOptions } from './session-protocol.js'
 import type { TabSession } from './tab-hub.js'
+import type { TokenSource } from './task-channel.js'
+import { errorText } from '../error-text.js'
 import { taskKey } from '../task-key.js'
 import type { TaskOptions, TaskSnapshot } from '../types.js'
 
@@ -32,6 +34,14 @@ const SETTLED_NOTICE_TIMEOUT = 5000
 
 interface Watcher {
   unsubscribe: () => void
+  /** Whether its broker subscription carries a token source (some registration gave `auth`). */
+  withAuth: boolean
+}
+
+/** A once-registration whose tab has an `auth` function for the task. */
+interface AuthCandidate {
+  key: string
+  regId: number
 }
 
 /** The value a once-handler gets: the result of a completed task, the error of a failed one. */
@@ -47,6 +57,8 @@ export class OnceHost {
   private readonly sessions = new Map<string, TabSession>()
   private readonly keys = new WeakMap<TabSession, string>()
   private readonly watchers = new Map<string, Watcher>()
+  /** Per task, the registrations whose tabs can give a token, in the order they came. */
+  private readonly authCandidates = new Map<string, AuthCandidate[]>()
   private serial = 1
 
   constructor(broker: Broker, maxRememberedTasks?: number) {
@@ -76,7 +88,8 @@ export class OnceHost {
     })
   }
 
-  register(session: TabSession, regId: number, projectId: string, event: OnceEvent, options: TaskOptions, once: OnceHostOptions): OnceRegistrationState {
+  register(session: TabSession, regId: number, projectId: string, event: OnceEvent, wire: WireTaskOptions, once: OnceHostOptions): OnceRegistrationState {
+    const { withAuth, ...options } = wire
     const task = taskKey(projectId, options, this.broker.env.secure)
     const key = this.keyOf(session)
     const state = this.coordinator.register(key, regId, {
@@ -85,7 +98,14 @@ export class OnceHost {
       ...(once.ackTimeout === undefined ? {} : { ackTimeout: once.ackTimeout }),
       ...(once.done === undefined ? {} : { done: once.done }),
     })
-    if (state.state === 'pending' && !this.watchers.has(task)) this.follow(task, projectId, options)
+    if (state.state === 'pending') {
+      if (withAuth === true) this.authCandidates.set(task, [...(this.authCandidates.get(task) ?? []), { key, regId }])
+      const watcher = this.watchers.get(task)
+      // A task followed only for its once-handlers needs a token like any other: the
+      // watcher asks the registering tabs. It is replaced (the new subscription first, so
+      // the channel stays open) when the first registration with `auth` comes later.
+      if (!watcher || (withAuth === true && !watcher.withAuth)) this.follow(task, projectId, options, withAuth === true)
+    }
     this.reconcile()
     return state.state === 'done' && state.ranIn !== null ? { ...state, ranIn: tabIdOf(state.ranIn) } : state
   }
@@ -94,6 +114,9 @@ export class OnceHost {
     const key = this.keys.get(session)
     if (key === undefined) return
     this.coordinator.unregister(key, regId)
+    for (const [task, candidates] of this.authCandidates) {
+      this.authCandidates.set(task, candidates.filter((candidate) => candidate.key !== key || candidate.regId !== regId))
+    }
     this.reconcile()
   }
 
@@ -144,8 +167,9 @@ export class OnceHost {
   }
 
   /** Follows the task for its terminal event, as a subscriber of its own. */
-  private follow(task: string, projectId: string, options: TaskOptions): void {
-    const watcher: Watcher = { unsubscribe: () => {} }
+  private follow(task: string, projectId: string, options: TaskOptions, withAuth: boolean): void {
+    const previous = this.watchers.get(task)
+    const watcher: Watcher = { unsubscribe: () => {}, withAuth }
     this.watchers.set(task, watcher)
     const unsubscribe = this.broker.subscribe(projectId, options, (event) => {
       if (event.type !== 'snapshot') return
@@ -153,11 +177,47 @@ export class OnceHost {
       if (!terminal) return
       this.coordinator.terminal(task, terminal.event, terminal.value)
       this.reconcile()
-    })
+    }, undefined, withAuth ? this.tokenSource(task) : undefined)
+    previous?.unsubscribe()
     // The first snapshot arrives during `subscribe`; if that already ended the need for
     // this watcher, it was dropped before its real unsubscribe existed.
     if (this.watchers.get(task) === watcher) watcher.unsubscribe = unsubscribe
     else unsubscribe()
+  }
+
+  /**
+   * Where the watcher of `task` gets tokens: the tabs that registered a once-handler for
+   * it with `auth`, asked one after another (each with the channel's deadline) through
+   * their sessions, as a subscription's tab is asked. Tabs that left are skipped.
+   */
+  private tokenSource(task: string): TokenSource {
+    return {
+      id: `once ${task}`,
+      get: async (context, timeout) => {
+        const problems: string[] = []
+        const tried = new Set<AuthCandidate>()
+        // Read again after each failure: a tab that registered meanwhile is asked too.
+        for (;;) {
+          const candidate = (this.authCandidates.get(task) ?? []).find((entry) => !tried.has(entry) && this.isLive(entry.key))
+          if (!candidate) break
+          tried.add(candidate)
+          const { key, regId } = candidate
+          const session = this.sessions.get(key)
+          if (!session) continue
+          try {
+            return await session.request('token', [regId, context], timeout)
+          } catch (error) {
+            problems.push(errorText(error))
+          }
+        }
+        throw new Error(problems.length > 0 ? problems.join('; ') : 'no tab with a once-handler and an auth function follows it')
+      },
+    }
+  }
+
+  private isLive(key: string): boolean {
+    const session = this.sessions.get(key)
+    return session !== undefined && !session.isReleased
   }
 
   /** Stops following tasks nobody has a once-handler for any more. */
@@ -166,6 +226,7 @@ export class OnceHost {
     for (const [task, watcher] of this.watchers) {
       if (registered.has(task)) continue
       this.watchers.delete(task)
+      this.authCandidates.delete(task)
       watcher.unsubscribe()
     }
   }

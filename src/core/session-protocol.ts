@@ -55,8 +55,9 @@ export interface TabRequests {
   /** Is this tab alive and answering? Answers with its tab id. */
   ping: { args: []; result: string }
   /**
-   * A fresh token for subscription `subId`'s task, from the tab's `auth` function (or
-   * null: none). The tab may answer from another of its subscriptions of the same task.
+   * A fresh token for the task of subscription or once-registration `subId` (the tab's
+   * ids are one sequence), from the tab's `auth` function (or null: none). The tab may
+   * answer from another of its subscriptions of the same task.
    */
   token: { args: [subId: number, context: AuthContext]; result: string | null }
   /**
@@ -155,7 +156,7 @@ export interface SessionApi {
    * effect was done already (a host restarted). Answers `done` when the effect was done
    * (or the task ended with the other event), so the tab can drop the handler.
    */
-  registerOnce(regId: number, projectId: string, event: OnceEvent, options: TaskOptions, once: OnceHostOptions): OnceRegistrationState
+  registerOnce(regId: number, projectId: string, event: OnceEvent, options: WireTaskOptions, once: OnceHostOptions): OnceRegistrationState
   unregisterOnce(regId: number): void
   /** How visible this tab is, for choosing which tab runs a once-handler. */
   setPresence(presence: TabPresence): void

@@ -98,6 +98,55 @@ describe('tokens through the SharedWorker host', () => {
   })
 })
 
+describe('tokens for a task followed only through once()', () => {
+  it("the host's once-watcher asks the registering tab for a token, so once() alone can follow a task behind auth", async () => {
+    const { env, tab } = sharedWorker()
+    const asked: AuthContext[] = []
+    tab('tab-1').once(TASK, 'completed', () => {}, {
+      backendUrl: 'localhost:8000',
+      auth: (context) => {
+        asked.push(context)
+        return 'once-token'
+      },
+    })
+    await vi.waitFor(() => expect(env.sockets.count).toBe(1), WAIT)
+    expect(env.sockets.last.protocols).toEqual(['tabcast', 'tabcast.bearer.once-token'])
+    expect(asked).toEqual([{ projectId: TASK, backendUrl: 'localhost:8000', reason: 'connect' }])
+  })
+
+  it('a later registration with auth gives the watcher a token source without closing the channel', async () => {
+    const { env, hub, tab } = sharedWorker()
+    tab('tab-1').once(TASK, 'completed', () => {})
+    await vi.waitFor(() => expect(env.sockets.count).toBe(1), WAIT)
+    expect(env.sockets.last.protocols).toBeUndefined()
+    tab('tab-2').once(TASK, 'completed', () => {}, { auth: () => 'late-token' })
+    await vi.waitFor(() => expect(hub.liveTabs()).toHaveLength(2), WAIT)
+    // The watcher was replaced, not the channel: still one socket and one subscriber.
+    await vi.waitFor(() => expect(hub.broker.stats().tasks.map((task) => task.subscribers)).toEqual([1]), WAIT)
+    expect(env.sockets.count).toBe(1)
+    expect(env.sockets.last.isClosed).toBe(false)
+    // The next connection (here after the server drops this one) asks tab-2 for its token.
+    env.sockets.last.open()
+    env.sockets.last.drop(1006)
+    env.clock.advance(2000)
+    await vi.waitFor(() => expect(env.sockets.count).toBe(2), WAIT)
+    expect(env.sockets.last.protocols).toEqual(['tabcast', 'tabcast.bearer.late-token'])
+  })
+
+  it('when the registering tab leaves, the next tab with a once-handler and auth is asked', async () => {
+    const { env, hub, tab } = sharedWorker()
+    let askedA = 0
+    tab('tab-a').once(TASK, 'completed', () => {}, { auth: () => (askedA++, new Promise<string>(() => {})) })
+    await vi.waitFor(() => expect(askedA).toBe(1), WAIT)
+    tab('tab-b').once(TASK, 'completed', () => {}, { auth: () => 'from-b' })
+    await vi.waitFor(() => expect(hub.liveTabs()).toHaveLength(2), WAIT)
+    expect(env.sockets.count).toBe(0)
+    hub.liveTabs().find((session) => session.tabId === 'tab-a')?.release()
+    await vi.waitFor(() => expect(env.sockets.count).toBe(1), WAIT)
+    expect(env.sockets.last.protocols).toEqual(['tabcast', 'tabcast.bearer.from-b'])
+  })
+})
+
 describe('tokens through the per-tab (in-page) host', () => {
   it('the same token request reaches the tab over the in-page transport', async () => {
     const env = fakeEnv()
