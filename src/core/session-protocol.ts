@@ -15,7 +15,7 @@
  */
 import type { OnceEvent, OnceRegistrationState, OnceRunRequest, OnceSettled, TabPresence } from './once-coordinator.js'
 import type { ServerMessage } from '../protocol.js'
-import type { AuthContext, BrokerMode, BrokerStats, SubscribeOptions, TaskOptions, TaskSnapshot } from '../types.js'
+import type { AuthContext, BrokerMode, BrokerStats, SubscribeOptions, TaskSnapshot } from '../types.js'
 import type { SendResult } from './task-channel.js'
 
 /** One event of a subscription, as the host posts it. */
