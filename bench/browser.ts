@@ -43,6 +43,7 @@ function readSettings(argv: string[]): BrowserBenchSettings {
       server: { type: 'string' },
       out: { type: 'string' },
       'no-frame-keeper': { type: 'boolean', default: false },
+      'demo-repetitions': { type: 'string' },
     },
     strict: true,
   })
@@ -60,6 +61,11 @@ function readSettings(argv: string[]): BrowserBenchSettings {
     settings.server = values.server as ServerBenchMode
   }
   if (values['no-frame-keeper']) settings.frameKeeper = false
+  if (values['demo-repetitions'] !== undefined) {
+    const repetitions = Number(values['demo-repetitions'])
+    if (!Number.isInteger(repetitions) || repetitions < 0) throw new Error(`--demo-repetitions must be a whole number, got ${values['demo-repetitions']}`)
+    settings.demoPaint.repetitions = repetitions
+  }
   return settings
 }
 

@@ -5,6 +5,7 @@
  * goals of issue 7; and the renderings (a console table, Markdown for the README).
  */
 import type { Variant } from '../pages/api.js'
+import type { DemoPaintRun } from './demo-paint.js'
 import type { BundleSizes } from './pages.js'
 import type { ServerBenchResult } from './server-bench.js'
 import type { Machine } from '../machine.js'
@@ -106,9 +107,26 @@ export interface BrowserBenchReport {
   sizes: BundleSizes | { error: string }
   cells: CellReport[]
   goals: Goal[]
+  /** Paint latency on the demo's /test-websocket page, SharedWorker vs per-tab sockets. */
+  demoPaint: DemoPaintSummary | null
   serverBench: ServerBenchResult
   units: UnitResult[]
   warmups: UnitResult[]
+  demoPaintRuns: DemoPaintRun[]
+}
+
+export interface DemoPaintSummary {
+  tabs: number
+  intervalMs: number
+  runs: number
+  errors: string[]
+  /** Per variant, over its runs: send → DOM change and send → paint, ms. */
+  tabcast: { writeP50: Spread; writeP99: Spread; paintP50: Spread; paintP99: Spread; samples: number; expectedSamples: number; connections: number[] }
+  baseline: { writeP50: Spread; writeP99: Spread; paintP50: Spread; paintP99: Spread; samples: number; expectedSamples: number; connections: number[] }
+  /** tabcast − baseline, pair by pair (runs of the same repetition). */
+  paintP50DiffMs: Spread
+  paintP99DiffMs: Spread
+  writeP50DiffMs: Spread
 }
 
 export interface RunData {
@@ -119,7 +137,41 @@ export interface RunData {
   sizes: BundleSizes | { error: string }
   units: UnitResult[]
   warmups: UnitResult[]
+  demoPaint: DemoPaintRun[]
   server: ServerBenchResult
+}
+
+function summarizeDemoPaint(runs: readonly DemoPaintRun[], settings: BrowserBenchSettings): DemoPaintSummary | null {
+  if (runs.length === 0) return null
+  const ok = runs.filter((run) => run.error === null)
+  const of = (variant: DemoPaintRun['variant']): DemoPaintSummary['tabcast'] => {
+    const mine = ok.filter((run) => run.variant === variant)
+    return {
+      writeP50: spread(mine.map((run) => run.writeP50)),
+      writeP99: spread(mine.map((run) => run.writeP99)),
+      paintP50: spread(mine.map((run) => run.paintP50)),
+      paintP99: spread(mine.map((run) => run.paintP99)),
+      samples: mine.reduce((sum, run) => sum + run.samples, 0),
+      expectedSamples: mine.reduce((sum, run) => sum + run.expectedSamples, 0),
+      connections: mine.map((run) => run.connections),
+    }
+  }
+  const pairs = [...new Set(ok.map((run) => run.repetition))].flatMap((repetition) => {
+    const tc = ok.find((run) => run.repetition === repetition && run.variant === 'tabcast')
+    const bl = ok.find((run) => run.repetition === repetition && run.variant === 'baseline')
+    return tc && bl ? [{ tc, bl }] : []
+  })
+  return {
+    tabs: settings.demoPaint.tabs,
+    intervalMs: settings.demoPaint.intervalMs,
+    runs: runs.length,
+    errors: runs.flatMap((run) => (run.error === null ? [] : [`${run.variant} #${run.repetition + 1}: ${run.error}`])),
+    tabcast: of('tabcast'),
+    baseline: of('baseline'),
+    paintP50DiffMs: spread(pairs.map(({ tc, bl }) => tc.paintP50 - bl.paintP50)),
+    paintP99DiffMs: spread(pairs.map(({ tc, bl }) => tc.paintP99 - bl.paintP99)),
+    writeP50DiffMs: spread(pairs.map(({ tc, bl }) => tc.writeP50 - bl.writeP50)),
+  }
 }
 
 function median(values: readonly number[]): number {
@@ -204,7 +256,7 @@ const CPU_GOAL_RATIO = 0.5
 /** Issue 15: navigation start → first paint of the current progress in a late-joining tab. */
 const LATE_JOIN_GOAL_MS = 50
 
-function evaluateGoals(cells: readonly CellReport[], sizes: BundleSizes | { error: string }): Goal[] {
+function evaluateGoals(cells: readonly CellReport[], sizes: BundleSizes | { error: string }, demo: DemoPaintSummary | null): Goal[] {
   const goals: Goal[] = []
   const connectionsRight = cells.every(
     (cell) =>
@@ -242,6 +294,13 @@ function evaluateGoals(cells: readonly CellReport[], sizes: BundleSizes | { erro
         .join('; '),
     })
   }
+  if (demo) {
+    goals.push({
+      name: `demo page (/test-websocket, ${demo.tabs} tabs): SharedWorker paint within 1 ms of per-tab sockets at the median, 5 ms at p99`,
+      met: demo.paintP50DiffMs.n === 0 ? null : demo.paintP50DiffMs.median <= 1 && demo.paintP99DiffMs.median <= 5,
+      detail: `Δp50 ${signed(demo.paintP50DiffMs, ' ms')}, Δp99 ${signed(demo.paintP99DiffMs, ' ms')}`,
+    })
+  }
   goals.push({
     name: `late join: tabcast paints the current progress < ${LATE_JOIN_GOAL_MS} ms after navigation starts`,
     met: cells.length === 0 ? null : cells.every((cell) => cell.tabcast.lateJoinMs.median < LATE_JOIN_GOAL_MS),
@@ -275,6 +334,7 @@ function evaluateGoals(cells: readonly CellReport[], sizes: BundleSizes | { erro
 }
 
 export function summarizeRun(data: RunData): BrowserBenchReport {
+  const demoPaint = summarizeDemoPaint(data.demoPaint, data.settings)
   const cells: CellReport[] = []
   for (const tabs of data.settings.tabs) {
     for (const tasks of data.settings.tasks) {
@@ -299,10 +359,12 @@ export function summarizeRun(data: RunData): BrowserBenchReport {
     settings: data.settings,
     sizes: data.sizes,
     cells,
-    goals: evaluateGoals(cells, data.sizes),
+    goals: evaluateGoals(cells, data.sizes, demoPaint),
+    demoPaint,
     serverBench: data.server,
     units: data.units,
     warmups: data.warmups,
+    demoPaintRuns: data.demoPaint,
   }
 }
 
@@ -347,6 +409,31 @@ function settingsLine(settings: BrowserBenchSettings): string {
     `reconnect: server down ${settings.reconnect.downtimeMs} ms with progress every ${settings.reconnect.intervalMs} ms` +
     `${settings.frameKeeper ? '; every tab renders like a visible window (frame keeper)' : '; no frame keeper'}`
   )
+}
+
+function renderDemoPaint(demo: DemoPaintSummary): string[] {
+  const row = (name: string, v: DemoPaintSummary['tabcast']): string[] => [
+    name,
+    unique(v.connections),
+    `${v.samples} / ${v.expectedSamples}`,
+    s1(v.writeP50, ' ms'),
+    s1(v.writeP99, ' ms'),
+    s1(v.paintP50, ' ms'),
+    s1(v.paintP99, ' ms'),
+  ]
+  return [
+    `### The demo page: ${demo.tabs} tabs on /test-websocket, a progress step every ${demo.intervalMs} ms`,
+    '',
+    markdownTable(
+      ['variant', 'server sockets', 'steps seen / sent (all tabs)', 'send → DOM change p50', 'p99', 'send → paint p50', 'p99'],
+      [row('tabcast (`?mode=shared-worker`)', demo.tabcast), row('own socket per tab (`?mode=per-tab`)', demo.baseline)],
+    ),
+    '',
+    `Δ (pair by pair): DOM change p50 ${signed(demo.writeP50DiffMs, ' ms')}, paint p50 ${signed(demo.paintP50DiffMs, ' ms')}, paint p99 ${signed(demo.paintP99DiffMs, ' ms')}. ` +
+      'The same React page and `<ProgressBar>` in both; the baseline opens its own WebSocket in each tab. Stamped from an init script: the percent\'s DOM change, and the first rendering update after it (bench/browser/demo-paint.ts).' +
+      (demo.errors.length > 0 ? ` Failed runs: ${demo.errors.join('; ')}.` : ''),
+    '',
+  ]
 }
 
 /** The Markdown section for the README. */
@@ -427,6 +514,7 @@ export function renderMarkdown(report: BrowserBenchReport): string {
     ),
   )
   out.push('')
+  if (report.demoPaint) out.push(...renderDemoPaint(report.demoPaint))
   out.push('### Late join and server restart')
   out.push('')
   out.push(

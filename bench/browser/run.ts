@@ -13,6 +13,7 @@ import { chromium, type Browser } from 'playwright-core'
 import { startBackend, type E2eBackend } from '../../tests/e2e/support/backend.js'
 import { CHROMIUM_ARGS, findChromium } from '../../tests/e2e/support/chromium.js'
 import type { Variant } from '../pages/api.js'
+import { runDemoPaint, type DemoPaintRun } from './demo-paint.js'
 import { buildAndServePages, measureBundleSizes, type BundleSizes, type ServedPages } from './pages.js'
 import { summarizeRun, type BrowserBenchReport } from './report.js'
 import { runServerBench } from './server-bench.js'
@@ -57,6 +58,7 @@ export async function runBrowserBench(settings: BrowserBenchSettings, options: R
   let backend: E2eBackend | null = null
   const units: UnitResult[] = []
   const warmups: UnitResult[] = []
+  let demoPaint: DemoPaintRun[] = []
   let sizes: BundleSizes | { error: string }
   let chromiumVersion: string
   let chromiumPath: string
@@ -102,6 +104,10 @@ export async function runBrowserBench(settings: BrowserBenchSettings, options: R
         }
       }
     }
+    if (settings.demoPaint.repetitions > 0) {
+      log(`demo page: ${settings.demoPaint.tabs} tabs on /test-websocket, a step every ${settings.demoPaint.intervalMs} ms …`)
+      demoPaint = await runDemoPaint(browser, backend, settings.demoPaint, () => context.nextTaskId('demo'), log)
+    }
   } finally {
     await Promise.allSettled([browser?.close(), pages?.close(), backend?.close()])
   }
@@ -121,6 +127,7 @@ export async function runBrowserBench(settings: BrowserBenchSettings, options: R
     sizes,
     units,
     warmups,
+    demoPaint,
     server,
   })
 }

@@ -53,6 +53,16 @@ export interface BrowserBenchSettings {
     /** How long to wait for every tab to be live again. */
     timeoutMs: number
   }
+  /** Paint latency on the demo's /test-websocket page (bench/browser/demo-paint.ts). */
+  demoPaint: {
+    tabs: number
+    /** One progress step (one whole percent) this often, ms. */
+    intervalMs: number
+    /** Steps per run (at most 99: each is one percent). */
+    steps: number
+    /** Runs of each variant, alternating which goes first; 0 skips the phase. */
+    repetitions: number
+  }
   /**
    * Give every tab the frame keeper (bench/pages/style.css), so each renders like a
    * visible window: headless Chromium otherwise paints all but the front window at
@@ -77,6 +87,7 @@ export function defaultSettings(quick: boolean, outDir: string): BrowserBenchSet
       burst: { ratePerTask: 200, durationMs: 300, minDurationMs: 100, deliveryBudget: 1000, drainTimeoutMs: 20_000, idleSampleMs: 300 },
       lateJoin: { joins: 1, intervalMs: 300 },
       reconnect: { intervalMs: 50, downtimeMs: 200, timeoutMs: 15_000 },
+      demoPaint: { tabs: 2, intervalMs: 20, steps: 30, repetitions: 1 },
       frameKeeper: true,
       server: 'skip',
       outDir,
@@ -92,6 +103,8 @@ export function defaultSettings(quick: boolean, outDir: string): BrowserBenchSet
     burst: { ratePerTask: 1000, durationMs: 2000, minDurationMs: 250, deliveryBudget: 12_000, drainTimeoutMs: 60_000, idleSampleMs: 500 },
     lateJoin: { joins: 2, intervalMs: 500 },
     reconnect: { intervalMs: 50, downtimeMs: 300, timeoutMs: 20_000 },
+    // As issue 15 measured it: 2 tabs, a step every 20 ms.
+    demoPaint: { tabs: 2, intervalMs: 20, steps: 99, repetitions: 5 },
     frameKeeper: true,
     server: 'short',
     outDir,

@@ -76,6 +76,16 @@ describe('npm run bench -- --quick', () => {
     }
     expect(report.goals.find((goal) => goal.name.startsWith('server sockets'))?.met).toBe(true)
 
+    // The demo page phase: the real /test-websocket page, one socket through the
+    // SharedWorker against one per tab, and every tab painted steps of the task.
+    const demo = report.demoPaint
+    expect(demo?.errors).toEqual([])
+    expect(demo?.tabcast.connections).toEqual([1])
+    expect(demo?.baseline.connections).toEqual([report.settings.demoPaint.tabs])
+    expect(demo?.tabcast.samples).toBeGreaterThan(0)
+    expect(demo?.baseline.samples).toBeGreaterThan(0)
+    expect(demo?.paintP50DiffMs.n).toBe(1)
+
     const markdown = readFileSync(join(dir, 'browser.md'), 'utf8')
     expect(markdown).toContain('| tabs | tasks | sockets tabcast / baseline |')
     expect(markdown).toContain('`npm run bench -- --quick')
