@@ -269,7 +269,15 @@ class Step {
       this.s.networkProblem = null
       const { task, messages } = applyStatus(this.s.task, result.status, this.context.now, { advanceSeq: purpose !== 'backoff' })
       this.s.task = task
-      for (const message of messages) this.effects.push({ type: 'deliver', message })
+      for (const message of messages) {
+        // A backoff read keeps the seq, so that the stream replays what was missed once it
+        // is back; the replay brings this step too, as the server sent it. Delivering the
+        // read's copy as well would hand `onMessage` the step twice: the bar shows it at
+        // once (the snapshot), `onMessage` hears it from the replay. An end is delivered
+        // at once: after it the channel closes and nothing is replayed.
+        if (purpose === 'backoff' && message.type === 'progress') continue
+        this.effects.push({ type: 'deliver', message })
+      }
       if (isFinished(this.s.task)) this.connection({ type: 'finished' })
     } else if (purpose !== 'gap' && !late && !isFinished(this.s.task)) {
       // A failed gap fill is not worth alarming anyone: the stream itself is live again, and a

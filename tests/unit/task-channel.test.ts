@@ -195,6 +195,27 @@ describe('status during backoff (issue 11, case 3)', () => {
     expect(world.sockets.last.url).toBe(STREAM)
   })
 
+  it('onMessage hears a step shown by a backoff read once, from the replay, not twice', async () => {
+    setup({ reconnectBaseDelay: 100 })
+    const socket = live()
+    socket.receive(progress(0.1, 1))
+    socket.drop()
+    world.http.last.respond({ body: { project_id: TASK, status: 'running', progress: 0.3, seq: 3 } })
+    await settle()
+    // The bar shows the read at once; no message is made up from it.
+    expect(world.snapshot).toMatchObject({ connection: 'reconnecting', progress: 0.3 })
+    const steps = (): (number | undefined)[] => world.messages.filter((message) => message.type === 'progress').map((message) => message.seq)
+    expect(steps()).toEqual([1])
+    world.clock.advance(100)
+    expect(world.sockets.last.url).toBe(`${STREAM}?since=1`)
+    const again = live({ last_seq: 3 })
+    again.receive({ ...progress(0.2, 2), metadata: { from: 'replay' } })
+    again.receive({ ...progress(0.3, 3), metadata: { from: 'replay' } })
+    expect(steps()).toEqual([1, 2, 3])
+    expect(world.messages.at(-1)).toMatchObject({ metadata: { from: 'replay' } })
+    expect(world.snapshot).toMatchObject({ connection: 'live', progress: 0.3, seq: 3 })
+  })
+
   it('at most one read per backoff step, never closer than pollingInterval', async () => {
     setup({ pollingInterval: 3000 })
     world.http.auto = (request) => request.respond({ body: { project_id: TASK, status: 'running', progress: 0.1 } })
