@@ -87,8 +87,8 @@ export class TabClient implements TabcastClient {
   private readonly failures: string[] = []
   private active: Promise<Active> | null = null
   private current: Active | null = null
-  /** The link whose hello is under way: its batches count already (they may overtake hello's answer). */
-  private connecting: BrokerLink | null = null
+  /** The link whose hello is under way, and that hello: its batches count already (they may overtake hello's answer). */
+  private connecting: { link: BrokerLink; greeting: Promise<Hello> } | null = null
   /** The link each subscription and once-handler was last registered on, so none is registered twice. */
   private readonly registeredOn = new Map<number, BrokerLink>()
   /** A flush opened a frame window: snapshots wait for that frame (see `flushSoon`). */
@@ -142,6 +142,8 @@ export class TabClient implements TabcastClient {
       key: taskKey(projectId, options),
     }
     this.subscriptions.set(subscription.id, subscription)
+    // A hello under way (another subscription started it): this one goes right behind it too.
+    if (this.connecting) this.register(this.connecting.link, subscription, this.connecting.greeting)
     void this.connect().then(
       (active) => {
         if (this.subscriptions.has(subscription.id)) this.register(active.link, subscription)
@@ -152,9 +154,7 @@ export class TabClient implements TabcastClient {
     this.armHealthCheck()
     return () => {
       if (!this.subscriptions.delete(subscription.id)) return
-      this.registeredOn.delete(subscription.id)
-      const link = this.current?.link
-      if (link) void this.call(link.unsubscribe(subscription.id), 'unsubscribe').catch(() => {})
+      this.unregister(subscription.id, (link) => link.unsubscribe(subscription.id), 'unsubscribe')
     }
   }
 
@@ -204,9 +204,13 @@ export class TabClient implements TabcastClient {
       return () => {}
     }
     this.onceHandlers.add(registration)
+    if (this.connecting) {
+      this.sendPresence(this.connecting.link, this.connecting.greeting)
+      this.registerOnce(this.connecting.link, registration, this.connecting.greeting)
+    }
     void this.connect().then(
       (active) => {
-        if (this.onceHandlers.all().includes(registration)) {
+        if (this.onceHandlers.all().includes(registration) && this.registeredOn.get(registration.id) !== active.link) {
           this.sendPresence(active.link)
           this.registerOnce(active.link, registration)
         }
@@ -216,9 +220,7 @@ export class TabClient implements TabcastClient {
     this.armHealthCheck()
     return () => {
       if (!this.onceHandlers.remove(registration.id)) return
-      this.registeredOn.delete(registration.id)
-      const link = this.current?.link
-      if (link) void this.call(link.unregisterOnce(registration.id), 'unregisterOnce').catch(() => {})
+      this.unregister(registration.id, (link) => link.unregisterOnce(registration.id), 'unregisterOnce')
     }
   }
 
@@ -253,6 +255,24 @@ export class TabClient implements TabcastClient {
     return (await this.connect()).hello
   }
 
+  /** A link this tab uses: the current one, or the one whose hello is under way. */
+  private isLive(link: BrokerLink): boolean {
+    return this.current?.link === link || this.connecting?.link === link
+  }
+
+  /**
+   * Takes a subscription or once-handler off the link it was registered on, if that
+   * link is still in use (possibly right behind a hello under way); one never
+   * registered (dropped before its turn came) has nothing to take off.
+   */
+  private unregister(id: number, call: (link: BrokerLink) => Promise<void>, what: string): void {
+    const link = this.registeredOn.get(id)
+    this.registeredOn.delete(id)
+    if (!link || !this.isLive(link)) return
+    const handshake = this.connecting?.link === link ? this.connecting.greeting : undefined
+    void this.pipelined(call(link), what, handshake).catch(() => {})
+  }
+
   private connect(): Promise<Active> {
     this.active ??= this.establish()
     return this.active
@@ -274,9 +294,11 @@ export class TabClient implements TabcastClient {
       if (!factory) throw new Error(`tabcast: no broker could be reached (${this.failures.join('; ')})`)
       let link: BrokerLink | null = null
       try {
-        link = await factory(this.failures)
+        // A link made at once (the SharedWorker's) says hello in this very task: awaiting
+        // it would wait for the rest of the page's task (a React commit, module code).
+        const made = factory(this.failures)
+        link = isPromiseLike(made) ? await made : made
         const created = link
-        this.connecting = created
         // A new hello replaces whatever this link registered before (a factory may hand out the same link again).
         for (const [id, on] of this.registeredOn) if (on === created) this.registeredOn.delete(id)
         const greeting = this.call(
@@ -284,10 +306,11 @@ export class TabClient implements TabcastClient {
           'the handshake',
           this.config.handshakeTimeout ?? 5000,
         )
+        this.connecting = { link: created, greeting }
         for (const subscription of this.subscriptions.values()) this.register(created, subscription, greeting)
         this.registerAllOnce(created, greeting)
         void locked.then((held) => {
-          if (held && (this.connecting === created || this.current?.link === created)) this.call(created.locked(), 'locked').catch(() => {})
+          if (held && this.isLive(created)) this.call(created.locked(), 'locked').catch(() => {})
         })
         const hello = await greeting
         const active = { link: created, hello }
@@ -298,7 +321,7 @@ export class TabClient implements TabcastClient {
         })
         return active
       } catch (error) {
-        if (this.connecting === link) this.connecting = null
+        if (this.connecting?.link === link) this.connecting = null
         link?.dispose()
         this.failures.push(errorText(error))
         this.factoryIndex++
@@ -435,7 +458,7 @@ export class TabClient implements TabcastClient {
 
   private onBatch(link: BrokerLink, batch: Batch): void {
     // The first batch may come before hello's answer: they travel on different ports.
-    if (this.current?.link !== link && this.connecting !== link) return
+    if (!this.isLive(link)) return
     let urgent = false
     for (const event of batch.events) {
       const subscription = this.subscriptions.get(event.sub)
@@ -522,6 +545,10 @@ export class TabClient implements TabcastClient {
     }
     this.healthTimer = this.config.setTimeout(tick, interval)
   }
+}
+
+function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown }).then === 'function'
 }
 
 /** Options that cross to the host: a function cannot be cloned, and `auth` stays in the tab. */

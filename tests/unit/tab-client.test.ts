@@ -317,6 +317,15 @@ describe('TabClient: delivery', () => {
     expect(link().sent).toEqual(['hello', 'subscribe 1', 'locked'])
   })
 
+  it('a link made at once says hello inside subscribe(), not on a later turn, and later subscriptions follow it at once', () => {
+    const tab = client()
+    tab.subscribe(TASK, {})
+    // Nothing awaited: the rest of the page's task (a React commit, module code) does not delay the handshake.
+    expect(link().sent).toEqual(['hello', 'subscribe 1'])
+    tab.subscribe('other', {}, { backendUrl: 'h:1' })
+    expect(link().sent).toEqual(['hello', 'subscribe 1', 'subscribe 2'])
+  })
+
   it('a tab without Web Locks never reports a lock', async () => {
     const tab = client()
     tab.subscribe(TASK, {})
