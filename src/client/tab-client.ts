@@ -280,15 +280,14 @@ export class TabClient implements TabcastClient {
 
   /**
    * Tries the candidate links in order until one completes the handshake. A late join
-   * waits for nothing it need not: the tab lock is asked for first but not awaited (the
-   * host watches this tab once `locked` says it is held, see `TabHub.attach`), and the
-   * subscriptions and once-handlers follow hello at once, without waiting for its
-   * answer: every transport delivers a tab's calls in order and hello is synchronous on
-   * the host. When hello fails, the calls behind it fail with it (the host refuses calls
+   * waits for nothing it need not: the tab lock is asked for right after hello and not
+   * awaited (the host watches this tab once `locked` says it is held, see
+   * `TabHub.attach`), and the subscriptions and once-handlers follow hello at once,
+   * without waiting for its answer: every transport delivers a tab's calls in order and
+   * hello is synchronous on the host. When hello fails, the calls behind it fail with it (the host refuses calls
    * before hello) and are registered again on the next link.
    */
   private async establish(): Promise<Active> {
-    const locked = this.holdLock()
     for (;;) {
       const factory = this.config.links[this.factoryIndex]
       if (!factory) throw new Error(`tabcast: no broker could be reached (${this.failures.join('; ')})`)
@@ -309,7 +308,9 @@ export class TabClient implements TabcastClient {
         this.connecting = { link: created, greeting }
         for (const subscription of this.subscriptions.values()) this.register(created, subscription, greeting)
         this.registerAllOnce(created, greeting)
-        void locked.then((held) => {
+        // Asked for in the same task as hello, after it: the request costs the page's
+        // main thread time that the handshake need not wait for.
+        void this.holdLock().then((held) => {
           if (held && this.isLive(created)) this.call(created.locked(), 'locked').catch(() => {})
         })
         const hello = await greeting

@@ -299,8 +299,8 @@ export class TabHub {
    *
    * Bounded: a tab that dies before its report never sends it, so the hub also watches
    * at `LOCK_REPORT_TIMEOUT`. That late watch is correct too: the tab asks for its lock
-   * before it sends hello, so by the deadline its request has long reached the lock
-   * manager; the watch then queues behind the tab's hold if it is alive, and is granted
+   * in the same task as it sends hello, so by the deadline its request has long reached
+   * the lock manager; the watch then queues behind the tab's hold if it is alive, and is granted
    * at once if it died (a dead document's requests are dropped). Waiting instead for
    * the lock report to ride on the tab's next call would never release a tab that dies
    * in between: it makes no next call.
