@@ -57,6 +57,7 @@ export function inPageTransport(hub: TabHub, onDispose?: () => void): SessionTra
       return settle(() => api.hello(tabId, ports.host, protocolVersion))
     },
     remote: {
+      locked: () => settle(() => api.locked()),
       subscribe: (subId, projectId, options, seed) => settle(() => api.subscribe(subId, projectId, options, seed)),
       unsubscribe: (subId) => settle(() => api.unsubscribe(subId)),
       send: (projectId, options, message) => settle(() => api.send(projectId, options, message)),

@@ -348,6 +348,7 @@ function busTransport(election: LeaderElection): SessionTransport {
   const call = async <K extends SessionMethod>(method: K, args: unknown[]): Promise<ReturnType<SessionApi[K]>> =>
     (await election.call(method, args)) as ReturnType<SessionApi[K]>
   const remote: Omit<RemoteSession, 'hello'> = {
+    locked: () => call('locked', []),
     subscribe: (...args) => call('subscribe', args),
     unsubscribe: (...args) => call('unsubscribe', args),
     send: (...args) => call('send', args),
@@ -376,30 +377,43 @@ function busTransport(election: LeaderElection): SessionTransport {
  */
 export function createLeaderLink(election: LeaderElection): BrokerLink {
   let link: BrokerLink | null = null
+  /** The inner link of the last hello, once the election is decided; null before hello and after dispose. */
+  let ready: Promise<BrokerLink> | null = null
   let unsubscribeReset: (() => void) | null = null
-  const current = (): BrokerLink => {
-    if (!link) throw new Error('tabcast: call hello() first')
-    return link
-  }
+  // Calls made right behind hello (the tab does not wait for its answer) wait for the
+  // same decision; promise reactions run in order, and both transports send at once, so
+  // they reach the host after hello, as on a port.
+  const via = <T>(call: (inner: BrokerLink) => Promise<T>): Promise<T> =>
+    ready
+      ? ready.then(() => {
+          if (!link) throw new Error('tabcast: call hello() first')
+          return call(link)
+        })
+      : Promise.reject(new Error('tabcast: call hello() first'))
   return {
-    async hello(tabId, tab): Promise<Hello> {
-      await election.ready()
-      link?.dispose()
-      const hub = election.leaderHub()
-      link = createSessionLink(hub ? inPageTransport(hub) : busTransport(election))
-      return link.hello(tabId, tab)
+    hello(tabId, tab): Promise<Hello> {
+      const inner = election.ready().then(() => {
+        if (ready !== inner) throw new Error('tabcast: this link was disposed or greeted again')
+        link?.dispose()
+        const hub = election.leaderHub()
+        link = createSessionLink(hub ? inPageTransport(hub) : busTransport(election))
+        return link
+      })
+      ready = inner
+      return inner.then((created) => created.hello(tabId, tab))
     },
-    subscribe: (subId, projectId, options, seed) => current().subscribe(subId, projectId, options, seed),
-    unsubscribe: (subId) => current().unsubscribe(subId),
-    send: (projectId, options, message) => current().send(projectId, options, message),
-    stats: () => current().stats(),
-    ping: () => current().ping(),
-    suspend: () => current().suspend(),
-    resume: () => current().resume(),
-    bye: () => current().bye(),
-    registerOnce: (regId, projectId, event, options, once) => current().registerOnce(regId, projectId, event, options, once),
-    unregisterOnce: (regId) => current().unregisterOnce(regId),
-    setPresence: (presence) => current().setPresence(presence),
+    locked: () => via((inner) => inner.locked()),
+    subscribe: (subId, projectId, options, seed) => via((inner) => inner.subscribe(subId, projectId, options, seed)),
+    unsubscribe: (subId) => via((inner) => inner.unsubscribe(subId)),
+    send: (projectId, options, message) => via((inner) => inner.send(projectId, options, message)),
+    stats: () => via((inner) => inner.stats()),
+    ping: () => via((inner) => inner.ping()),
+    suspend: () => via((inner) => inner.suspend()),
+    resume: () => via((inner) => inner.resume()),
+    bye: () => via((inner) => inner.bye()),
+    registerOnce: (regId, projectId, event, options, once) => via((inner) => inner.registerOnce(regId, projectId, event, options, once)),
+    unregisterOnce: (regId) => via((inner) => inner.unregisterOnce(regId)),
+    setPresence: (presence) => via((inner) => inner.setPresence(presence)),
     onReset(listener) {
       unsubscribeReset?.()
       unsubscribeReset = election.onReset(listener)
@@ -408,6 +422,7 @@ export function createLeaderLink(election: LeaderElection): BrokerLink {
     dispose() {
       unsubscribeReset?.()
       unsubscribeReset = null
+      ready = null
       link?.dispose()
       link = null
     },

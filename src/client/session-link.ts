@@ -42,6 +42,7 @@ export function createSessionLink(transport: SessionTransport): BrokerLink {
         serveEvents(port, tab)
       })
     },
+    locked: () => remote.locked(),
     subscribe: (subId, projectId, options, seed) => remote.subscribe(subId, projectId, options, seed),
     unsubscribe: (subId) => remote.unsubscribe(subId),
     send: (projectId, options, message) => remote.send(projectId, options, message),

@@ -87,10 +87,15 @@ export class TabClient implements TabcastClient {
   private readonly failures: string[] = []
   private active: Promise<Active> | null = null
   private current: Active | null = null
+  /** The link whose hello is under way, and that hello: its batches count already (they may overtake hello's answer). */
+  private connecting: { link: BrokerLink; greeting: Promise<Hello> } | null = null
+  /** The link each subscription and once-handler was last registered on, so none is registered twice. */
+  private readonly registeredOn = new Map<number, BrokerLink>()
   /** A flush opened a frame window: snapshots wait for that frame (see `flushSoon`). */
   private windowOpen = false
   private healthTimer: unknown = null
-  private lockHeld: Promise<void> | null = null
+  /** Resolves true once this document holds its tab lock; false without Web Locks or when the request failed. */
+  private lockHeld: Promise<boolean> | null = null
   /** Re-registrations in quick succession, to back off from a host that keeps failing. */
   private quickRetries = 0
   private lastReestablish = -Infinity
@@ -137,6 +142,8 @@ export class TabClient implements TabcastClient {
       key: taskKey(projectId, options),
     }
     this.subscriptions.set(subscription.id, subscription)
+    // A hello under way (another subscription started it): this one goes right behind it too.
+    if (this.connecting) this.register(this.connecting.link, subscription, this.connecting.greeting)
     void this.connect().then(
       (active) => {
         if (this.subscriptions.has(subscription.id)) this.register(active.link, subscription)
@@ -147,8 +154,7 @@ export class TabClient implements TabcastClient {
     this.armHealthCheck()
     return () => {
       if (!this.subscriptions.delete(subscription.id)) return
-      const link = this.current?.link
-      if (link) void this.call(link.unsubscribe(subscription.id), 'unsubscribe').catch(() => {})
+      this.unregister(subscription.id, (link) => link.unsubscribe(subscription.id), 'unsubscribe')
     }
   }
 
@@ -200,9 +206,13 @@ export class TabClient implements TabcastClient {
       return () => {}
     }
     this.onceHandlers.add(registration)
+    if (this.connecting) {
+      this.sendPresence(this.connecting.link, this.connecting.greeting)
+      this.registerOnce(this.connecting.link, registration, this.connecting.greeting)
+    }
     void this.connect().then(
       (active) => {
-        if (this.onceHandlers.all().includes(registration)) {
+        if (this.onceHandlers.all().includes(registration) && this.registeredOn.get(registration.id) !== active.link) {
           this.sendPresence(active.link)
           this.registerOnce(active.link, registration)
         }
@@ -212,8 +222,7 @@ export class TabClient implements TabcastClient {
     this.armHealthCheck()
     return () => {
       if (!this.onceHandlers.remove(registration.id)) return
-      const link = this.current?.link
-      if (link) void this.call(link.unregisterOnce(registration.id), 'unregisterOnce').catch(() => {})
+      this.unregister(registration.id, (link) => link.unregisterOnce(registration.id), 'unregisterOnce')
     }
   }
 
@@ -248,39 +257,74 @@ export class TabClient implements TabcastClient {
     return (await this.connect()).hello
   }
 
+  /** A link this tab uses: the current one, or the one whose hello is under way. */
+  private isLive(link: BrokerLink): boolean {
+    return this.current?.link === link || this.connecting?.link === link
+  }
+
+  /**
+   * Takes a subscription or once-handler off the link it was registered on, if that
+   * link is still in use (possibly right behind a hello under way); one never
+   * registered (dropped before its turn came) has nothing to take off.
+   */
+  private unregister(id: number, call: (link: BrokerLink) => Promise<void>, what: string): void {
+    const link = this.registeredOn.get(id)
+    this.registeredOn.delete(id)
+    if (!link || !this.isLive(link)) return
+    const handshake = this.connecting?.link === link ? this.connecting.greeting : undefined
+    void this.pipelined(call(link), what, handshake).catch(() => {})
+  }
+
   private connect(): Promise<Active> {
     this.active ??= this.establish()
     return this.active
   }
 
-  /** Tries the candidate links in order until one completes the handshake. */
+  /**
+   * Tries the candidate links in order until one completes the handshake. A late join
+   * waits for nothing it need not: the tab lock is asked for right after hello and not
+   * awaited (the host watches this tab once `locked` says it is held, see
+   * `TabHub.attach`), and the subscriptions and once-handlers follow hello at once,
+   * without waiting for its answer: every transport delivers a tab's calls in order and
+   * hello is synchronous on the host. When hello fails, the calls behind it fail with it (the host refuses calls
+   * before hello) and are registered again on the next link.
+   */
   private async establish(): Promise<Active> {
-    // The lock request and the link's start (a SharedWorker connecting, a fallback
-    // chunk loading) overlap; only `hello` must wait for the lock, or the host's
-    // watcher would be granted it at once and release this tab. Part of a late join.
-    const locked = this.holdLock()
     for (;;) {
       const factory = this.config.links[this.factoryIndex]
       if (!factory) throw new Error(`tabcast: no broker could be reached (${this.failures.join('; ')})`)
       let link: BrokerLink | null = null
       try {
-        link = await factory(this.failures)
-        await locked
+        // A link made at once (the SharedWorker's) says hello in this very task: awaiting
+        // it would wait for the rest of the page's task (a React commit, module code).
+        const made = factory(this.failures)
+        link = isPromiseLike(made) ? await made : made
         const created = link
-        const hello = await this.call(
+        // A new hello replaces whatever this link registered before (a factory may hand out the same link again).
+        for (const [id, on] of this.registeredOn) if (on === created) this.registeredOn.delete(id)
+        const greeting = this.call(
           created.hello(this.config.tabId, { batch: (batch) => this.onBatch(created, batch), requests: this.requests }),
           'the handshake',
           this.config.handshakeTimeout ?? 5000,
         )
+        this.connecting = { link: created, greeting }
+        for (const subscription of this.subscriptions.values()) this.register(created, subscription, greeting)
+        this.registerAllOnce(created, greeting)
+        // Asked for in the same task as hello, after it: the request costs the page's
+        // main thread time that the handshake need not wait for.
+        void this.holdLock().then((held) => {
+          if (held && this.isLive(created)) this.call(created.locked(), 'locked').catch(() => {})
+        })
+        const hello = await greeting
         const active = { link: created, hello }
         this.current = active
+        this.connecting = null
         created.onReset?.((reason) => {
           if (this.current?.link === created) this.reestablish(reason, false)
         })
-        for (const subscription of this.subscriptions.values()) this.register(created, subscription)
-        this.registerAllOnce(created)
         return active
       } catch (error) {
+        if (this.connecting?.link === link) this.connecting = null
         link?.dispose()
         this.failures.push(errorText(error))
         this.factoryIndex++
@@ -289,17 +333,18 @@ export class TabClient implements TabcastClient {
   }
 
   /** Holds this tab's lock for the life of the document, so the host learns when it dies. */
-  private holdLock(): Promise<void> {
+  private holdLock(): Promise<boolean> {
     const locks = this.config.locks
-    if (!locks) return Promise.resolve()
-    this.lockHeld ??= new Promise<void>((resolve) => {
+    if (!locks) return Promise.resolve(false)
+    this.lockHeld ??= new Promise<boolean>((resolve) => {
       locks
         .request(tabLockName(this.config.tabId), { ifAvailable: true }, (lock) => {
-          resolve()
+          resolve(true)
           // Null means this document already holds it (a re-registration): nothing to keep.
           return lock ? new Promise(() => {}) : undefined
         })
-        .catch(() => resolve())
+        // Not held: say nothing, and the host watches at its deadline (see `TabHub.attach`).
+        .catch(() => resolve(false))
     })
     return this.lockHeld
   }
@@ -320,13 +365,30 @@ export class TabClient implements TabcastClient {
     })
   }
 
-  /** Registers one subscription on a link, with the last snapshot this tab saw as its seed. */
-  private register(link: BrokerLink, subscription: LocalSubscription): void {
+  /**
+   * Registers one subscription on a link (once per link), with the last snapshot this
+   * tab saw as its seed. `handshake`: the hello this call is sent right behind.
+   */
+  private register(link: BrokerLink, subscription: LocalSubscription, handshake?: Promise<unknown>): void {
+    if (this.registeredOn.get(subscription.id) === link) return
+    this.registeredOn.set(subscription.id, link)
     const last = this.snapshots.get(subscription.key)
     const seed = last && (last.status !== 'idle' || last.seq !== null) ? last : undefined
-    this.call(link.subscribe(subscription.id, subscription.projectId, this.wire(subscription.options), seed), 'subscribe').catch(
+    this.pipelined(link.subscribe(subscription.id, subscription.projectId, this.wire(subscription.options), seed), 'subscribe', handshake).catch(
       (error: unknown) => this.onLinkFailure(link, error),
     )
+  }
+
+  /**
+   * A call sent behind a hello still unanswered: its deadline starts once hello is
+   * answered (until then hello's own deadline covers a silent host), and when hello
+   * fails it fails with hello's error.
+   */
+  private pipelined<T>(sent: Promise<T>, what: string, handshake?: Promise<unknown>): Promise<T> {
+    if (!handshake) return this.call(sent, what)
+    // Its own outcome may never be looked at (hello failed first): not an unhandled rejection.
+    sent.catch(() => {})
+    return handshake.then(() => this.call(sent, what))
   }
 
   /**
@@ -334,19 +396,22 @@ export class TabClient implements TabcastClient {
    * first (id -1, nothing to run): a new host (a restarted worker, a new leader) knows
    * nothing, and must not run them again in a tab that registers later.
    */
-  private registerAllOnce(link: BrokerLink): void {
+  private registerAllOnce(link: BrokerLink, handshake: Promise<unknown>): void {
     for (const [, done] of this.onceHandlers.knownDone()) {
-      this.call(link.registerOnce(-1, done.projectId, done.event, withoutAuth(done.options), { done: true }), 'registerOnce').catch(() => {})
+      this.pipelined(link.registerOnce(-1, done.projectId, done.event, withoutAuth(done.options), { done: true }), 'registerOnce', handshake).catch(() => {})
     }
     const handlers = this.onceHandlers.all()
     if (handlers.length === 0) return
-    this.sendPresence(link)
-    for (const registration of handlers) this.registerOnce(link, registration)
+    this.sendPresence(link, handshake)
+    for (const registration of handlers) this.registerOnce(link, registration, handshake)
   }
 
-  private registerOnce(link: BrokerLink, registration: LocalOnce): void {
+  private registerOnce(link: BrokerLink, registration: LocalOnce, handshake?: Promise<unknown>): void {
+    // Once ids and subscription ids come from one counter, so they share `registeredOn`.
+    if (this.registeredOn.get(registration.id) === link) return
+    this.registeredOn.set(registration.id, link)
     const once = { ...(registration.ackTimeout === undefined ? {} : { ackTimeout: registration.ackTimeout }) }
-    this.call(link.registerOnce(registration.id, registration.projectId, registration.event, this.wire(registration.options), once), 'registerOnce').then(
+    this.pipelined(link.registerOnce(registration.id, registration.projectId, registration.event, this.wire(registration.options), once), 'registerOnce', handshake).then(
       (state) => {
         if (state.state === 'done') this.onceHandlers.registeredDone(registration.id, state)
       },
@@ -354,9 +419,9 @@ export class TabClient implements TabcastClient {
     )
   }
 
-  private sendPresence(link: BrokerLink): void {
+  private sendPresence(link: BrokerLink, handshake?: Promise<unknown>): void {
     const presence = this.config.presence?.current() ?? { visible: false, focused: false }
-    this.call(link.setPresence(presence), 'setPresence').catch(() => {})
+    this.pipelined(link.setPresence(presence), 'setPresence', handshake).catch(() => {})
   }
 
   private onLinkFailure(link: BrokerLink, error: unknown): void {
@@ -395,7 +460,8 @@ export class TabClient implements TabcastClient {
   }
 
   private onBatch(link: BrokerLink, batch: Batch): void {
-    if (this.current?.link !== link) return
+    // The first batch may come before hello's answer: they travel on different ports.
+    if (!this.isLive(link)) return
     let urgent = false
     for (const event of batch.events) {
       const subscription = this.subscriptions.get(event.sub)
@@ -482,6 +548,10 @@ export class TabClient implements TabcastClient {
     }
     this.healthTimer = this.config.setTimeout(tick, interval)
   }
+}
+
+function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown }).then === 'function'
 }
 
 /** Options that cross to the host: a function cannot be cloned, and `auth` stays in the tab. */

@@ -16,6 +16,7 @@ export const MAX_TAB_ID_LENGTH = 200
 /** Every method of `SessionApi`, for transports that dispatch by name (the leader's bus). */
 export const SESSION_METHODS = [
   'hello',
+  'locked',
   'subscribe',
   'unsubscribe',
   'send',
@@ -76,6 +77,9 @@ export function createSessionApi(hub: TabHub): SessionApi {
       })
       port.start?.()
       return hub.hello()
+    },
+    locked() {
+      if (session && !session.isReleased) hub.lockHeld(session)
     },
     subscribe(subId, projectId, options, seed) {
       checkSubId(subId)

@@ -129,11 +129,20 @@ export type WireTaskOptions = Omit<SubscribeOptions, 'auth'> & { withAuth?: bool
  */
 export interface SessionApi {
   /**
-   * Registers the tab (it must hold its tab lock already); events reach it on `events`
-   * from then on. A repeated hello replaces the earlier registration. Throws on a
-   * protocol version other than the host's, or a missing tab id.
+   * Registers the tab; events reach it on `events` from then on. The tab need not hold
+   * its tab lock yet (it says so with `locked`). A repeated hello replaces the earlier
+   * registration. Throws on a protocol version other than the host's, or a missing tab
+   * id. Synchronous on every host, so a tab may send its next calls (subscriptions,
+   * `locked`) right behind it without waiting for the answer.
    */
   hello(tabId: string, events: EventsPort, protocolVersion: number): Hello
+  /**
+   * The tab now holds its tab lock (`tabLockName`): the host starts watching it, and is
+   * granted it when the tab's document dies. A tab that never says so (it died first,
+   * or has no Web Locks) is watched from `LOCK_REPORT_TIMEOUT` after hello instead.
+   * Ignored before hello and once watching.
+   */
+  locked(): void
   /**
    * Idempotent per `subId`. `options.delivery` says what the tab needs of it (see
    * `Delivery`). `seed`: the last snapshot the tab saw, so a new host resumes where the

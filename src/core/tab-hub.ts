@@ -9,7 +9,7 @@
  * newest one per subscription, and messages are bounded by kind (see `Outbox`): the
  * latest `pong`, `connected` and connection-scoped `error` per subscription, the first
  * terminal message always, and at most `OUTBOX_LIMIT` others, oldest dropped first. A
- * dead tab is released when its Web Lock is granted to the host (see `watchTab`).
+ * dead tab is released when its Web Lock is granted to the host (see `TabHub.attach`).
  *
  * Delivery modes (see `Delivery`): a `snapshots` subscription gets no messages, and
  * its snapshots leave at most once per `FRAME_MS` (the first at once), unless the
@@ -36,6 +36,11 @@ import type { TabWatcher } from './tab-lock.js'
 
 export const MAX_IN_FLIGHT = 4
 export const OUTBOX_LIMIT = 500
+/**
+ * How long (ms) after hello a host waits for a tab's lock report (`SessionApi.locked`)
+ * before it watches the tab's lock anyway. See `TabHub.attach`.
+ */
+export const LOCK_REPORT_TIMEOUT = 5000
 
 interface PendingRequest {
   resolve: (value: unknown) => void
@@ -260,7 +265,7 @@ export class TabSession {
 /**
  * The tabs one broker serves. Made by `createBrokerHost`, the one way every host (the
  * SharedWorker, a leader tab, a lone tab) wires a broker: environment signals reach it
- * here, tab deaths through `watchTab`, and tabs through `createSessionApi(hub)`.
+ * here, tab deaths through their Web Locks (`attach`), and tabs through `createSessionApi(hub)`.
  */
 export class TabHub {
   readonly broker: Broker
@@ -269,6 +274,8 @@ export class TabHub {
   readonly once: OnceHost
   private readonly sessions = new Set<TabSession>()
   private readonly watch: TabWatcher | null
+  /** Tabs not watched yet, with the deadline at which they will be (see `attach`). */
+  private readonly unwatched = new Map<TabSession, TimerHandle>()
   private readonly stopSignals: () => void
 
   /** `watch` tells the hub when a tab is gone (its Web Lock); null where locks are missing. */
@@ -283,12 +290,35 @@ export class TabHub {
     })
   }
 
-  /** Registers a tab. The tab must already hold its lock, or the watcher would release it at once. */
+  /**
+   * Registers a tab. It is not watched yet: a tab says hello without waiting for its
+   * lock (the grant takes a round trip through the browser, 10 ms or more, on a late
+   * join's critical path), and a watch asked for before the tab holds the lock would be
+   * granted at once and release a live tab. So the hub watches when the tab reports the
+   * lock held (`lockHeld`, the session's `locked` call), which is exact.
+   *
+   * Bounded: a tab that dies before its report never sends it, so the hub also watches
+   * at `LOCK_REPORT_TIMEOUT`. That late watch is correct too: the tab asks for its lock
+   * in the same task as it sends hello, so by the deadline its request has long reached
+   * the lock manager; the watch then queues behind the tab's hold if it is alive, and is granted
+   * at once if it died (a dead document's requests are dropped). Waiting instead for
+   * the lock report to ride on the tab's next call would never release a tab that dies
+   * in between: it makes no next call.
+   */
   attach(tabId: string, post: (message: HostToTab) => void): TabSession {
     const session = new TabSession(this, tabId, post)
     this.sessions.add(session)
-    this.watch?.(tabId, () => session.release())
+    if (this.watch) this.unwatched.set(session, this.clock.setTimeout(() => this.lockHeld(session), LOCK_REPORT_TIMEOUT))
     return session
+  }
+
+  /** The tab holds its lock: watch it from now on (once; a released tab is not watched). */
+  lockHeld(session: TabSession): void {
+    const deadline = this.unwatched.get(session)
+    if (deadline === undefined || !this.watch) return
+    this.clock.clearTimeout(deadline)
+    this.unwatched.delete(session)
+    this.watch(session.tabId, () => session.release())
   }
 
   hello(): Hello {
@@ -303,6 +333,9 @@ export class TabHub {
 
   forget(session: TabSession): void {
     this.sessions.delete(session)
+    const deadline = this.unwatched.get(session)
+    if (deadline !== undefined) this.clock.clearTimeout(deadline)
+    this.unwatched.delete(session)
     this.once.release(session)
   }
 

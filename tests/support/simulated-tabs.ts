@@ -108,6 +108,9 @@ export class BrokerHost {
     const client = new TabClient({
       links: [() => createPortLink(port2, newChannel)],
       tabId,
+      // Each tab holds its own lock at once (a real grant takes a round trip); the
+      // host watches it once the tab reports it (`locked`), and `kill` is that lock's grant.
+      locks: { request: (_name, _options, callback) => Promise.resolve(callback({})) },
       scheduleFrame: (callback) => setImmediate(callback),
       setTimeout: (callback, ms) => setTimeout(callback, ms),
       clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),

@@ -15,9 +15,10 @@ import { TabClient } from '../../src/client/tab-client.js'
 import { createBrokerHost } from '../../src/core/broker-host.js'
 import { createSessionApi } from '../../src/core/session-api.js'
 import type { EventsPort, HostToTab, SessionApi } from '../../src/core/session-protocol.js'
-import type { TabHub } from '../../src/core/tab-hub.js'
+import { LOCK_REPORT_TIMEOUT, type TabHub } from '../../src/core/tab-hub.js'
 import { PROTOCOL_VERSION } from '../../src/protocol-version.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from '../../worker/shared-worker-host.js'
+import { FakeLocks } from '../support/fake-browser.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 import { openPortLink } from '../support/port-links.js'
 import { settle } from '../support/fake-fetch.js'
@@ -210,6 +211,69 @@ describe('host → tab requests', () => {
     api.bye()
     await expect(pending).rejects.toThrow('tab tab-1 is gone')
     await expect(session.request('ping', [], 60_000)).rejects.toThrow('tab tab-1 is gone')
+  })
+})
+
+describe('tab locks: the SharedWorker host watches a tab from its lock report, or from the deadline', () => {
+  /** A SharedWorker host with Web Locks, and a tab whose lock request the test lets through when it likes. */
+  function lockedWorld(): { env: FakeEnv; hub: TabHub; locks: FakeLocks; tab: TabClient; grant: () => void } {
+    const env = fakeEnv()
+    const locks = new FakeLocks()
+    const { scope, connect } = fakeScope()
+    const hub = startSharedWorkerHost({ ...scope, navigator: { locks: locks.forTab('worker') } }, env.env)
+    closers.push(() => hub.close())
+    const tabLocks = locks.forTab('tab-1')
+    let release: () => void = () => {}
+    const granted = new Promise<void>((resolve) => (release = resolve))
+    const tab = new TabClient({
+      links: [() => openPortLink(connect, closers)],
+      tabId: 'tab-1',
+      // The browser's grant takes its time: the request reaches the lock manager when the test says.
+      locks: { request: (name, options, callback) => granted.then(() => tabLocks.request(name, options, callback)) },
+      scheduleFrame: (callback) => setImmediate(callback),
+      setTimeout: (callback, ms) => setTimeout(callback, ms),
+      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+      healthInterval: 0,
+    })
+    return { env, hub, locks, tab, grant: release }
+  }
+
+  it('a tab whose lock is granted late is registered at once and not released early', async () => {
+    const { env, hub, locks, tab, grant } = lockedWorld()
+    const seen: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (snapshot) => seen.push(snapshot) })
+    // Registered and served before its lock is held.
+    await vi.waitFor(() => expect(seen.length).toBeGreaterThan(0), WAIT)
+    expect(hub.liveTabs().map((session) => session.stats())).toEqual([{ tabId: 'tab-1', subscriptions: 1, backlog: 0 }])
+    expect(locks.holder('tabcast:tab:tab-1')).toBeUndefined()
+    grant()
+    await vi.waitFor(() => expect(locks.holder('tabcast:tab:tab-1')).toBe('tab-1'), WAIT)
+    // The report arrived and the host watches, queued behind the tab: still registered,
+    // also past the deadline.
+    env.clock.advance(LOCK_REPORT_TIMEOUT)
+    await settle()
+    expect(hub.liveTabs()).toHaveLength(1)
+    // The document dies: the host is granted the lock and releases the tab.
+    locks.kill('tab-1')
+    await vi.waitFor(() => expect(hub.liveTabs()).toHaveLength(0), WAIT)
+    expect(hub.broker.stats().tasks.map((task) => task.subscribers)).toEqual([0])
+  })
+
+  it('a tab that dies before its lock report is released at the deadline', async () => {
+    const { env, hub, locks, tab } = lockedWorld()
+    tab.subscribe(TASK, {})
+    await vi.waitFor(() => expect(hub.liveTabs()).toHaveLength(1), WAIT)
+    await vi.waitFor(() => expect(env.sockets.count).toBe(1), WAIT)
+    // Dies before its lock was ever granted: no report will come.
+    locks.kill('tab-1')
+    await settle()
+    expect(hub.liveTabs()).toHaveLength(1)
+    env.clock.advance(LOCK_REPORT_TIMEOUT - 1)
+    await settle()
+    expect(hub.liveTabs()).toHaveLength(1)
+    env.clock.advance(1)
+    await vi.waitFor(() => expect(hub.liveTabs()).toHaveLength(0), WAIT)
+    expect(hub.broker.stats().tasks.map((task) => task.subscribers)).toEqual([0])
   })
 })
 

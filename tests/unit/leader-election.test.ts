@@ -225,6 +225,34 @@ describe('leader election', () => {
     for (const tab of tabs) kill(tab)
   })
 
+  it('a follower sends its subscription and lock report right behind hello, before the leader answers, and is released through its lock', async () => {
+    const leader = openTab('i1', 'task_9')
+    await until(() => leader.election.isLeader, 'a leader')
+    const traffic: string[] = []
+    const bus = network.create('i-observer')
+    bus.addEventListener('message', (event) => {
+      const data = event.data as { kind: string; from?: string; to?: string; method?: string }
+      if (data.kind === 'call' && data.from === 'i2') traffic.push(`call ${data.method ?? '?'}`)
+      if (data.kind === 'reply' && data.to === 'i2') traffic.push('reply')
+    })
+    const follower = openTab('i2', 'task_9')
+    await until(() => follower.seen.length > 0, 'a snapshot in the follower')
+    await quiesce()
+    // One round trip on the bus, not two: subscribe does not wait for hello's answer.
+    expect(traffic.slice(0, 2)).toEqual(['call hello', 'call subscribe'])
+    expect(traffic).toContain('call locked')
+    const hub = leader.election.leaderHub()
+    expect(hub?.liveTabs().map((session) => session.stats())).toEqual([
+      { tabId: 'i1', subscriptions: 1, backlog: 0 },
+      { tabId: 'i2', subscriptions: 1, backlog: 0 },
+    ])
+    // Watched from its report: its death releases it, long before any deadline.
+    kill(follower)
+    await until(() => hub?.liveTabs().length === 1, 'the dead follower released')
+    bus.close()
+    kill(leader)
+  })
+
   it('refuses a follower of another protocol version, like every host', async () => {
     const tabs = [openTab('h1', 'task_8')]
     await until(() => openSockets(tabs) === 1, 'one socket')

@@ -7,6 +7,7 @@ import type { SendResult } from '../../src/core/task-channel.js'
 import type { LocksLike } from '../../src/core/tab-lock.js'
 import type { SubscribeOptions } from '../../src/types.js'
 import { FakeClock } from '../support/fake-clock.js'
+import { deferred } from '../support/deferred.js'
 import { settle } from '../support/fake-fetch.js'
 
 const TASK = 'mix_7'
@@ -32,13 +33,25 @@ class FakeLink implements BrokerLink {
     this.pingAnswer = () => Promise.resolve(instanceId)
   }
 
+  /** Every call, in the order the host would see them. */
+  readonly sent: string[] = []
+  /** Settles hello; set by the test for a hello it answers later. */
+  helloReply: Promise<Hello> | null = null
+
   hello(tabId: string, tab: TabEndpoint): Promise<Hello> {
+    this.sent.push('hello')
     this.hellos.push(tabId)
     this.tab = tab
     this.onBatch = (batch) => tab.batch(batch)
+    if (this.helloReply) return this.helloReply
     return this.helloAnswer ? Promise.resolve(this.helloAnswer) : new Promise(() => {})
   }
+  locked(): Promise<void> {
+    this.sent.push('locked')
+    return Promise.resolve()
+  }
   subscribe(subId: number, _projectId: string, options: SubscribeOptions, seed?: TaskSnapshot): Promise<void> {
+    this.sent.push(`subscribe ${subId}`)
     this.subscribed.push(subId)
     this.seeds.set(subId, seed)
     this.options.set(subId, options)
@@ -275,7 +288,7 @@ describe('TabClient: delivery', () => {
     expect(link().options.get(3)?.backendUrl).toBe('localhost:8000')
   })
 
-  it('starts its link while the tab lock is requested, and says hello only once the lock is held', async () => {
+  it('says hello and subscribes at once, without waiting for the tab lock, and reports the lock once it is held', async () => {
     let grant: (() => void) | null = null
     const locks: LocksLike = {
       request: (_name, _options, callback) =>
@@ -294,15 +307,48 @@ describe('TabClient: delivery', () => {
     })
     tab.subscribe(TASK, {})
     await settle()
-    // The link (a SharedWorker connecting) is under way during the lock request …
-    expect(links).toHaveLength(1)
-    expect(link().hellos).toEqual([])
-    // … but the host hears from this tab only once the lock is held.
+    // The grant takes a round trip through the browser (10 ms and more on a late join):
+    // the host hears hello and the subscription meanwhile, and watches the tab only
+    // once it says its lock is held (see TabHub.attach).
+    expect(link().sent).toEqual(['hello', 'subscribe 1'])
     if (!grant) throw new Error('the tab lock was not requested')
     ;(grant as () => void)()
     await settle()
-    expect(link().hellos).toEqual(['tab-1'])
-    expect(link().active).toEqual([1])
+    expect(link().sent).toEqual(['hello', 'subscribe 1', 'locked'])
+  })
+
+  it('a link made at once says hello inside subscribe(), not on a later turn, and later subscriptions follow it at once', () => {
+    const tab = client()
+    tab.subscribe(TASK, {})
+    // Nothing awaited: the rest of the page's task (a React commit, module code) does not delay the handshake.
+    expect(link().sent).toEqual(['hello', 'subscribe 1'])
+    tab.subscribe('other', {}, { backendUrl: 'h:1' })
+    expect(link().sent).toEqual(['hello', 'subscribe 1', 'subscribe 2'])
+  })
+
+  it('a tab without Web Locks never reports a lock', async () => {
+    const tab = client()
+    tab.subscribe(TASK, {})
+    await settle()
+    expect(link().sent).toEqual(['hello', 'subscribe 1'])
+  })
+
+  it('delivers a batch that overtakes the answer to hello (events travel on another port)', async () => {
+    const answer = deferred<Hello>()
+    const tab = client([factory(() => {
+      const l = loggingLink()
+      l.helloReply = answer.promise
+      return l
+    })])
+    const snapshots: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
+    await settle()
+    expect(link().sent).toEqual(['hello', 'subscribe 1'])
+    link().push({ sub: 1, type: 'snapshot', snapshot: snap(0.4) })
+    expect(snapshots).toEqual([snap(0.4)])
+    answer.resolve({ instanceId: 'worker-1', protocolVersion: 1, mode: 'shared-worker', modeReason: 'test' })
+    await settle()
+    expect(link().sent).toEqual(['hello', 'subscribe 1'])
   })
 
   it('getSnapshot keeps its identity until a new snapshot is flushed', async () => {
@@ -443,6 +489,61 @@ describe('TabClient: falling back and recovering', () => {
     // Batches from the abandoned link are not trusted any more.
     link(1).push({ sub: 1, type: 'message', message: msg(1) })
     expect(seen).toHaveLength(1)
+  })
+
+  it('subscriptions sent behind a hello that fails are registered on the next link, each once', async () => {
+    const refused = deferred<Hello>()
+    const refusing = factory(() => {
+      const l = loggingLink()
+      l.helloReply = refused.promise
+      return l
+    })
+    const tab = client([refusing, factory()])
+    tab.subscribe(TASK, {})
+    tab.subscribe('other', {}, { backendUrl: 'h:1' })
+    await settle()
+    // Pipelined: both went out behind hello, before its answer.
+    expect(link(0).sent).toEqual(['hello', 'subscribe 1', 'subscribe 2'])
+    const third = tab.subscribe('third', {})
+    refused.reject(new Error('tabcast protocol mismatch: the tab speaks version 1, the host 2'))
+    await settle()
+    expect(link(0).disposed).toBe(true)
+    expect(factoryCalls[1]).toEqual(['tabcast protocol mismatch: the tab speaks version 1, the host 2'])
+    // No duplicate (the subscribe() that started the connection registers too), none lost.
+    expect(link(1).sent).toEqual(['hello', 'subscribe 1', 'subscribe 2', 'subscribe 3'])
+    third()
+    await settle()
+    expect(link(1).active.sort()).toEqual([1, 2])
+    await expect(tab.mode()).resolves.toMatchObject({ mode: 'shared-worker' })
+  })
+
+  it('a pipelined subscription gets its own deadline only once hello is answered', async () => {
+    const answer = deferred<Hello>()
+    const tab = client([factory(() => {
+      const l = loggingLink()
+      l.helloReply = answer.promise
+      // The host never answers the subscription.
+      l.subscribe = (subId) => {
+        l.sent.push(`subscribe ${subId}`)
+        return new Promise(() => {})
+      }
+      return l
+    }), factory()], { handshakeTimeout: 5000 })
+    tab.subscribe(TASK, {})
+    await settle()
+    clock.advance(4000)
+    answer.resolve({ instanceId: 'worker-1', protocolVersion: 1, mode: 'shared-worker', modeReason: 'test' })
+    await settle()
+    // 5000 ms after it was sent, but only 1000 ms after hello was answered: not given up.
+    clock.advance(1000)
+    await settle()
+    expect(links).toHaveLength(1)
+    clock.advance(4000)
+    await settle()
+    // Its own deadline (callTimeout, 5000 ms after hello's answer) passed: the next link takes over.
+    expect(link(0).disposed).toBe(true)
+    expect(links).toHaveLength(2)
+    expect(link(1).sent).toEqual(['hello', 'subscribe 1'])
   })
 
   it('a factory that throws is skipped with its reason', async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { ServerMessage } from 'tabcast'
 import { Broker } from '../../src/core/broker.js'
 import { isBatch, type Batch, type HostRequest, type HostToTab, type WireEvent } from '../../src/core/session-protocol.js'
-import { MAX_IN_FLIGHT, OUTBOX_LIMIT, TabHub, type TabSession } from '../../src/core/tab-hub.js'
+import { LOCK_REPORT_TIMEOUT, MAX_IN_FLIGHT, OUTBOX_LIMIT, TabHub, type TabSession } from '../../src/core/tab-hub.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 import { settle } from '../support/fake-fetch.js'
 
@@ -28,7 +28,8 @@ function setup(): void {
 
 afterEach(() => world?.hub.close())
 
-function attach(tabId: string, post?: (message: HostToTab) => void): Tab {
+/** A tab registers and (unless `locked` is false) reports its tab lock held, as a tab client does right after hello. */
+function attach(tabId: string, post?: (message: HostToTab) => void, locked = true): Tab {
   const batches: Batch[] = []
   const requests: HostRequest[] = []
   const record = (message: HostToTab): void => {
@@ -36,6 +37,7 @@ function attach(tabId: string, post?: (message: HostToTab) => void): Tab {
     else requests.push(message)
   }
   const session = world.hub.attach(tabId, post ?? record)
+  if (locked) world.hub.lockHeld(session)
   let acked = 0
   return {
     session,
@@ -300,10 +302,67 @@ describe('TabHub', () => {
     expect(world.hub.hello()).toEqual({ instanceId: 'worker-1', protocolVersion: 1, mode: 'shared-worker', modeReason: 'test' })
   })
 
-  it('watches every attached tab by its id', () => {
+  it('watches every tab by its id once it reports its lock held', () => {
     setup()
     attach('tab-1')
     attach('tab-2')
     expect([...world.gone.keys()]).toEqual(['tab-1', 'tab-2'])
+  })
+
+  it('does not watch a tab before its lock report, so a lock granted late does not release it early', () => {
+    setup()
+    const tab = attach('tab-1', undefined, false)
+    tab.session.subscribe(1, TASK, {})
+    // Watching now would be granted the free lock at once and release a live tab.
+    world.clock.advance(LOCK_REPORT_TIMEOUT - 1)
+    expect(world.gone.size).toBe(0)
+    world.hub.lockHeld(tab.session)
+    expect([...world.gone.keys()]).toEqual(['tab-1'])
+    // The deadline was cancelled by the report: one watch, no second one later.
+    world.clock.advance(60_000)
+    expect(world.gone.size).toBe(1)
+    expect(tab.session.isReleased).toBe(false)
+    world.gone.get('tab-1')?.()
+    expect(tab.session.isReleased).toBe(true)
+  })
+
+  it('watches a tab that never reports its lock (it died first) from the deadline on, so it is still released', () => {
+    setup()
+    const tab = attach('tab-1', undefined, false)
+    tab.session.subscribe(1, TASK, {})
+    world.clock.advance(LOCK_REPORT_TIMEOUT - 1)
+    expect(world.gone.size).toBe(0)
+    world.clock.advance(1)
+    expect([...world.gone.keys()]).toEqual(['tab-1'])
+    // Its lock is free (a dead document holds none): the watch is granted and the tab released.
+    world.gone.get('tab-1')?.()
+    expect(tab.session.isReleased).toBe(true)
+    expect(world.hub.stats().tabs).toBe(0)
+    // A report arriving late (it cannot, from a dead tab, but a slow one may) watches nothing twice.
+    world.hub.lockHeld(tab.session)
+    expect(world.gone.size).toBe(1)
+  })
+
+  it('a tab released before its report (bye) is never watched, and leaves no timer behind', () => {
+    setup()
+    const pending = world.clock.pendingCount
+    const tab = attach('tab-1', undefined, false)
+    expect(world.clock.pendingCount).toBe(pending + 1)
+    tab.session.release()
+    expect(world.clock.pendingCount).toBe(pending)
+    world.clock.advance(LOCK_REPORT_TIMEOUT)
+    world.hub.lockHeld(tab.session)
+    expect(world.gone.size).toBe(0)
+  })
+
+  it('without a watcher (no Web Locks) a tab sets no deadline', () => {
+    const env = fakeEnv()
+    const broker = new Broker(env.env, { mode: 'per-tab', modeReason: 'test' }, 'worker-1')
+    const hub = new TabHub(broker, null)
+    const session = hub.attach('tab-1', () => {})
+    expect(env.clock.pendingCount).toBe(0)
+    hub.lockHeld(session)
+    expect(session.isReleased).toBe(false)
+    hub.close()
   })
 })
