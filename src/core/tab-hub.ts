@@ -27,6 +27,7 @@ import {
   type HostToTab,
   type TabRequestName,
   type TabRequests,
+  type WireEvent,
   type WireTaskOptions,
 } from './session-protocol.js'
 import type { SendResult, TokenSource } from './task-channel.js'
@@ -212,8 +213,12 @@ export class TabSession {
   }
 
   private flush(): void {
-    if (this.released || this.suspended || this.inFlight >= MAX_IN_FLIGHT) return
+    if (this.released || this.suspended) return
     if (this.outbox.length === 0 && this.dirty.size === 0) return
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      this.flushFirstStates()
+      return
+    }
     const now = this.hub.clock.now()
     // Only paced snapshots wait: a second one within a frame leaves when the frame is over.
     const wait = this.lastPost + FRAME_MS - now
@@ -235,6 +240,10 @@ export class TabSession {
       this.posted.set(sub, snapshot)
     }
     this.dirty.clear()
+    this.postBatch(events)
+  }
+
+  private postBatch(events: WireEvent[]): void {
     this.inFlight++
     try {
       this.post({ type: 'batch', id: this.nextBatch++, instanceId: this.hub.broker.instanceId, events })
@@ -242,6 +251,26 @@ export class TabSession {
       // A port that cannot post any more belongs to a tab that is gone.
       this.release()
     }
+  }
+
+  /**
+   * Backpressure holds a busy tab's stream, never a new subscription's first state: a
+   * late-joining tab subscribes to its tasks in one go while its main thread is still
+   * loading the page and slow to acknowledge, and each first state must reach it at
+   * once. So past `MAX_IN_FLIGHT` only first snapshots leave (the stream and later
+   * states still wait for acknowledgements). Bounded: one batch per subscription the
+   * tab itself made.
+   */
+  private flushFirstStates(): void {
+    const events: WireEvent[] = []
+    for (const sub of this.dirty) {
+      const snapshot = this.latest.get(sub)
+      if (!snapshot || this.posted.has(sub)) continue
+      events.push({ sub, type: 'snapshot', snapshot })
+      this.posted.set(sub, snapshot)
+      this.dirty.delete(sub)
+    }
+    if (events.length > 0) this.postBatch(events)
   }
 
   /** Whether a pending snapshot must leave now: one of a `messages` subscription, a first one, or an urgent change. */

@@ -7,6 +7,7 @@ import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 import { settle } from '../support/fake-fetch.js'
 
 const TASK = 'render_1'
+const TASK_URL_PART = (task: string): string => `/projects/${task}/stream`
 const OTHER = 'render_2'
 
 interface Tab {
@@ -127,6 +128,28 @@ describe('TabSession: backpressure', () => {
     expect(tab.session.stats().backlog).toBe(0)
   })
 
+  it("a new subscription's first state is not held behind MAX_IN_FLIGHT unacknowledged batches (a late join's tasks)", async () => {
+    setup()
+    const tab = attach('tab-1')
+    const tasks = Array.from({ length: MAX_IN_FLIGHT + 2 }, (_, i) => `render_join_${i}`)
+    // One subscribe per call, as a joining tab sends them; the tab acknowledges nothing yet.
+    for (const [index, task] of tasks.entries()) {
+      tab.session.subscribe(index + 1, task, {}, undefined)
+      await settle()
+    }
+    expect(snapshotsOf(tab.events).map((snapshot) => snapshot.projectId)).toEqual(tasks)
+    // The stream itself still waits for acknowledgements.
+    const socket = world.sockets.all.find((candidate) => candidate.url.includes(TASK_URL_PART(tasks[0] as string)))
+    if (!socket) throw new Error('no socket for the first task')
+    socket.open()
+    const before = tab.batches.length
+    for (let seq = 1; seq <= 3; seq++) {
+      socket.receive(progress(seq))
+      await settle()
+    }
+    expect(tab.batches.length).toBe(before)
+  })
+
   /** A tab following TASK that received `count` progress messages and acknowledged none. */
   async function tabWithoutAcks(count: number): Promise<ReturnType<typeof attach>> {
     setup()
@@ -183,8 +206,9 @@ describe('TabSession: backpressure', () => {
     other.receive({ type: 'error', error: 'out of memory', seq: 1 })
     socket.receive({ type: 'completed', seq: MAX_IN_FLIGHT + flood, result: { url: '/x' } })
     await settle()
-    // OUTBOX_LIMIT progress steps, the three kept messages and one snapshot per subscription.
-    expect(tab.session.stats().backlog).toBe(OUTBOX_LIMIT + 3 + 2)
+    // OUTBOX_LIMIT progress steps, the three kept messages and the first task's snapshot;
+    // the second task's first state left at once, stuck tab or not.
+    expect(tab.session.stats().backlog).toBe(OUTBOX_LIMIT + 3 + 1)
 
     tab.ackAll()
     await settle()
