@@ -12,7 +12,7 @@
  * dead tab is released when its Web Lock is granted to the host (see `TabHub.attach`).
  *
  * Delivery modes (see `Delivery`): a `snapshots` subscription gets no messages, and
- * its snapshots leave at most once per `FRAME_MS` (the first at once), unless the
+ * its snapshots leave at most once per `FRAME_MS` each (the first at once), unless the
  * change is urgent (`isUrgentChange`).
  */
 import { PROTOCOL_VERSION } from '../protocol.js'
@@ -59,7 +59,10 @@ export class TabSession {
   private readonly snapshotsOnly = new Set<number>()
   /** The snapshot last posted per subscription, to tell an urgent change. */
   private readonly posted = new Map<number, TaskSnapshot>()
-  private lastPost = -Infinity
+  /** When each subscription's snapshot last left: snapshot-only ones are paced one by one. */
+  private readonly postedAt = new Map<number, number>()
+  /** When the pending frame timer fires (clock time), to bring it forward for an earlier one. */
+  private frameDueAt = Infinity
   private frameTimer: TimerHandle | null = null
   private inFlight = 0
   private lastAcked = 0
@@ -109,6 +112,7 @@ export class TabSession {
     this.dirty.delete(subId)
     this.snapshotsOnly.delete(subId)
     this.posted.delete(subId)
+    this.postedAt.delete(subId)
   }
 
   send(projectId: string, options: WireTaskOptions, message: unknown): SendResult {
@@ -185,6 +189,7 @@ export class TabSession {
     this.latest.clear()
     this.dirty.clear()
     this.posted.clear()
+    this.postedAt.clear()
     this.cancelFrame()
     for (const pending of this.requests.values()) {
       this.hub.clock.clearTimeout(pending.timer)
@@ -220,17 +225,15 @@ export class TabSession {
       return
     }
     const now = this.hub.clock.now()
-    // Only paced snapshots wait: a second one within a frame leaves when the frame is over.
-    const wait = this.lastPost + FRAME_MS - now
-    if (wait > 0 && this.outbox.length === 0 && !this.anyDueNow()) {
-      this.frameTimer ??= this.hub.clock.setTimeout(() => {
-        this.frameTimer = null
-        this.flush()
-      }, wait)
+    // Only paced snapshots wait: a subscription's second one within a frame leaves when
+    // its frame is over. Paced per subscription, not per tab: the tasks of one tab send
+    // at their own times, and one task's snapshot must not hold another's for a frame.
+    const wait = this.outbox.length > 0 ? 0 : this.pacedWait(now)
+    if (wait > 0) {
+      this.scheduleFrame(now + wait)
       return
     }
     this.cancelFrame()
-    this.lastPost = now
     const events = this.outbox.take()
     // Snapshots after messages: a tab applies the messages, then shows the newest state.
     for (const sub of this.dirty) {
@@ -238,6 +241,7 @@ export class TabSession {
       if (!snapshot) continue
       events.push({ sub, type: 'snapshot', snapshot })
       this.posted.set(sub, snapshot)
+      this.postedAt.set(sub, now)
     }
     this.dirty.clear()
     this.postBatch(events)
@@ -268,26 +272,48 @@ export class TabSession {
       if (!snapshot || this.posted.has(sub)) continue
       events.push({ sub, type: 'snapshot', snapshot })
       this.posted.set(sub, snapshot)
+      this.postedAt.set(sub, this.hub.clock.now())
       this.dirty.delete(sub)
     }
     if (events.length > 0) this.postBatch(events)
   }
 
-  /** Whether a pending snapshot must leave now: one of a `messages` subscription, a first one, or an urgent change. */
-  private anyDueNow(): boolean {
+  /**
+   * How long (ms) the pending snapshots may wait: 0 when one must leave now (one of a
+   * `messages` subscription, a first one, an urgent change, or a snapshot-only one whose
+   * last left a frame ago or more), else until the earliest of their frames is over.
+   */
+  private pacedWait(now: number): number {
+    let wait = Infinity
     for (const sub of this.dirty) {
-      if (!this.snapshotsOnly.has(sub)) return true
+      if (!this.snapshotsOnly.has(sub)) return 0
       const before = this.posted.get(sub)
       const after = this.latest.get(sub)
-      if (!before || (after && isUrgentChange(before, after))) return true
+      if (!before || (after && isUrgentChange(before, after))) return 0
+      const left = (this.postedAt.get(sub) ?? -Infinity) + FRAME_MS - now
+      if (left <= 0) return 0
+      wait = Math.min(wait, left)
     }
-    return false
+    return wait === Infinity ? 0 : wait
+  }
+
+  /** Flushes at `dueAt`, or earlier if a timer for an earlier moment is already set. */
+  private scheduleFrame(dueAt: number): void {
+    if (this.frameTimer !== null && this.frameDueAt <= dueAt) return
+    this.cancelFrame()
+    this.frameDueAt = dueAt
+    this.frameTimer = this.hub.clock.setTimeout(() => {
+      this.frameTimer = null
+      this.frameDueAt = Infinity
+      this.flush()
+    }, dueAt - this.hub.clock.now())
   }
 
   private cancelFrame(): void {
     if (this.frameTimer === null) return
     this.hub.clock.clearTimeout(this.frameTimer)
     this.frameTimer = null
+    this.frameDueAt = Infinity
   }
 }
 

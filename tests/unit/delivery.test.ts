@@ -101,6 +101,39 @@ describe('delivery modes on the host', () => {
     expect(tab.batches.slice(before).flatMap((batch) => batch.events)).toHaveLength(2)
   })
 
+  it("paces each subscription on its own: one task's snapshot does not hold another task's for a frame", async () => {
+    const tab = setup()
+    tab.session.subscribe(1, TASK, { delivery: 'snapshots' })
+    await live(tab)
+    tab.session.subscribe(2, 'deliver_2', { delivery: 'snapshots' })
+    await settle()
+    const second = world.sockets.last
+    second.open()
+    second.receive({ type: 'connected', last_seq: 0 })
+    await settle()
+    tab.ackAll()
+    world.clock.advance(FRAME_MS)
+    await settle()
+    const first = world.sockets.all[0]
+    if (!first) throw new Error('no socket for the first task')
+    const before = tab.batches.length
+    // Both tasks step within the same millisecond, as five tasks of one page often do.
+    first.receive(progress(1))
+    await settle()
+    second.receive(progress(2))
+    await settle()
+    const now = tab.batches.slice(before).flatMap((batch) => batch.events)
+    expect(progressOf(now, 1)).toEqual([0.001])
+    expect(progressOf(now, 2)).toEqual([0.002])
+    // Each still gets at most one per frame: a second step of task 1 waits for its frame.
+    first.receive(progress(3))
+    await settle()
+    expect(progressOf(tab.batches.slice(before).flatMap((batch) => batch.events), 1)).toEqual([0.001])
+    world.clock.advance(FRAME_MS)
+    await settle()
+    expect(progressOf(tab.batches.slice(before).flatMap((batch) => batch.events), 1)).toEqual([0.001, 0.003])
+  })
+
   it('a burst over many frames costs one snapshot per frame', async () => {
     const tab = setup()
     tab.session.subscribe(1, TASK, { delivery: 'snapshots' })
