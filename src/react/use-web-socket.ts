@@ -6,9 +6,10 @@
  */
 import { useCallback, useEffect, useInsertionEffect, useMemo, useRef, useSyncExternalStore } from 'react'
 import { initialSnapshot, resolveOptions } from '../options.js'
+import type { OnceEventName } from '../once-types.js'
 import type { JsonRecord, ServerMessage } from '../protocol.js'
 import { taskKey } from '../task-key.js'
-import type { ResolvedTaskOptions, TaskOptions, TaskSnapshot } from '../types.js'
+import type { ResolvedTaskOptions, TabcastClient, TaskOptions, TaskSnapshot } from '../types.js'
 import { useTabcastClient } from './context.js'
 
 /**
@@ -130,23 +131,16 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
   )
 
   // Once-handlers are registered with the broker while the component is mounted and has
-  // one; the function itself is read when the broker asks this tab to run it.
-  const wantsCompletedOnce = onCompletedOnce !== undefined
-  const wantsErrorOnce = onErrorOnce !== undefined
-  useEffect(() => {
-    if (!wantsCompletedOnce) return undefined
-    return client.once(projectId, 'completed', (result: JsonRecord) => {
-      const handler = callbacks.current.onCompletedOnce
-      if (handler) invokeCallback(handler, result)
-    }, taskOptions)
-  }, [client, projectId, taskOptions, wantsCompletedOnce])
-  useEffect(() => {
-    if (!wantsErrorOnce) return undefined
-    return client.once(projectId, 'failed', (error: string) => {
-      const handler = callbacks.current.onErrorOnce
-      if (handler) invokeCallback(handler, error)
-    }, taskOptions)
-  }, [client, projectId, taskOptions, wantsErrorOnce])
+  // one; the function itself is read when the broker asks this tab to run it. They carry
+  // `auth` like the subscription: a task may be followed through them alone.
+  useOnceHandler(client, projectId, 'completed', onCompletedOnce !== undefined, subscribeOptions, (result: JsonRecord) => {
+    const handler = callbacks.current.onCompletedOnce
+    if (handler) invokeCallback(handler, result)
+  })
+  useOnceHandler(client, projectId, 'failed', onErrorOnce !== undefined, subscribeOptions, (error: string) => {
+    const handler = callbacks.current.onErrorOnce
+    if (handler) invokeCallback(handler, error)
+  })
 
   // Every message is asked of the broker only when a callback takes messages; a bar
   // that only draws gets coalesced snapshots (see `SubscribeOptions.delivery`).
@@ -212,6 +206,27 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
  * without breaking the caller: one throwing `onMessage` must not stop `onProgress`
  * or the client's delivery to other subscribers.
  */
+/**
+ * Registers a once-handler for `event` while `enabled`. `run` is called by the broker's
+ * choice of tab; it must read the latest callback itself (from a ref), since only the
+ * first `run` of a registration is kept: a new function on every render registers
+ * nothing again.
+ */
+function useOnceHandler<V>(
+  client: TabcastClient,
+  projectId: string,
+  event: OnceEventName,
+  enabled: boolean,
+  options: TaskOptions,
+  run: (value: V) => void,
+): void {
+  const first = useRef(run)
+  useEffect(() => {
+    if (!enabled) return undefined
+    return client.once(projectId, event, first.current as (value: never) => void, options)
+  }, [client, projectId, event, enabled, options])
+}
+
 function invokeCallback<A extends unknown[]>(callback: (...args: A) => void, ...args: A): void {
   try {
     callback(...args)

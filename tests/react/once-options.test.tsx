@@ -49,6 +49,20 @@ describe('useWebSocket: once-handlers', () => {
     expect(failed).toHaveBeenCalledWith('boom')
   })
 
+  it("carries the hook's auth, so a task followed only for its once-handler connects with a token", async () => {
+    const auth = vi.fn(() => 'first-token')
+    const { client, rerender } = setup({ projectId: 'task_1', onCompletedOnce: () => {}, auth })
+    const entry = client.onces.find((candidate) => candidate.active)
+    const given = entry?.options?.auth
+    expect(typeof given).toBe('function')
+    const context = { projectId: 'task_1', backendUrl: 'localhost:8000', reason: 'connect' as const }
+    expect(await given?.(context)).toBe('first-token')
+    // The latest auth is asked, without registering again.
+    rerender({ projectId: 'task_1', onCompletedOnce: () => {}, auth: () => 'second-token' })
+    expect(client.onces.filter((candidate) => candidate.active)).toEqual([entry])
+    expect(await given?.(context)).toBe('second-token')
+  })
+
   it('removes the handler on unmount and when the task changes', () => {
     const { client, rerender, unmount } = setup({ projectId: 'task_1', onCompletedOnce: () => {} })
     rerender({ projectId: 'task_2', onCompletedOnce: () => {} })
