@@ -114,9 +114,7 @@ export class OnceHost {
     const key = this.keys.get(session)
     if (key === undefined) return
     this.coordinator.unregister(key, regId)
-    for (const [task, candidates] of this.authCandidates) {
-      this.authCandidates.set(task, candidates.filter((candidate) => candidate.key !== key || candidate.regId !== regId))
-    }
+    this.dropAuthCandidates((candidate) => candidate.key === key && candidate.regId === regId)
     this.reconcile()
   }
 
@@ -130,6 +128,8 @@ export class OnceHost {
     if (key === undefined) return
     this.sessions.delete(key)
     this.coordinator.release(key)
+    // A tab that reloads again and again while a task runs must not grow the list.
+    this.dropAuthCandidates((candidate) => candidate.key === key)
     this.reconcile()
   }
 
@@ -198,14 +198,13 @@ export class OnceHost {
         const tried = new Set<AuthCandidate>()
         // Read again after each failure: a tab that registered meanwhile is asked too.
         for (;;) {
-          const candidate = (this.authCandidates.get(task) ?? []).find((entry) => !tried.has(entry) && this.isLive(entry.key))
+          const candidate = (this.authCandidates.get(task) ?? []).find((entry) => !tried.has(entry))
           if (!candidate) break
           tried.add(candidate)
-          const { key, regId } = candidate
-          const session = this.sessions.get(key)
-          if (!session) continue
+          const session = this.sessions.get(candidate.key)
+          if (!session || session.isReleased) continue
           try {
-            return await session.request('token', [regId, context], timeout)
+            return await session.request('token', [candidate.regId, context], timeout)
           } catch (error) {
             problems.push(errorText(error))
           }
@@ -215,9 +214,8 @@ export class OnceHost {
     }
   }
 
-  private isLive(key: string): boolean {
-    const session = this.sessions.get(key)
-    return session !== undefined && !session.isReleased
+  private dropAuthCandidates(drop: (candidate: AuthCandidate) => boolean): void {
+    for (const [task, candidates] of this.authCandidates) this.authCandidates.set(task, candidates.filter((candidate) => !drop(candidate)))
   }
 
   /** Stops following tasks nobody has a once-handler for any more. */
