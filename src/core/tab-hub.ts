@@ -57,10 +57,11 @@ export class TabSession {
   private readonly dirty = new Set<number>()
   /** Subscriptions with `delivery: 'snapshots'`. */
   private readonly snapshotsOnly = new Set<number>()
-  /** The snapshot last posted per subscription, to tell an urgent change. */
-  private readonly posted = new Map<number, TaskSnapshot>()
-  /** When each subscription's snapshot last left: snapshot-only ones are paced one by one. */
-  private readonly postedAt = new Map<number, number>()
+  /**
+   * The snapshot last posted per subscription and when it left: to tell an urgent change,
+   * and to pace snapshot-only subscriptions one by one.
+   */
+  private readonly posted = new Map<number, { snapshot: TaskSnapshot; at: number }>()
   /** When the pending frame timer fires (clock time), to bring it forward for an earlier one. */
   private frameDueAt = Infinity
   private frameTimer: TimerHandle | null = null
@@ -112,7 +113,6 @@ export class TabSession {
     this.dirty.delete(subId)
     this.snapshotsOnly.delete(subId)
     this.posted.delete(subId)
-    this.postedAt.delete(subId)
   }
 
   send(projectId: string, options: WireTaskOptions, message: unknown): SendResult {
@@ -189,7 +189,6 @@ export class TabSession {
     this.latest.clear()
     this.dirty.clear()
     this.posted.clear()
-    this.postedAt.clear()
     this.cancelFrame()
     for (const pending of this.requests.values()) {
       this.hub.clock.clearTimeout(pending.timer)
@@ -236,15 +235,20 @@ export class TabSession {
     this.cancelFrame()
     const events = this.outbox.take()
     // Snapshots after messages: a tab applies the messages, then shows the newest state.
+    this.takeSnapshots(events, now, false)
+    this.postBatch(events)
+  }
+
+  /** Moves the pending snapshots (only first ones with `firstOnly`) into `events`, noting what left and when. */
+  private takeSnapshots(events: WireEvent[], now: number, firstOnly: boolean): void {
     for (const sub of this.dirty) {
       const snapshot = this.latest.get(sub)
+      if (firstOnly && (!snapshot || this.posted.has(sub))) continue
+      this.dirty.delete(sub)
       if (!snapshot) continue
       events.push({ sub, type: 'snapshot', snapshot })
-      this.posted.set(sub, snapshot)
-      this.postedAt.set(sub, now)
+      this.posted.set(sub, { snapshot, at: now })
     }
-    this.dirty.clear()
-    this.postBatch(events)
   }
 
   private postBatch(events: WireEvent[]): void {
@@ -267,14 +271,7 @@ export class TabSession {
    */
   private flushFirstStates(): void {
     const events: WireEvent[] = []
-    for (const sub of this.dirty) {
-      const snapshot = this.latest.get(sub)
-      if (!snapshot || this.posted.has(sub)) continue
-      events.push({ sub, type: 'snapshot', snapshot })
-      this.posted.set(sub, snapshot)
-      this.postedAt.set(sub, this.hub.clock.now())
-      this.dirty.delete(sub)
-    }
+    this.takeSnapshots(events, this.hub.clock.now(), true)
     if (events.length > 0) this.postBatch(events)
   }
 
@@ -289,8 +286,8 @@ export class TabSession {
       if (!this.snapshotsOnly.has(sub)) return 0
       const before = this.posted.get(sub)
       const after = this.latest.get(sub)
-      if (!before || (after && isUrgentChange(before, after))) return 0
-      const left = (this.postedAt.get(sub) ?? -Infinity) + FRAME_MS - now
+      if (!before || (after && isUrgentChange(before.snapshot, after))) return 0
+      const left = before.at + FRAME_MS - now
       if (left <= 0) return 0
       wait = Math.min(wait, left)
     }
