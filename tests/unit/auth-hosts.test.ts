@@ -7,11 +7,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AuthContext, TaskOptions } from 'tabcast'
 import { createLocalLink } from '../../src/client/local-link.js'
-import { TabClient } from '../../src/client/tab-client.js'
+import type { TabClient } from '../../src/client/tab-client.js'
 import type { TabHub } from '../../src/core/tab-hub.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from '../../worker/shared-worker-host.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
-import { openPortLink } from '../support/port-links.js'
+import { openPortLink, tabOnLink } from '../support/port-links.js'
 
 const TASK = 'voice_1'
 const WAIT = { timeout: 2000, interval: 5 }
@@ -31,15 +31,7 @@ function sharedWorker(): { env: FakeEnv; hub: TabHub; tab: (tabId: string, auth?
     const link = openPortLink((port) => {
       for (const listener of listeners) listener({ ports: [port] })
     }, closers)
-    return new TabClient({
-      links: [() => link],
-      tabId,
-      scheduleFrame: (callback) => setImmediate(callback),
-      setTimeout: (callback, ms) => setTimeout(callback, ms),
-      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-      healthInterval: 0,
-      ...(auth ? { auth } : {}),
-    })
+    return tabOnLink(link, tabId, auth ? { auth } : {})
   }
   return { env, hub, tab }
 }
@@ -152,14 +144,7 @@ describe('tokens through the per-tab (in-page) host', () => {
     const env = fakeEnv()
     const link = createLocalLink(env.env, 'per-tab', 'test')
     closers.push(() => link.dispose())
-    const client = new TabClient({
-      links: [() => link],
-      tabId: 'tab-1',
-      scheduleFrame: (callback) => setImmediate(callback),
-      setTimeout: (callback, ms) => setTimeout(callback, ms),
-      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-      healthInterval: 0,
-    })
+    const client = tabOnLink(link)
     client.subscribe(TASK, {}, { auth: async () => 'in-page' })
     await vi.waitFor(() => expect(env.sockets.count).toBe(1), WAIT)
     expect(env.sockets.last.protocols).toEqual(['tabcast', 'tabcast.bearer.in-page'])

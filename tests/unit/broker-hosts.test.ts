@@ -11,7 +11,7 @@ import type { BrokerLink } from '../../src/client/link.js'
 import { inPageTransport, loopbackPorts } from '../../src/client/in-page.js'
 import { createLocalLink } from '../../src/client/local-link.js'
 import { createSessionLink, serveEvents } from '../../src/client/session-link.js'
-import { TabClient } from '../../src/client/tab-client.js'
+import type { TabClient } from '../../src/client/tab-client.js'
 import { createBrokerHost } from '../../src/core/broker-host.js'
 import { createSessionApi } from '../../src/core/session-api.js'
 import type { EventsPort, HostToTab, SessionApi } from '../../src/core/session-protocol.js'
@@ -20,7 +20,7 @@ import { PROTOCOL_VERSION } from '../../src/protocol-version.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from '../../worker/shared-worker-host.js'
 import { FakeLocks } from '../support/fake-browser.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
-import { openPortLink } from '../support/port-links.js'
+import { openPortLink, tabOnLink } from '../support/port-links.js'
 import { settle } from '../support/fake-fetch.js'
 
 const TASK = 'voice_1'
@@ -79,17 +79,6 @@ function perTabHost(): Host {
   }
 }
 
-function tabOn(link: BrokerLink, tabId = 'tab-1'): TabClient {
-  return new TabClient({
-    links: [() => link],
-    tabId,
-    scheduleFrame: (callback) => setImmediate(callback),
-    setTimeout: (callback, ms) => setTimeout(callback, ms),
-    clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-    healthInterval: 0,
-  })
-}
-
 describe.each([
   ['the SharedWorker', sharedWorkerHost],
   ['the per-tab broker', perTabHost],
@@ -97,7 +86,7 @@ describe.each([
   it('hears `online`: a task waiting out its reconnect delay tries again at once', async () => {
     const host = makeHost()
     const seen: TaskSnapshot[] = []
-    tabOn(host.link()).subscribe(TASK, { snapshot: (snapshot) => seen.push(snapshot) })
+    tabOnLink(host.link()).subscribe(TASK, { snapshot: (snapshot) => seen.push(snapshot) })
     await vi.waitFor(() => expect(host.env.sockets.count).toBe(1), WAIT)
     host.env.sockets.last.drop()
     await settle()
@@ -110,7 +99,7 @@ describe.each([
 
   it('stops hearing signals when it closes', async () => {
     const host = makeHost()
-    tabOn(host.link()).subscribe(TASK, {})
+    tabOnLink(host.link()).subscribe(TASK, {})
     await vi.waitFor(() => expect(host.env.sockets.count).toBe(1), WAIT)
     expect(host.env.signalListeners).toBe(1)
     host.close()
@@ -122,7 +111,7 @@ describe.each([
 describe('host → tab requests', () => {
   it('over a SharedWorker port: the host asks a tab and gets its answer', async () => {
     const host = sharedWorkerHost()
-    tabOn(host.link(), 'tab-7').subscribe(TASK, {})
+    tabOnLink(host.link(), 'tab-7').subscribe(TASK, {})
     await vi.waitFor(() => expect(host.hub().liveTabs()).toHaveLength(1), WAIT)
     const [tab] = host.hub().liveTabs()
     await expect(tab!.request('ping', [], 1000)).resolves.toBe('tab-7')
@@ -132,7 +121,7 @@ describe('host → tab requests', () => {
     const env = fakeEnv()
     const hub = createBrokerHost({ env: env.env, mode: 'per-tab', modeReason: 'test', locks: null })
     closers.push(() => hub.close())
-    tabOn(createSessionLink(inPageTransport(hub)), 'tab-8').subscribe(TASK, {})
+    tabOnLink(createSessionLink(inPageTransport(hub)), 'tab-8').subscribe(TASK, {})
     await vi.waitFor(() => expect(hub.liveTabs()).toHaveLength(1), WAIT)
     await expect(hub.liveTabs()[0]!.request('ping', [], 1000)).resolves.toBe('tab-8')
   })
@@ -225,15 +214,9 @@ describe('tab locks: the SharedWorker host watches a tab from its lock report, o
     const tabLocks = locks.forTab('tab-1')
     let release: () => void = () => {}
     const granted = new Promise<void>((resolve) => (release = resolve))
-    const tab = new TabClient({
-      links: [() => openPortLink(connect, closers)],
-      tabId: 'tab-1',
+    const tab = tabOnLink(openPortLink(connect, closers), 'tab-1', {
       // The browser's grant takes its time: the request reaches the lock manager when the test says.
       locks: { request: (name, options, callback) => granted.then(() => tabLocks.request(name, options, callback)) },
-      scheduleFrame: (callback) => setImmediate(callback),
-      setTimeout: (callback, ms) => setTimeout(callback, ms),
-      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-      healthInterval: 0,
     })
     return { env, hub, locks, tab, grant: release }
   }
