@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: what sharing saves, measured side by side in one run (issue 7).
  *
- *   npm run bench                          N = 1, 5, 10, 20 tabs × M = 1, 5 tasks, 3 repetitions, then bench/server.ts
- *                                          at 1,000 subscribers (about ten minutes on two CPUs)
+ *   npm run bench                          N = 1, 5, 10, 20 tabs × M = 1, 5 tasks, 3 repetitions, the demo page's
+ *                                          paint (5 repetitions), then bench/server.ts at 1,000 subscribers
+ *                                          (about sixteen minutes on two loaded CPUs)
+ *   npm run bench -- --demo-repetitions 0  skip the demo page (bench/browser/demo-paint.ts)
  *   npm run bench -- --quick               tiny sizes, a minute or so (the smoke test runs this)
  *   npm run bench -- --tabs 10 --tasks 1 --repetitions 5 --server full   (full | short | quick | skip)
  *   npm run bench -- --no-frame-keeper     let headless Chromium throttle the windows behind the front one
