@@ -67,6 +67,10 @@ export class OnceHandlers {
     return this.registrations.delete(id)
   }
 
+  get(id: number): LocalOnce | undefined {
+    return this.registrations.get(id)
+  }
+
   get size(): number {
     return this.registrations.size
   }

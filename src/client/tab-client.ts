@@ -165,7 +165,7 @@ export class TabClient implements TabcastClient {
   private token(subId: number, context: AuthContext): string | null | Promise<string | null> {
     // Subscriptions and once-registrations share one id sequence; a task followed only
     // through `once` is asked by the host's once-watcher with a registration id.
-    const asked = this.subscriptions.get(subId) ?? this.onceHandlers.all().find((registration) => registration.id === subId)
+    const asked = this.subscriptions.get(subId) ?? this.onceHandlers.get(subId)
     let auth = asked ? this.authOf(asked.options) : undefined
     if (!auth) {
       const key = asked?.key ?? taskKey(context.projectId, { backendUrl: context.backendUrl })
@@ -212,7 +212,7 @@ export class TabClient implements TabcastClient {
     }
     void this.connect().then(
       (active) => {
-        if (this.onceHandlers.all().includes(registration) && this.registeredOn.get(registration.id) !== active.link) {
+        if (this.onceHandlers.get(registration.id) === registration && this.registeredOn.get(registration.id) !== active.link) {
           this.sendPresence(active.link)
           this.registerOnce(active.link, registration)
         }
