@@ -4,7 +4,8 @@
  * `worker.format` is `es`), rooted at bench/pages, into a scratch directory under
  * .tmp/, then served by `vite preview` on 127.0.0.1 and a free port. The tabcast page
  * imports `tabcast`, so its SharedWorker is bundled from the library's own
- * `new SharedWorker(new URL(…))`, exactly as in an app.
+ * `new SharedWorker(new URL(…))`, exactly as in an app. The static page (the progress
+ * already in its HTML) is the late-join floor: what any page takes to paint here.
  *
  * Sizes come from two more builds of one-line entries (the client alone; the React
  * layer with React left out), gzipped with zlib.
@@ -46,7 +47,13 @@ export async function buildAndServePages(): Promise<ServedPages> {
         outDir,
         emptyOutDir: true,
         sourcemap: false,
-        rolldownOptions: { input: { tabcast: join(PAGES_DIR, 'tabcast.html'), baseline: join(PAGES_DIR, 'baseline.html') } },
+        rolldownOptions: {
+          input: {
+            tabcast: join(PAGES_DIR, 'tabcast.html'),
+            baseline: join(PAGES_DIR, 'baseline.html'),
+            static: join(PAGES_DIR, 'static.html'),
+          },
+        },
       },
     })
     const served = await serveDemo(outDir, PAGES_DIR)

@@ -42,7 +42,7 @@ function describeUnit(result: UnitResult): string {
     `conns ${result.connections.server}/${result.connections.expected}, ` +
     `latency p50 ${result.latency.p50.toFixed(1)} p99 ${result.latency.p99.toFixed(1)} ms (to onMessage p50 ${result.latency.arrivalP50.toFixed(1)}), ` +
     `burst CPU ${b.cpu?.totalMs ?? '–'} ms (net ${b.netCpuMs}), ${b.delivered}/${b.expectedDeliveries} delivered, ` +
-    `join ${result.lateJoin.samples.join('/')} ms, reconnect ${result.reconnect.liveAfterRestartMs} ms, lost ${result.reconnect.lost}`
+    `join ${result.lateJoin.samples.join('/')} ms (a static page ${result.lateJoin.staticSamples.join('/')} ms), reconnect ${result.reconnect.liveAfterRestartMs} ms, lost ${result.reconnect.lost}`
   )
 }
 

@@ -118,6 +118,11 @@ export interface UnitResult {
     liveOnlySamples: number[]
     /** Where the time of each sample went. */
     stages: LateJoinStages[]
+    /**
+     * The floor, measured right after each join under the same load: navigation start
+     * → first paint of bench/pages/static.html, whose progress is already in its HTML.
+     */
+    staticSamples: number[]
   }
   reconnect: {
     /** Server listening again → every tab painted live, ms. */
@@ -334,7 +339,7 @@ function emptyResult(context: UnitContext, variant: Variant, tabs: number, tasks
       extraUpgrades: 0,
       latency: noLatency,
     },
-    lateJoin: { samples: [], liveOnlySamples: [], stages: [] },
+    lateJoin: { samples: [], liveOnlySamples: [], stages: [], staticSamples: [] },
     reconnect: { liveAfterRestartMs: Number.NaN, liveAfterStopMs: Number.NaN, tabsLive: 0, lost: 0, expected: 0 },
     phaseSeconds: {},
     pageErrors: [],
@@ -516,6 +521,18 @@ async function joinOnce(
   }
 }
 
+/** Opens bench/pages/static.html in a new tab: its first paint, ms since its navigation started. */
+async function staticPaint(browserContext: BrowserContext, context: UnitContext): Promise<number> {
+  const page = await browserContext.newPage()
+  try {
+    await page.goto(`${context.origin}/static.html${context.settings.frameKeeper ? '' : '?keeper=0'}`, { waitUntil: 'load' })
+    const at = await page.waitForFunction(() => window.staticPaintedAt, undefined, { timeout: 10_000 })
+    return round((await at.jsonValue()) ?? Number.NaN, 1)
+  } finally {
+    await page.close()
+  }
+}
+
 async function lateJoinPhase(context: UnitContext, browserContext: BrowserContext, pages: readonly Page[], result: UnitResult): Promise<void> {
   const { backend, settings } = context
   const feeds = await newFeeds(context, 'join', result.tasks)
@@ -532,6 +549,7 @@ async function lateJoinPhase(context: UnitContext, browserContext: BrowserContex
       const joined = await joinOnce(browserContext, pageUrl(context, result.variant, params), feeds, settings)
       result.lateJoin.samples.push(joined.total)
       result.lateJoin.stages.push(joined.stages)
+      result.lateJoin.staticSamples.push(await staticPaint(browserContext, context))
       if (result.variant === 'baseline') {
         const liveOnly = await joinOnce(browserContext, pageUrl(context, 'baseline', { ...params, catchup: '0' }), feeds, settings)
         result.lateJoin.liveOnlySamples.push(liveOnly.total)

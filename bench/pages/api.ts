@@ -82,5 +82,7 @@ export interface BenchPageApi {
 declare global {
   interface Window {
     tabcastBench?: BenchPageApi
+    /** bench/pages/static.html: its first paint, ms since its navigation started. */
+    staticPaintedAt?: number
   }
 }

@@ -62,6 +62,8 @@ describe('npm run bench -- --quick', () => {
         expect(variant.burst.expectedDeliveries, name).toBeGreaterThan(0)
         expect(variant.burst.terminalExpected, name).toBe(cell.tabs * cell.tasks * repetitions)
         expect(variant.lateJoinMs.n, name).toBe(repetitions)
+        expect(variant.lateJoinStaticMs.n, name).toBe(repetitions)
+        expect(variant.lateJoinStaticMs.median, name).toBeGreaterThan(0)
         expect(variant.reconnectMs.n, name).toBe(repetitions)
       }
       expect(cell.baseline.lateJoinLiveOnlyMs.n, name).toBe(repetitions)
