@@ -253,6 +253,12 @@ function summarizePairs(tabcast: readonly UnitResult[], baseline: readonly UnitR
 const SHARED_WORKER_THREAD = 'SharedWorker th'
 
 const SIZE_GOALS = { clientGzipBytes: 6000, workerGzipBytes: 10_000 }
+/**
+ * What the bench smoke test (and so CI) holds the bundles to while the goals above are
+ * missed: today's sizes plus a few hundred bytes, so new weight is a decision someone
+ * makes on purpose (raise the budget in the same change, and say why) rather than drift.
+ */
+export const SIZE_BUDGETS = { clientGzipBytes: 8800, workerGzipBytes: 18_500 }
 const GOAL_TABS = 10
 /** Issue 15: browser CPU at 10 tabs × 1 task under a burst, as a fraction of the baseline's. */
 const CPU_GOAL_RATIO = 0.5
@@ -559,12 +565,12 @@ export function renderMarkdown(report: BrowserBenchReport): string {
     out.push('')
     out.push(
       markdownTable(
-        ['bundle', 'minified', 'gzip', 'goal'],
+        ['bundle', 'minified', 'gzip', 'goal', 'budget (CI)'],
         [
-          ['tab side (`tabcast` client, loaded at start)', kb(sizes.client.bytes), kb(sizes.client.gzipBytes), '< 6 kB'],
-          ['tab side, loaded only without SharedWorker', kb(sizes.clientLazy.bytes), kb(sizes.clientLazy.gzipBytes), ''],
-          ['SharedWorker', kb(sizes.worker.bytes), kb(sizes.worker.gzipBytes), '< 10 kB'],
-          ['`tabcast/react` with the client, React excluded', kb(sizes.react.bytes), kb(sizes.react.gzipBytes), ''],
+          ['tab side (`tabcast` client, loaded at start)', kb(sizes.client.bytes), kb(sizes.client.gzipBytes), `< ${kb(SIZE_GOALS.clientGzipBytes)}`, `≤ ${kb(SIZE_BUDGETS.clientGzipBytes)}`],
+          ['tab side, loaded only without SharedWorker', kb(sizes.clientLazy.bytes), kb(sizes.clientLazy.gzipBytes), '', ''],
+          ['SharedWorker', kb(sizes.worker.bytes), kb(sizes.worker.gzipBytes), `< ${kb(SIZE_GOALS.workerGzipBytes)}`, `≤ ${kb(SIZE_BUDGETS.workerGzipBytes)}`],
+          ['`tabcast/react` with the client, React excluded', kb(sizes.react.bytes), kb(sizes.react.gzipBytes), '', ''],
         ],
       ),
     )

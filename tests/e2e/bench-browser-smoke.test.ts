@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { BrowserBenchReport } from '../../bench/browser/report.js'
+import { SIZE_BUDGETS, type BrowserBenchReport } from '../../bench/browser/report.js'
 import { REPO_ROOT } from './support/demo.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'tabcast-bench-browser-'))
@@ -75,6 +75,10 @@ describe('npm run bench -- --quick', () => {
       expect(report.sizes.client.gzipBytes).toBeGreaterThan(0)
       expect(report.sizes.worker.gzipBytes).toBeGreaterThan(0)
       expect(report.sizes.worker.files.map((file) => file.file).join(' ')).toMatch(/broker\.worker/)
+      // Sizes are deterministic for a lockfile: growth past the budget is a decision to make
+      // on purpose, in the same change as the budget (see SIZE_BUDGETS).
+      expect(report.sizes.client.gzipBytes).toBeLessThanOrEqual(SIZE_BUDGETS.clientGzipBytes)
+      expect(report.sizes.worker.gzipBytes).toBeLessThanOrEqual(SIZE_BUDGETS.workerGzipBytes)
     }
     expect(report.goals.find((goal) => goal.name.startsWith('server sockets'))?.met).toBe(true)
 
