@@ -139,6 +139,25 @@ export class HttpRoutes {
    * Answers the request if its path is one of tabcast's and returns true; returns
    * false (and leaves the response alone) otherwise.
    */
+  /**
+   * Any other path, on a server that serves nothing else: a 404 that an allowed page can
+   * read. Without CORS headers the browser hides it, and a page whose `backendUrl` has a
+   * wrong path prefix could only guess between that and an origin refusal.
+   */
+  notFound(req: IncomingMessage, res: ServerResponse): void {
+    const origin = requestOrigin(req.headers)
+    const allowed = this.context.originCheck(origin)
+    if (allowed) setCorsHeaders(res, origin, req.method === 'OPTIONS', this.context.corsCredentials)
+    else res.setHeader('Vary', 'Origin')
+    if (req.method === 'OPTIONS' && allowed) {
+      // The preflight of a read with a token: let the read itself come and get its 404.
+      res.writeHead(204, { 'Content-Length': '0' })
+      res.end()
+      return
+    }
+    sendJson(res, 404, { error: 'not found: no tabcast route at this path' })
+  }
+
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const target = parseTarget(req.url)
     const route = target && matchRoute(target.pathname, this.context.basePath)

@@ -321,8 +321,7 @@ export class TabcastServer {
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       if (this.routes.handle(req, res)) return
       if (previous.length === 0) {
-        res.writeHead(404, { 'Content-Type': 'application/json; charset=utf-8' })
-        res.end(JSON.stringify({ error: 'not found' }))
+        this.routes.notFound(req, res)
         return
       }
       for (const listener of previous) listener.call(server, req, res)

@@ -305,7 +305,8 @@ class Step {
   /**
    * A socket that never opens plus status reads that fail before any HTTP answer, from a
    * page on another origin than the backend: the browser hides the 403 of a refused
-   * Origin and the missing CORS headers alike, and a backend that is down looks the same.
+   * Origin and the missing CORS headers alike (a backend's 404 for a wrong path prefix
+   * often has none either), and a backend that is down looks the same.
    * A `no-cors` probe tells them apart (it gets an opaque answer from any server that is up).
    */
   explain(problem: string): string {
@@ -314,15 +315,16 @@ class Step {
     if (this.s.reachable === true) {
       return (
         `${problem}. ${backendOrigin} is up but refuses this page: its Origin allow-list or CORS ` +
-        `does not allow this page's origin ${page} (the WebSocket fails before opening too)`
+        `does not allow this page's origin ${page}, or it serves nothing at this path (check the path in backendUrl); ` +
+        `the WebSocket fails before opening too`
       )
     }
     if (this.s.reachable === false) {
       return `${problem}. ${backendOrigin} does not answer at all (the WebSocket fails before opening too): it is down or unreachable from ${page}`
     }
     return (
-      `${problem}. The WebSocket to ${backendOrigin} also fails before opening: the backend is down, or ` +
-      `its Origin allow-list or CORS does not allow this page's origin ${page}`
+      `${problem}. The WebSocket to ${backendOrigin} also fails before opening: the backend is down, ` +
+      `its Origin allow-list or CORS does not allow this page's origin ${page}, or it serves nothing at this path`
     )
   }
 

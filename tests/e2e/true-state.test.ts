@@ -207,6 +207,19 @@ describe('saying what is wrong', () => {
     }
     expect(strict.connections(taskId)).toBe(0)
   })
+
+  it('a backendUrl with a wrong path prefix: the notice says HTTP 404, not that the origin is refused', async () => {
+    const taskId = uniqueTaskId('wrong_prefix')
+    await env.backend.server.createTask({ taskId })
+    const options = { maxReconnectAttempts: 1, reconnectBaseDelay: 100, pollingInterval: 500, socketRetryInterval: 0 }
+    const wrong = `${env.backend.backendUrl}/wrong`
+    const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, wrong, options), 2)
+    await expectEveryTab(tabs, { notice: expect.stringContaining('HTTP 404') })
+    for (const bar of await Promise.all(tabs.map((tab) => tab.locator('.tabcast-progress__notice').textContent()))) {
+      expect(bar).toContain(`/wrong/api/v1/projects/${taskId}/status`)
+      expect(bar).not.toContain('refuses this page')
+    }
+  })
 })
 
 function escape(text: string): string {

@@ -251,6 +251,27 @@ describe('health and mounting', () => {
     }
   })
 
+  it('answers other paths with a 404 an allowed page can read (CORS), so a wrong path prefix is not mistaken for a refusal', async () => {
+    const server = await start({ allowedOrigins: ['http://studio.test'] })
+    const origin = new URL(server.http).origin
+    const wrong = `${origin}/wrong/api/v1/projects/task_1/status`
+    const allowed = await getStatus(wrong, { headers: { Origin: 'http://studio.test' } })
+    expect(allowed.status).toBe(404)
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('http://studio.test')
+    expect(allowed.body).toEqual({ error: 'not found: no tabcast route at this path' })
+    // The preflight of a read with a token gets through, so the read can meet its 404.
+    const preflight = await fetch(wrong, {
+      method: 'OPTIONS',
+      headers: { Origin: 'http://studio.test', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' },
+    })
+    expect(preflight.status).toBe(204)
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/Authorization/)
+    // Another origin learns nothing more than before.
+    const other = await getStatus(wrong, { headers: { Origin: 'http://evil.test' } })
+    expect(other.status).toBe(404)
+    expect(other.headers.get('access-control-allow-origin')).toBeNull()
+  })
+
   it('serves every route under basePath', async () => {
     const server = await start({ basePath: '/tabcast' })
     expect(server.http.endsWith('/tabcast')).toBe(true)

@@ -388,7 +388,8 @@ describe('naming a refused origin (issue 11, case 5)', () => {
     await settle()
     expect(world.snapshot.connectionError).toBe(
       `status request to ${STATUS} failed: Failed to fetch. http://localhost:8000 is up but refuses this page: ` +
-        "its Origin allow-list or CORS does not allow this page's origin http://127.0.0.1:3020 (the WebSocket fails before opening too)",
+        "its Origin allow-list or CORS does not allow this page's origin http://127.0.0.1:3020, or it serves nothing at this path " +
+        '(check the path in backendUrl); the WebSocket fails before opening too',
     )
     // Up but refusing does not heal by itself: the next failed poll asks no second probe.
     world.clock.advance(2000)

@@ -58,9 +58,14 @@ export async function startBackend(options: E2eBackendOptions = {}): Promise<E2e
 
   const launch = async (port: number): Promise<Running> => {
     const http = createServer()
-    http.on('upgrade', (req) => {
+    http.on('upgrade', (req, socket) => {
       const match = STREAM_PATH.exec(req.url ?? '')
-      if (!match) return
+      if (!match) {
+        // With this listener on the server, tabcast leaves upgrades to paths that are not
+        // its own to it (an app's other socket server), so it answers them as an app would.
+        if (options.basePath === undefined) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        return
+      }
       let taskId: string
       try {
         taskId = decodeURIComponent(match[1] ?? '')
