@@ -4,8 +4,9 @@
  * waiting for it.
  *
  * Backpressure: a batch is acknowledged by the tab when it arrives. While a tab has
- * `MAX_IN_FLIGHT` batches unacknowledged (it is frozen, hidden in a throttled state,
- * or just slow), new events wait in its outbox. There, snapshots are coalesced to the
+ * `inFlightLimit` batches unacknowledged (`MAX_IN_FLIGHT`, plus one for each of its
+ * subscriptions beyond the first; it is frozen, hidden in a throttled state, or just
+ * slow), new events wait in its outbox. There, snapshots are coalesced to the
  * newest one per subscription, and messages are bounded by kind (see `Outbox`): the
  * latest `pong`, `connected` and connection-scoped `error` per subscription, the first
  * terminal message always, and at most `OUTBOX_LIMIT` others, oldest dropped first. A
@@ -35,6 +36,10 @@ import { OnceHost } from './once-host.js'
 import { Outbox } from './outbox.js'
 import type { TabWatcher } from './tab-lock.js'
 
+/**
+ * Unacknowledged batches a tab with one subscription may have; a tab with more gets one
+ * more per extra subscription (see `TabSession.inFlightLimit`).
+ */
 export const MAX_IN_FLIGHT = 4
 export const OUTBOX_LIMIT = 500
 /**
@@ -219,7 +224,7 @@ export class TabSession {
   private flush(): void {
     if (this.released || this.suspended) return
     if (this.outbox.length === 0 && this.dirty.size === 0) return
-    if (this.inFlight >= MAX_IN_FLIGHT) {
+    if (this.inFlight >= this.inFlightLimit()) {
       this.flushFirstStates()
       return
     }
@@ -237,6 +242,19 @@ export class TabSession {
     // Snapshots after messages: a tab applies the messages, then shows the newest state.
     this.takeSnapshots(events, now, false)
     this.postBatch(events)
+  }
+
+  /**
+   * Every socket message is a batch of its own, and the tasks of one tab send at the same
+   * moments (a backend that reports all its jobs on one tick), so a tab with k tasks may
+   * legitimately get k batches within one acknowledgement's round trip. With a fixed
+   * limit, the k-th task's state waited for the tab's main thread to acknowledge, a
+   * frame or more on a busy machine: the tail of the latency at 5 tabs × 5 tasks. Still
+   * bounded: by the subscriptions the tab itself made, and a frozen tab's events then
+   * coalesce in its outbox as before.
+   */
+  private inFlightLimit(): number {
+    return MAX_IN_FLIGHT + Math.max(0, this.subscriptions.size - 1)
   }
 
   /** Moves the pending snapshots (only first ones with `firstOnly`) into `events`, noting what left and when. */
@@ -265,7 +283,7 @@ export class TabSession {
    * Backpressure holds a busy tab's stream, never a new subscription's first state: a
    * late-joining tab subscribes to its tasks in one go while its main thread is still
    * loading the page and slow to acknowledge, and each first state must reach it at
-   * once. So past `MAX_IN_FLIGHT` only first snapshots leave (the stream and later
+   * once. So past the in-flight limit only first snapshots leave (the stream and later
    * states still wait for acknowledgements). Bounded: one batch per subscription the
    * tab itself made.
    */

@@ -3,6 +3,7 @@ import type { ServerMessage } from 'tabcast'
 import { Broker } from '../../src/core/broker.js'
 import { isBatch, type Batch, type HostRequest, type HostToTab, type WireEvent } from '../../src/core/session-protocol.js'
 import { LOCK_REPORT_TIMEOUT, MAX_IN_FLIGHT, OUTBOX_LIMIT, TabHub, type TabSession } from '../../src/core/tab-hub.js'
+import { FRAME_MS } from '../../src/core/delivery.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 import { settle } from '../support/fake-fetch.js'
 
@@ -128,7 +129,7 @@ describe('TabSession: backpressure', () => {
     expect(tab.session.stats().backlog).toBe(0)
   })
 
-  it("a new subscription's first state is not held behind MAX_IN_FLIGHT unacknowledged batches (a late join's tasks)", async () => {
+  it("a new subscription's first state is not held behind a full in-flight window (a late join's tasks)", async () => {
     setup()
     const tab = attach('tab-1')
     const tasks = Array.from({ length: MAX_IN_FLIGHT + 2 }, (_, i) => `render_join_${i}`)
@@ -138,16 +139,65 @@ describe('TabSession: backpressure', () => {
       await settle()
     }
     expect(snapshotsOf(tab.events).map((snapshot) => snapshot.projectId)).toEqual(tasks)
-    // The stream itself still waits for acknowledgements.
+    // The stream itself still waits for acknowledgements, past MAX_IN_FLIGHT plus one per extra subscription.
     const socket = world.sockets.all.find((candidate) => candidate.url.includes(TASK_URL_PART(tasks[0] as string)))
     if (!socket) throw new Error('no socket for the first task')
     socket.open()
-    const before = tab.batches.length
-    for (let seq = 1; seq <= 3; seq++) {
+    for (let seq = 1; seq <= 10; seq++) {
       socket.receive(progress(seq))
       await settle()
     }
-    expect(tab.batches.length).toBe(before)
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT + tasks.length - 1)
+  })
+
+  it('a subscription made while the window is over its limit (after an unsubscribe) still gets its first state at once', async () => {
+    setup()
+    const tab = attach('tab-1')
+    tab.session.subscribe(1, TASK, {})
+    tab.session.subscribe(2, OTHER, {})
+    await settle()
+    const socket = world.sockets.all.find((candidate) => candidate.url.includes(TASK_URL_PART(TASK)))
+    if (!socket) throw new Error('no socket for the first task')
+    socket.open()
+    for (let seq = 1; seq <= 10; seq++) {
+      socket.receive(progress(seq))
+      await settle()
+    }
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT + 1)
+    // Two subscriptions' worth in flight, now one subscription's limit; then a new task.
+    tab.session.unsubscribe(2)
+    tab.session.subscribe(3, 'render_3', {})
+    await settle()
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT + 2)
+    expect(tab.batches.at(-1)?.events).toEqual([{ sub: 3, type: 'snapshot', snapshot: world.broker.getSnapshot('render_3') }])
+  })
+
+  it('tasks that report at the same moment each get their state to a tab without waiting for its acknowledgements', async () => {
+    setup()
+    const tab = attach('tab-1')
+    const tasks = Array.from({ length: MAX_IN_FLIGHT + 2 }, (_, i) => `render_tick_${i}`)
+    for (const [index, task] of tasks.entries()) tab.session.subscribe(index + 1, task, { delivery: 'snapshots' })
+    await settle()
+    tab.ackAll()
+    const sockets = tasks.map((task) => {
+      const socket = world.sockets.all.find((candidate) => candidate.url.includes(TASK_URL_PART(task)))
+      if (!socket) throw new Error(`no socket for ${task}`)
+      socket.open()
+      return socket
+    })
+    await settle()
+    tab.ackAll()
+    // A frame later, so no snapshot-only subscription is paced.
+    world.clock.advance(FRAME_MS)
+    const before = tab.batches.length
+    // One tick of a backend that reports all its jobs at once: one socket message per
+    // task, each its own batch; the tab is busy and acknowledges none of them yet.
+    for (const socket of sockets) {
+      socket.receive(progress(500))
+      await settle()
+    }
+    const sent = snapshotsOf(tab.batches.slice(before).flatMap((batch) => batch.events))
+    expect(sent.map((snapshot) => [snapshot.projectId, snapshot.progress])).toEqual(tasks.map((task) => [task, 0.5]))
   })
 
   /** A tab following TASK that received `count` progress messages and acknowledged none. */
@@ -194,10 +244,13 @@ describe('TabSession: backpressure', () => {
       await settle()
     }
     expect(tab.batches).toHaveLength(MAX_IN_FLIGHT)
-    const sentBefore = tab.events.length
 
-    // The tab is stuck. A second task starts, connects and fails while the first floods.
+    // The tab is stuck. A second task starts (its subscription brings one more batch in
+    // flight: its first state), connects and fails while the first floods.
     tab.session.subscribe(2, OTHER, {})
+    await settle()
+    expect(tab.batches).toHaveLength(MAX_IN_FLIGHT + 1)
+    const sentBefore = tab.events.length
     const other = world.sockets.last
     other.open()
     other.receive({ type: 'connected', project_id: OTHER, last_seq: 0 })
@@ -206,9 +259,8 @@ describe('TabSession: backpressure', () => {
     other.receive({ type: 'error', error: 'out of memory', seq: 1 })
     socket.receive({ type: 'completed', seq: MAX_IN_FLIGHT + flood, result: { url: '/x' } })
     await settle()
-    // OUTBOX_LIMIT progress steps, the three kept messages and the first task's snapshot;
-    // the second task's first state left at once, stuck tab or not.
-    expect(tab.session.stats().backlog).toBe(OUTBOX_LIMIT + 3 + 1)
+    // OUTBOX_LIMIT progress steps, the three kept messages and both tasks' snapshots.
+    expect(tab.session.stats().backlog).toBe(OUTBOX_LIMIT + 3 + 2)
 
     tab.ackAll()
     await settle()
