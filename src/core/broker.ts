@@ -39,7 +39,8 @@ export class Broker {
   private nextId = 1
   /** The injected environment, shared with the hub that hosts this broker. */
   readonly env: BrokerEnv
-  private readonly info: BrokerInfo
+  /** How this broker is hosted (the mode every tab's hello reports). */
+  readonly info: BrokerInfo
 
   constructor(env: BrokerEnv, info: BrokerInfo, instanceId = randomId(env)) {
     this.env = env

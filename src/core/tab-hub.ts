@@ -392,8 +392,9 @@ export class TabHub {
   }
 
   hello(): Hello {
-    const stats = this.broker.stats()
-    return { instanceId: this.broker.instanceId, protocolVersion: PROTOCOL_VERSION, mode: stats.mode, modeReason: stats.modeReason }
+    // Not `broker.stats()`: that walks every channel, and every joining tab says hello.
+    const { mode, modeReason } = this.broker.info
+    return { instanceId: this.broker.instanceId, protocolVersion: PROTOCOL_VERSION, mode, modeReason }
   }
 
   /** The registered tabs, e.g. to pick one that can answer a request. */
