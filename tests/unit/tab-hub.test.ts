@@ -8,7 +8,12 @@ import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 import { settle } from '../support/fake-fetch.js'
 
 const TASK = 'render_1'
-const TASK_URL_PART = (task: string): string => `/projects/${task}/stream`
+/** The socket the broker opened for `task`. */
+function socketOf(task: string) {
+  const socket = world.sockets.all.find((candidate) => candidate.url.includes(`/projects/${task}/stream`))
+  if (!socket) throw new Error(`no socket for ${task}`)
+  return socket
+}
 const OTHER = 'render_2'
 
 interface Tab {
@@ -140,8 +145,7 @@ describe('TabSession: backpressure', () => {
     }
     expect(snapshotsOf(tab.events).map((snapshot) => snapshot.projectId)).toEqual(tasks)
     // The stream itself still waits for acknowledgements, past MAX_IN_FLIGHT plus one per extra subscription.
-    const socket = world.sockets.all.find((candidate) => candidate.url.includes(TASK_URL_PART(tasks[0] as string)))
-    if (!socket) throw new Error('no socket for the first task')
+    const socket = socketOf(tasks[0] as string)
     socket.open()
     for (let seq = 1; seq <= 10; seq++) {
       socket.receive(progress(seq))
@@ -156,8 +160,7 @@ describe('TabSession: backpressure', () => {
     tab.session.subscribe(1, TASK, {})
     tab.session.subscribe(2, OTHER, {})
     await settle()
-    const socket = world.sockets.all.find((candidate) => candidate.url.includes(TASK_URL_PART(TASK)))
-    if (!socket) throw new Error('no socket for the first task')
+    const socket = socketOf(TASK)
     socket.open()
     for (let seq = 1; seq <= 10; seq++) {
       socket.receive(progress(seq))
@@ -180,8 +183,7 @@ describe('TabSession: backpressure', () => {
     await settle()
     tab.ackAll()
     const sockets = tasks.map((task) => {
-      const socket = world.sockets.all.find((candidate) => candidate.url.includes(TASK_URL_PART(task)))
-      if (!socket) throw new Error(`no socket for ${task}`)
+      const socket = socketOf(task)
       socket.open()
       return socket
     })
