@@ -2,6 +2,9 @@
  * A `TabcastClient` test double: records every subscription with its options, and lets
  * a test push snapshots and messages the way the real client delivers them.
  */
+import { renderHook } from '@testing-library/react'
+import { createElement, StrictMode, type ReactNode } from 'react'
+import { TabcastProvider, useWebSocket, type UseWebSocketOptions } from 'tabcast/react'
 import {
   initialSnapshot,
   type BrokerStats,
@@ -97,4 +100,15 @@ export class FakeClient implements TabcastClient {
   active(projectId?: string): FakeSubscription[] {
     return this.subscriptions.filter((s) => s.active && (projectId === undefined || s.projectId === projectId))
   }
+}
+
+/** `useWebSocket` rendered under a `TabcastProvider` with a fresh `FakeClient` (in StrictMode with `strict`). */
+export function renderUseWebSocket(initialProps: UseWebSocketOptions, { strict = false } = {}) {
+  const client = new FakeClient()
+  const wrapper = ({ children }: { children: ReactNode }) => {
+    const provided = createElement(TabcastProvider, { client }, children)
+    return strict ? createElement(StrictMode, null, provided) : provided
+  }
+  const hook = renderHook((props: UseWebSocketOptions) => useWebSocket(props), { initialProps, wrapper })
+  return { client, ...hook }
 }

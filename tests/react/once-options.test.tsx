@@ -4,23 +4,14 @@
  * this tab, and removed on unmount. Which tab runs it is the broker's business
  * (tests/unit/once-hosts.test.ts, tests/e2e/once.test.ts).
  */
-import { cleanup, render, renderHook } from '@testing-library/react'
-import { StrictMode, type ReactNode } from 'react'
+import { cleanup, render } from '@testing-library/react'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ProgressBar, TabcastProvider, useWebSocket, type UseWebSocketOptions } from 'tabcast/react'
-import { FakeClient } from './fake-client.js'
+import { ProgressBar, TabcastProvider } from 'tabcast/react'
+import { FakeClient, renderUseWebSocket } from './fake-client.js'
 
 afterEach(cleanup)
 
-function setup(initialProps: UseWebSocketOptions, { strict = false } = {}) {
-  const client = new FakeClient()
-  const wrapper = ({ children }: { children: ReactNode }) => {
-    const provided = <TabcastProvider client={client}>{children}</TabcastProvider>
-    return strict ? <StrictMode>{provided}</StrictMode> : provided
-  }
-  const hook = renderHook((props: UseWebSocketOptions) => useWebSocket(props), { initialProps, wrapper })
-  return { client, ...hook }
-}
+const setup = renderUseWebSocket
 
 describe('useWebSocket: once-handlers', () => {
   it('registers nothing without onCompletedOnce / onErrorOnce', () => {

@@ -1,21 +1,13 @@
-import { act, cleanup, render, renderHook } from '@testing-library/react'
-import { StrictMode, type ReactNode } from 'react'
+import { act, cleanup, render } from '@testing-library/react'
+import { StrictMode } from 'react'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_OPTIONS, type ServerMessage } from 'tabcast'
 import { TabcastProvider, useWebSocket, type UseWebSocketOptions, type UseWebSocketResult } from 'tabcast/react'
-import { FakeClient } from './fake-client.js'
+import { FakeClient, renderUseWebSocket } from './fake-client.js'
 
 afterEach(cleanup)
 
-function setup(initialProps: UseWebSocketOptions, { strict = false } = {}) {
-  const client = new FakeClient()
-  const wrapper = ({ children }: { children: ReactNode }) => {
-    const provided = <TabcastProvider client={client}>{children}</TabcastProvider>
-    return strict ? <StrictMode>{provided}</StrictMode> : provided
-  }
-  const hook = renderHook((props: UseWebSocketOptions) => useWebSocket(props), { initialProps, wrapper })
-  return { client, ...hook }
-}
+const setup = renderUseWebSocket
 
 const progress = (value: number, message?: string): ServerMessage =>
   message === undefined ? { type: 'progress', progress: value } : { type: 'progress', progress: value, message }
