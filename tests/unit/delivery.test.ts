@@ -154,13 +154,19 @@ describe('delivery modes on the host', () => {
     expect(snapshots.at(-1)).toBe((frames * FRAME_MS) / 1000)
   })
 
-  it('completion and connection changes leave at once, even within a frame', async () => {
+  /** A snapshot-only tab that has seen one step, acknowledged, with the step's frame still open. */
+  async function snapshotTabAfterOneStep(): Promise<ReturnType<typeof setup>> {
     const tab = setup()
     tab.session.subscribe(1, TASK, { delivery: 'snapshots' })
     await live(tab)
     world.sockets.last.receive(progress(1))
     await settle()
     tab.ackAll()
+    return tab
+  }
+
+  it('completion and connection changes leave at once, even within a frame', async () => {
+    const tab = await snapshotTabAfterOneStep()
     world.sockets.last.receive(progress(2))
     await settle()
     world.sockets.last.receive({ type: 'completed', seq: 3, result: { ok: true } })
@@ -172,12 +178,7 @@ describe('delivery modes on the host', () => {
   })
 
   it('a lost connection leaves at once too', async () => {
-    const tab = setup()
-    tab.session.subscribe(1, TASK, { delivery: 'snapshots' })
-    await live(tab)
-    world.sockets.last.receive(progress(1))
-    await settle()
-    tab.ackAll()
+    const tab = await snapshotTabAfterOneStep()
     world.sockets.last.drop(1006, 'gone')
     await settle()
     const last = ofSub(tab.events, 1, 'snapshot').at(-1)
