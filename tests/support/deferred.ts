@@ -22,3 +22,11 @@ export async function until(check: () => boolean, what = 'condition'): Promise<v
     await new Promise((resolve) => setImmediate(resolve))
   }
 }
+
+/**
+ * Runs the work already queued (port and bus deliveries, lock grants), turn by turn, so
+ * that a check for "nothing happened" means it. No time passes on a fake clock.
+ */
+export async function quiesce(turns = 50): Promise<void> {
+  for (let turn = 0; turn < turns; turn++) await new Promise((resolve) => setImmediate(resolve))
+}

@@ -8,7 +8,7 @@ import { TabClient } from '../../src/client/tab-client.js'
 import type { TaskSnapshot } from '../../src/types.js'
 import { PROTOCOL_VERSION } from '../../src/protocol-version.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
-import { settle } from '../support/fake-fetch.js'
+import { quiesce, until } from '../support/deferred.js'
 import { FakeBusNetwork, FakeLocks } from '../support/fake-browser.js'
 
 interface Tab {
@@ -74,23 +74,6 @@ function kill(tab: Tab): void {
   for (const socket of tab.env.sockets.openSockets) socket.close(1001, 'tab closed')
 }
 
-/**
- * Lets queued deliveries (bus messages, lock grants, port calls) run until `condition`
- * holds. No time passes: every timer is on a fake clock, so this only waits for work
- * already queued, turn by turn.
- */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let turn = 0; turn < 500; turn++) {
-    if (condition()) return
-    await settle()
-  }
-  throw new Error(`never reached: ${what}`)
-}
-
-/** Runs every delivery already queued, so that a check for "nothing happened" means it. */
-async function quiesce(): Promise<void> {
-  for (let turn = 0; turn < 50; turn++) await settle()
-}
 
 function openSockets(tabs: Tab[]): number {
   return tabs.reduce((sum, tab) => sum + tab.env.sockets.openSockets.length, 0)

@@ -16,7 +16,7 @@ import type { TabHub } from '../../src/core/tab-hub.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from '../../worker/shared-worker-host.js'
 import { FakeBusNetwork, FakeLocks } from '../support/fake-browser.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
-import { settle } from '../support/fake-fetch.js'
+import { quiesce, until } from '../support/deferred.js'
 import type { FakeSocket } from '../support/fake-socket.js'
 
 const TASK = 'audio_1'
@@ -27,18 +27,6 @@ afterEach(() => {
   for (const close of closers.splice(0)) close()
 })
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let turn = 0; turn < 500; turn++) {
-    if (condition()) return
-    await settle()
-  }
-  throw new Error(`never reached: ${what}`)
-}
-
-/** Runs every delivery already queued, so that "nothing happened" means it. */
-async function quiesce(): Promise<void> {
-  for (let turn = 0; turn < 30; turn++) await settle()
-}
 
 class Presence implements PresenceSource {
   value: TabPresence = { visible: false, focused: false }
