@@ -3,57 +3,22 @@
  * the reference server). Connections are counted by the example itself (`/healthz`),
  * since Playwright cannot see a SharedWorker's sockets.
  */
-import type { Browser, BrowserContext } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startFastapiBackend, type FastapiBackend } from '../support/fastapi-backend.js'
-import { launchChromium } from './support/chromium.js'
-import { buildDemo, serveDemo, type ServedDemo } from './support/demo.js'
+import { describe, expect, it } from 'vitest'
+import { startFastapiBackend } from '../support/fastapi-backend.js'
+import { setUpE2eEnvironmentWith } from './support/environment.js'
 import { startRefusingProxy } from './support/refusing-proxy.js'
 import { expectEveryResult, expectEveryTab, expectInspector, openTabs, testPageUrl, uniqueTaskId } from './support/tabs.js'
 
 // Small, bounded backoff so the tabs retry quickly and never run out of attempts.
 const FAST_RECONNECT = { reconnectBaseDelay: 100, reconnectMaxDelay: 400, maxReconnectAttempts: 100, linger: 200 }
 
-let browser: Browser | null = null
-let demo: ServedDemo | null = null
-let backend: FastapiBackend | null = null
-let context: BrowserContext | null = null
-const pageErrors: string[] = []
-
-const need = <T>(value: T | null, what: string): T => {
-  if (value === null) throw new Error(`no ${what} (did beforeAll fail?)`)
-  return value
-}
-
-beforeAll(async () => {
-  const [outDir, launched, started] = await Promise.allSettled([buildDemo(), launchChromium(), startFastapiBackend()])
-  if (launched.status === 'fulfilled') browser = launched.value
-  if (started.status === 'fulfilled') backend = started.value
-  for (const outcome of [launched, outDir, started]) if (outcome.status === 'rejected') throw outcome.reason
-  if (outDir.status === 'fulfilled') demo = await serveDemo(outDir.value)
-})
-
-beforeEach(async () => {
-  pageErrors.length = 0
-  context = await need(browser, 'browser').newContext()
-  context.on('page', (page) => page.on('pageerror', (error) => pageErrors.push(`${page.url()}: ${error.message}`)))
-})
-
-afterEach(async () => {
-  await context?.close()
-  context = null
-  expect(pageErrors, 'uncaught errors in the pages').toEqual([])
-})
-
-afterAll(async () => {
-  await Promise.allSettled([browser?.close(), demo?.close(), backend?.close()])
-})
+const env = setUpE2eEnvironmentWith(startFastapiBackend)
 
 describe('the demo against the FastAPI example', () => {
   it('3 tabs share 1 socket on the Python server; completion reaches every tab', async () => {
-    const python = need(backend, 'backend')
+    const python = env.backend
     const { project_id: taskId } = await python.create({ taskId: uniqueTaskId('py_share'), steps: 0 })
-    const tabs = await openTabs(need(context, 'context'), testPageUrl(need(demo, 'demo').origin, taskId, python.backendUrl, FAST_RECONNECT), 3)
+    const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, python.backendUrl, FAST_RECONNECT), 3)
     await expectEveryTab(tabs, { connection: 'live' })
 
     await python.event(taskId, { type: 'progress', progress: 0.4, message: 'TTS 생성 중... (시도 2/5)', task_name: '오디오 생성' })
@@ -71,9 +36,9 @@ describe('the demo against the FastAPI example', () => {
   })
 
   it('an error reaches every tab', async () => {
-    const python = need(backend, 'backend')
+    const python = env.backend
     const { project_id: taskId } = await python.create({ taskId: uniqueTaskId('py_error'), steps: 0 })
-    const tabs = await openTabs(need(context, 'context'), testPageUrl(need(demo, 'demo').origin, taskId, python.backendUrl, FAST_RECONNECT), 3)
+    const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, python.backendUrl, FAST_RECONNECT), 3)
     await python.event(taskId, { type: 'progress', progress: 0.3, message: 'TTS 생성 중...' })
     await expectEveryTab(tabs, { connection: 'live', percent: 30 })
     await python.event(taskId, { type: 'error', error: 'ElevenLabs API 호출 실패', details: { status_code: 500, reason: 'Internal Server Error' } })
@@ -83,10 +48,10 @@ describe('the demo against the FastAPI example', () => {
 
   // SIGTERM: uvicorn closes the sockets with 1012 (--ws wsproto); SIGKILL: a crash, the sockets just drop (1006).
   it.each(['SIGTERM', 'SIGKILL'] as const)('killed (%s) and restarted mid-task: every tab reconnects on one socket and ends in the true final state', async (signal) => {
-    const python = need(backend, 'backend')
+    const python = env.backend
     const taskId = uniqueTaskId(`py_restart_${signal}`)
     await python.create({ taskId, steps: 0 })
-    const tabs = await openTabs(need(context, 'context'), testPageUrl(need(demo, 'demo').origin, taskId, python.backendUrl, FAST_RECONNECT), 3)
+    const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, python.backendUrl, FAST_RECONNECT), 3)
     await python.event(taskId, { type: 'progress', progress: 0.5, message: 'before the restart' })
     await python.event(taskId, { type: 'progress', progress: 0.6, message: 'still before the restart' })
     await expectEveryTab(tabs, { connection: 'live', percent: 60 })
@@ -111,12 +76,12 @@ describe('the demo against the FastAPI example', () => {
   })
 
   it('polls the Python status endpoint when the WebSocket route is refused, and completes', async () => {
-    const python = need(backend, 'backend')
+    const python = env.backend
     const proxy = await startRefusingProxy(python.port)
     try {
       const { project_id: taskId } = await python.create({ taskId: uniqueTaskId('py_poll'), steps: 0 })
       const options = { maxReconnectAttempts: 1, reconnectBaseDelay: 50, pollingInterval: 250, socketRetryInterval: 0, linger: 200 }
-      const tabs = await openTabs(need(context, 'context'), testPageUrl(need(demo, 'demo').origin, taskId, proxy.backendUrl, options), 3)
+      const tabs = await openTabs(env.context, testPageUrl(env.demo.origin, taskId, proxy.backendUrl, options), 3)
       await expectEveryTab(tabs, { connection: 'polling' })
       await expectInspector(tabs[0]!, { tabs: 3, sockets: 0, pollers: 1 })
 

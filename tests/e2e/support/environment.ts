@@ -10,11 +10,11 @@ import { startBackend, type E2eBackend, type E2eBackendOptions } from './backend
 import { launchChromium } from './chromium.js'
 import { buildDemo, serveDemo, type ServedDemo } from './demo.js'
 
-export interface E2eEnvironment {
+export interface E2eEnvironment<Backend = E2eBackend> {
   readonly browser: Browser
   readonly demo: ServedDemo
-  /** The reference backend shared by the file's tests (tests use distinct task ids). */
-  readonly backend: E2eBackend
+  /** The backend shared by the file's tests (tests use distinct task ids): the reference one unless the file starts another. */
+  readonly backend: Backend
   /** This test's context. */
   readonly context: BrowserContext
   /** Uncaught errors of this test's pages; checked to be empty after each test. */
@@ -26,9 +26,14 @@ export interface E2eEnvironment {
  * @param backendOptions Options of the file's reference backend (for example a short `staleAfter`).
  */
 export function setUpE2eEnvironment(backendOptions: E2eBackendOptions = {}): E2eEnvironment {
+  return setUpE2eEnvironmentWith(() => startBackend(backendOptions))
+}
+
+/** The same hooks with another backend (the FastAPI example, say), started by `start` and closed after the file. */
+export function setUpE2eEnvironmentWith<Backend extends { close(): Promise<void> }>(start: () => Promise<Backend>): E2eEnvironment<Backend> {
   let browser: Browser | null = null
   let demo: ServedDemo | null = null
-  let backend: E2eBackend | null = null
+  let backend: Backend | null = null
   let context: BrowserContext | null = null
   const pageErrors: string[] = []
 
@@ -38,7 +43,7 @@ export function setUpE2eEnvironment(backendOptions: E2eBackendOptions = {}): E2e
   }
 
   beforeAll(async () => {
-    const [outDir, launched, started] = await Promise.allSettled([buildDemo(), launchChromium(), startBackend(backendOptions)])
+    const [outDir, launched, started] = await Promise.allSettled([buildDemo(), launchChromium(), start()])
     // Keep whatever did start, so afterAll closes it even when another part failed.
     if (launched.status === 'fulfilled') browser = launched.value
     if (started.status === 'fulfilled') backend = started.value
