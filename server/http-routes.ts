@@ -139,25 +139,6 @@ export class HttpRoutes {
    * Answers the request if its path is one of tabcast's and returns true; returns
    * false (and leaves the response alone) otherwise.
    */
-  /**
-   * Any other path, on a server that serves nothing else: a 404 that an allowed page can
-   * read. Without CORS headers the browser hides it, and a page whose `backendUrl` has a
-   * wrong path prefix could only guess between that and an origin refusal.
-   */
-  notFound(req: IncomingMessage, res: ServerResponse): void {
-    const origin = requestOrigin(req.headers)
-    const allowed = this.context.originCheck(origin)
-    if (allowed) setCorsHeaders(res, origin, req.method === 'OPTIONS', this.context.corsCredentials)
-    else res.setHeader('Vary', 'Origin')
-    if (req.method === 'OPTIONS' && allowed) {
-      // The preflight of a read with a token: let the read itself come and get its 404.
-      res.writeHead(204, { 'Content-Length': '0' })
-      res.end()
-      return
-    }
-    sendJson(res, 404, { error: 'not found: no tabcast route at this path' })
-  }
-
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const target = parseTarget(req.url)
     const route = target && matchRoute(target.pathname, this.context.basePath)
@@ -170,13 +151,7 @@ export class HttpRoutes {
       sendJson(res, 403, { error: `origin ${origin ?? ''} is not allowed` }, { Vary: 'Origin' })
       return true
     }
-    if (req.method === 'OPTIONS') {
-      setCorsHeaders(res, origin, true, this.context.corsCredentials)
-      res.writeHead(204, { 'Content-Length': '0' })
-      res.end()
-      return true
-    }
-    setCorsHeaders(res, origin, false, this.context.corsCredentials)
+    if (this.answerCors(req, res, origin)) return true
     this.dispatch(route, req, res).catch((error: unknown) => {
       if (error instanceof HttpError) {
         if (!res.headersSent) sendJson(res, error.status, { error: error.message }, error.status === 413 ? { Connection: 'close' } : {})
@@ -202,6 +177,32 @@ export class HttpRoutes {
       if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' })
       else res.destroy()
     })
+    return true
+  }
+
+  /**
+   * Any other path, on a server that serves nothing else: a 404 that an allowed page can
+   * read. Without CORS headers the browser hides it, and a page whose `backendUrl` has a
+   * wrong path prefix could only guess between that and an origin refusal. The preflight
+   * of a read with a token is answered, so the read itself comes and gets its 404.
+   */
+  notFound(req: IncomingMessage, res: ServerResponse): void {
+    const origin = requestOrigin(req.headers)
+    if (!this.context.originCheck(origin)) res.setHeader('Vary', 'Origin')
+    else if (this.answerCors(req, res, origin)) return
+    sendJson(res, 404, { error: 'not found: no tabcast route at this path' })
+  }
+
+  /**
+   * The CORS headers for an allowed origin; a preflight (`OPTIONS`) is answered here
+   * (true), any other request goes on to its answer (false).
+   */
+  private answerCors(req: IncomingMessage, res: ServerResponse, origin: string | undefined): boolean {
+    const preflight = req.method === 'OPTIONS'
+    setCorsHeaders(res, origin, preflight, this.context.corsCredentials)
+    if (!preflight) return false
+    res.writeHead(204, { 'Content-Length': '0' })
+    res.end()
     return true
   }
 
