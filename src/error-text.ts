@@ -5,3 +5,16 @@
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
+
+/**
+ * Reports an error thrown by user code (a listener, a callback) like an uncaught one,
+ * without stopping the caller: `reportError` where the platform has it, else a throw
+ * from a fresh task.
+ */
+export function reportError(error: unknown): void {
+  const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
+  if (report) report(error)
+  else setTimeout(() => {
+    throw error
+  })
+}

@@ -17,7 +17,7 @@ import type { Batch, Hello, TabRequestHandlers, WireTaskOptions } from '../core/
 import { isUrgentChange } from '../core/delivery.js'
 import type { OnceEvent, TabPresence } from '../core/once-coordinator.js'
 import { tabLockName, type LocksLike } from '../core/tab-lock.js'
-import { errorText } from '../error-text.js'
+import { errorText, reportError } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
 import type { AuthContext, AuthFunction, BrokerStats, SubscribeOptions, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
@@ -558,12 +558,4 @@ function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
 function withoutAuth<T extends TaskOptions>(options: T): Omit<T, 'auth'> {
   const { auth: _auth, ...data } = options
   return data
-}
-
-function reportError(error: unknown): void {
-  const report = (globalThis as { reportError?: (error: unknown) => void }).reportError
-  if (report) report(error)
-  else setTimeout(() => {
-    throw error
-  })
 }

@@ -5,6 +5,7 @@
  * only reads its snapshots and forwards its messages to the callbacks.
  */
 import { useCallback, useEffect, useInsertionEffect, useMemo, useRef, useSyncExternalStore } from 'react'
+import { reportError } from '../error-text.js'
 import { initialSnapshot, resolveOptions } from '../options.js'
 import type { OnceEventName } from '../once-types.js'
 import type { JsonRecord, ServerMessage } from '../protocol.js'
@@ -202,11 +203,6 @@ export function useWebSocket(options: UseWebSocketOptions): UseWebSocketResult {
 }
 
 /**
- * Runs a user callback so that its exception is reported (like an uncaught error)
- * without breaking the caller: one throwing `onMessage` must not stop `onProgress`
- * or the client's delivery to other subscribers.
- */
-/**
  * Registers a once-handler for `event` while `enabled`. `run` is called by the broker's
  * choice of tab; it must read the latest callback itself (from a ref), since only the
  * first `run` of a registration is kept: a new function on every render registers
@@ -227,13 +223,15 @@ function useOnceHandler<V>(
   }, [client, projectId, event, enabled, options])
 }
 
+/**
+ * Runs a user callback so that its exception is reported (like an uncaught error)
+ * without breaking the caller: one throwing `onMessage` must not stop `onProgress`
+ * or the client's delivery to other subscribers.
+ */
 function invokeCallback<A extends unknown[]>(callback: (...args: A) => void, ...args: A): void {
   try {
     callback(...args)
   } catch (error) {
-    if (typeof globalThis.reportError === 'function') globalThis.reportError(error)
-    else setTimeout(() => {
-      throw error
-    })
+    reportError(error)
   }
 }
