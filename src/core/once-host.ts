@@ -24,8 +24,7 @@ import {
 } from './once-coordinator.js'
 import type { OnceHostOptions, WireTaskOptions } from './session-protocol.js'
 import type { TabSession } from './tab-hub.js'
-import type { TokenSource } from './task-channel.js'
-import { errorText } from '../error-text.js'
+import { askInTurn, type TokenSource } from './task-channel.js'
 import { taskKey } from '../task-key.js'
 import type { TaskOptions, TaskSnapshot } from '../types.js'
 
@@ -42,6 +41,10 @@ interface Watcher {
 interface AuthCandidate {
   key: string
   regId: number
+}
+
+function candidateId(candidate: AuthCandidate): string {
+  return `${candidate.key} ${candidate.regId}`
 }
 
 /** The value a once-handler gets: the result of a completed task, the error of a failed one. */
@@ -194,22 +197,19 @@ export class OnceHost {
     return {
       id: `once ${task}`,
       get: async (context, timeout) => {
-        const problems: string[] = []
-        const tried = new Set<AuthCandidate>()
-        // Read again after each failure: a tab that registered meanwhile is asked too.
-        for (;;) {
-          const candidate = (this.authCandidates.get(task) ?? []).find((entry) => !tried.has(entry))
-          if (!candidate) break
-          tried.add(candidate)
-          const session = this.sessions.get(candidate.key)
-          if (!session || session.isReleased) continue
-          try {
-            return await session.request('token', [candidate.regId, context], timeout)
-          } catch (error) {
-            problems.push(errorText(error))
-          }
-        }
-        throw new Error(problems.length > 0 ? problems.join('; ') : 'no tab with a once-handler and an auth function follows it')
+        const outcome = await askInTurn(
+          (tried) => {
+            for (const candidate of this.authCandidates.get(task) ?? []) {
+              const session = this.sessions.get(candidate.key)
+              if (session && !session.isReleased && !tried.has(candidateId(candidate))) return { candidate, session }
+            }
+            return undefined
+          },
+          ({ candidate }) => candidateId(candidate),
+          ({ candidate, session }) => session.request('token', [candidate.regId, context], timeout),
+        )
+        if (outcome.ok) return outcome.token
+        throw new Error(outcome.problems.length > 0 ? outcome.problems.join('; ') : 'no tab with a once-handler and an auth function follows it')
       },
     }
   }

@@ -60,6 +60,31 @@ export interface TokenSource {
   get(context: AuthContext, timeout: number): Promise<string | null>
 }
 
+/**
+ * Asks for a token in turn until one answer is good: `next` picks the next untried
+ * source, and is called again after each failure, so a tab that left is not asked and
+ * one that came meanwhile is. `idOf` says which sources count as one (each is tried
+ * once). The channel walks its subscribers' sources this way, and a once-watcher its
+ * registering tabs (`OnceHost`).
+ */
+export async function askInTurn<S>(
+  next: (tried: ReadonlySet<string>) => S | undefined,
+  idOf: (source: S) => string,
+  ask: (source: S) => Promise<string | null>,
+): Promise<{ ok: true; token: string | null; source: S } | { ok: false; problems: string[] }> {
+  const problems: string[] = []
+  const tried = new Set<string>()
+  for (let source = next(tried); source !== undefined; source = next(tried)) {
+    tried.add(idOf(source))
+    try {
+      return { ok: true, token: await ask(source), source }
+    } catch (error) {
+      problems.push(errorText(error))
+    }
+  }
+  return { ok: false, problems }
+}
+
 type TokenOutcome = { ok: true; token: string | null } | { ok: false; error: string }
 
 interface Subscriber {
@@ -404,28 +429,21 @@ export class TaskChannel {
    */
   private async token(reason: AuthReason): Promise<TokenOutcome> {
     const context: AuthContext = { projectId: this.projectId, backendUrl: this.options.backendUrl, reason }
-    const problems: string[] = []
-    const tried = new Set<string>()
-    // The subscribers are read again after each failure: a tab that left is not asked, one
-    // that came meanwhile is.
-    for (let source = this.nextSource(tried); source; source = this.nextSource(tried)) {
-      tried.add(source.id)
-      let token: string | null
-      try {
-        token = await source.get(context, AUTH_REQUEST_TIMEOUT)
-      } catch (error) {
-        problems.push(errorText(error))
-        continue
-      }
-      const invalid = token === null ? null : validateBearerToken(token)
-      if (invalid !== null) {
-        problems.push(`tab ${source.id}: ${invalid}`)
-        continue
-      }
-      this.preferredSource = source.id
-      return { ok: true, token }
+    const outcome = await askInTurn(
+      (tried) => this.nextSource(tried),
+      (source) => source.id,
+      async (source) => {
+        const token = await source.get(context, AUTH_REQUEST_TIMEOUT)
+        const invalid = token === null ? null : validateBearerToken(token)
+        if (invalid !== null) throw new Error(`tab ${source.id}: ${invalid}`)
+        return token
+      },
+    )
+    if (outcome.ok) {
+      this.preferredSource = outcome.source.id
+      return { ok: true, token: outcome.token }
     }
-    const why = problems.length > 0 ? problems.join('; ') : 'no tab with an auth function follows it'
+    const why = outcome.problems.length > 0 ? outcome.problems.join('; ') : 'no tab with an auth function follows it'
     return { ok: false, error: `auth error: no token for task ${this.projectId} (${why})` }
   }
 
