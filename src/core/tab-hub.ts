@@ -384,11 +384,16 @@ export class TabHub {
 
   /** The tab holds its lock: watch it from now on (once; a released tab is not watched). */
   lockHeld(session: TabSession): void {
+    if (this.watch && this.dropLockDeadline(session)) this.watch(session.tabId, () => session.release())
+  }
+
+  /** Cancels the tab's lock-report deadline; false when it had none (watched already, or released). */
+  private dropLockDeadline(session: TabSession): boolean {
     const deadline = this.unwatched.get(session)
-    if (deadline === undefined || !this.watch) return
+    if (deadline === undefined) return false
     this.clock.clearTimeout(deadline)
     this.unwatched.delete(session)
-    this.watch(session.tabId, () => session.release())
+    return true
   }
 
   hello(): Hello {
@@ -404,9 +409,7 @@ export class TabHub {
 
   forget(session: TabSession): void {
     this.sessions.delete(session)
-    const deadline = this.unwatched.get(session)
-    if (deadline !== undefined) this.clock.clearTimeout(deadline)
-    this.unwatched.delete(session)
+    this.dropLockDeadline(session)
     this.once.release(session)
   }
 
