@@ -117,14 +117,24 @@ export interface BrowserBenchReport {
   demoPaintRuns: DemoPaintRun[]
 }
 
+/** One variant of the demo page over its runs: send → DOM change and send → paint, ms. */
+export interface DemoPaintVariant {
+  writeP50: Spread
+  writeP99: Spread
+  paintP50: Spread
+  paintP99: Spread
+  samples: number
+  expectedSamples: number
+  connections: number[]
+}
+
 export interface DemoPaintSummary {
   tabs: number
   intervalMs: number
   runs: number
   errors: string[]
-  /** Per variant, over its runs: send → DOM change and send → paint, ms. */
-  tabcast: { writeP50: Spread; writeP99: Spread; paintP50: Spread; paintP99: Spread; samples: number; expectedSamples: number; connections: number[] }
-  baseline: { writeP50: Spread; writeP99: Spread; paintP50: Spread; paintP99: Spread; samples: number; expectedSamples: number; connections: number[] }
+  tabcast: DemoPaintVariant
+  baseline: DemoPaintVariant
   /** tabcast − baseline, pair by pair (runs of the same repetition). */
   paintP50DiffMs: Spread
   paintP99DiffMs: Spread
@@ -146,7 +156,7 @@ export interface RunData {
 function summarizeDemoPaint(runs: readonly DemoPaintRun[], settings: BrowserBenchSettings): DemoPaintSummary | null {
   if (runs.length === 0) return null
   const ok = runs.filter((run) => run.error === null)
-  const of = (variant: DemoPaintRun['variant']): DemoPaintSummary['tabcast'] => {
+  const of = (variant: DemoPaintRun['variant']): DemoPaintVariant => {
     const mine = ok.filter((run) => run.variant === variant)
     return {
       writeP50: spread(mine.map((run) => run.writeP50)),
@@ -423,7 +433,7 @@ function settingsLine(settings: BrowserBenchSettings): string {
 }
 
 function renderDemoPaint(demo: DemoPaintSummary): string[] {
-  const row = (name: string, v: DemoPaintSummary['tabcast']): string[] => [
+  const row = (name: string, v: DemoPaintVariant): string[] => [
     name,
     unique(v.connections),
     `${v.samples} / ${v.expectedSamples}`,
