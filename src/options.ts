@@ -113,6 +113,7 @@ export function initialSnapshot(projectId: string, options: TaskOptions = {}): T
     isConnected: false,
     isFallback: false,
     seq: null,
+    epoch: null,
     lastMessageAt: null,
     stalledSince: null,
     connectionError: null,

@@ -45,6 +45,12 @@ export interface TaskSnapshot {
   isFallback: boolean
   /** `seq` of the newest task message applied, when the server sends `seq`. */
   seq: number | null
+  /**
+   * The server's numbering history `seq` belongs to (the protocol's `epoch`), once the
+   * server has named one. A new broker seeded from this snapshot (a new leader tab, a
+   * restarted worker) needs it to notice a server that restarted meanwhile.
+   */
+  epoch: string | null
   /** When the newest message or status reached the broker (ms since epoch). */
   lastMessageAt: number | null
   /**

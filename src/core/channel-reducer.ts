@@ -72,7 +72,8 @@ export const INITIAL_CHANNEL: ChannelState = Object.freeze({
 /**
  * The state of a channel that a new host (a new leader, a restarted worker) starts from
  * what the tabs last saw: the stream resumes after `seed.seq`, progress cannot go back
- * below it within the epoch, and the first open reads the status to fill the gap.
+ * below it within `seed.epoch` (a server that names another epoch on connect starts a
+ * new one), and the first open reads the status to fill the gap.
  */
 export function seededChannel(projectId: string, seed: TaskSnapshot | undefined): ChannelState {
   if (!seed || seed.projectId !== projectId || (seed.status === 'idle' && seed.seq === null)) return INITIAL_CHANNEL
@@ -89,6 +90,7 @@ export function seededChannel(projectId: string, seed: TaskSnapshot | undefined)
       error: seed.error,
       details: seed.details,
       seq: seed.seq,
+      epoch: seed.epoch,
       lastMessageAt: seed.lastMessageAt,
       lastUpdateAt: seed.stalledSince ?? seed.lastMessageAt,
       stalledSince: seed.stalledSince,

@@ -505,6 +505,7 @@ export class TaskChannel {
       isConnected: connection === 'live',
       isFallback: connection === 'polling',
       seq: task.seq,
+      epoch: task.epoch,
       lastMessageAt: task.lastMessageAt,
       stalledSince: task.stalledSince,
       connectionError: task.connectionError,

@@ -241,6 +241,21 @@ describe('Broker: reconnecting', () => {
     expect(world.http.requests).toHaveLength(0)
   })
 
+  it("a seeded channel takes the seed's epoch, so a server that restarted meanwhile may show less", async () => {
+    setup()
+    // What the tabs last saw of the old numbering: 90 % at seq 500, epoch "a".
+    const seed = { ...world.broker.getSnapshot(TASK), status: 'running' as const, progress: 0.9, seq: 500, epoch: 'a' }
+    world.broker.subscribe(TASK, {}, () => {}, seed)
+    expect(world.broker.getSnapshot(TASK)).toMatchObject({ progress: 0.9, seq: 500, epoch: 'a' })
+    world.sockets.last.open()
+    // The job was restarted under a new numbering that is already past the old seq.
+    world.sockets.last.receive({ type: 'connected', epoch: 'b', last_seq: 600 })
+    expect(world.http.requests.length).toBeGreaterThan(0)
+    for (const request of world.http.requests) request.respond({ body: { project_id: TASK, status: 'running', progress: 0.3, seq: 600, epoch: 'b' } })
+    await settle()
+    expect(world.broker.getSnapshot(TASK)).toMatchObject({ progress: 0.3, seq: 600, epoch: 'b', connection: 'live' })
+  })
+
   it('a server going away (1001) is reconnected to at once', () => {
     setup()
     follow()
