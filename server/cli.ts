@@ -25,7 +25,7 @@ import {
 import { redactRedisUrl, validateRedisUrl } from './redis-store.js'
 import { stopOnSignals } from './shutdown.js'
 
-const USAGE = `usage: npm run server -- [--port <port>] [--host <host>] [--redis-url <url>] [--demo]
+const USAGE = `usage: tabcast-server [--port <port>] [--host <host>] [--redis-url <url>] [--demo]
 
   --port       TCP port (env PORT)            default ${DEFAULT_PORT}
   --host       interface to bind (env HOST)   default ${DEFAULT_HOST}; 0.0.0.0 for all

@@ -332,10 +332,13 @@ async def origins(request: Request, call_next):
 async def status(task_id: str, request: Request):
     if not TASK_ID.fullmatch(task_id):
         return json_answer({"error": "invalid task id"}, 400)
-    decision = check_token(bearer(request), task_id)
+    token = bearer(request)
+    decision = check_token(token, task_id)
     if decision != "allow":
+        # RFC 6750, as PROTOCOL.md's refusals table: the scheme, and whether a token came.
+        challenge = 'Bearer realm="tabcast"' + ('' if token is None else ', error="invalid_token"')
         return json_answer({"error": decision}, 401 if decision == "unauthenticated" else 403,
-                           {"WWW-Authenticate": "Bearer"} if decision == "unauthenticated" else None)
+                           {"WWW-Authenticate": challenge} if decision == "unauthenticated" else None)
     task = tasks.get(task_id)
     if task is None:
         return json_answer({"error": f"task {task_id} not found", "project_id": task_id}, 404)

@@ -98,12 +98,16 @@ describe('the FastAPI example under uvicorn', { timeout: 60_000 }, () => {
     expect((await connectOnce(stream(taskId), ['tabcast'])).code).toBe(4401)
     expect((await connectOnce(stream('another_task'), offer(signToken(taskId, inAnHour())))).code).toBe(4403)
 
-    const status = async (id: string, token: string | null): Promise<number> =>
-      (await fetch(`${backend!.http}/api/v1/projects/${id}/status`, token === null ? {} : { headers: { Authorization: `Bearer ${token}` } })).status
-    expect(await status(taskId, signToken(taskId, inAnHour()))).toBe(200)
-    expect(await status(taskId, null)).toBe(401)
-    expect(await status(taskId, signToken(taskId, inAnHour(), 'another-secret'))).toBe(401)
-    expect(await status('another_task', signToken(taskId, inAnHour()))).toBe(403)
+    const status = async (id: string, token: string | null): Promise<string> => {
+      const answer = await fetch(`${backend!.http}/api/v1/projects/${id}/status`, token === null ? {} : { headers: { Authorization: `Bearer ${token}` } })
+      const challenge = answer.headers.get('www-authenticate')
+      return challenge === null ? String(answer.status) : `${answer.status} ${challenge}`
+    }
+    expect(await status(taskId, signToken(taskId, inAnHour()))).toBe('200')
+    // The challenge of PROTOCOL.md's refusals table, as the reference server sends it.
+    expect(await status(taskId, null)).toBe('401 Bearer realm="tabcast"')
+    expect(await status(taskId, signToken(taskId, inAnHour(), 'another-secret'))).toBe('401 Bearer realm="tabcast", error="invalid_token"')
+    expect(await status('another_task', signToken(taskId, inAnHour()))).toBe('403')
   })
 
   it('fails a task whose job stops reporting once its lease (TABCAST_STALE_AFTER_MS) runs out', async () => {
