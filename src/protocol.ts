@@ -400,7 +400,9 @@ function parseJsonText(data: unknown, what: string, options: ParseOptions): Pars
     return fail('not_text', `${what} must be text (JSON), got ${data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? 'binary data' : describeValue(data)}`)
   }
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-  // A UTF-16 unit is at most 3 UTF-8 bytes: only text that could be over the limit is encoded to count.
+  // A UTF-16 unit is 1–3 UTF-8 bytes: only text that may be either side of the limit is
+  // encoded to count, so a 50 MB frame is refused without a second copy of it.
+  if (data.length > maxBytes) return fail('too_large', `${what} is at least ${data.length} bytes; the limit is ${maxBytes}`)
   const size = data.length * 3 > maxBytes ? utf8ByteLength(data) : data.length
   if (size > maxBytes) {
     return fail('too_large', `${what} is ${size} bytes; the limit is ${maxBytes}`)
