@@ -4,6 +4,13 @@
  */
 import type { TaskOptions } from './types.js'
 
+/**
+ * Once-handlers one tab may have registered at a time (a page needs a few). Past it
+ * `client.once` throws a RangeError, and a host refuses the registration, so a page that
+ * registers in a loop cannot fill the host's memory or time.
+ */
+export const MAX_ONCE_HANDLERS_PER_TAB = 1000
+
 /** The terminal event a once-handler follows. */
 export type OnceEventName = 'completed' | 'failed'
 

@@ -21,7 +21,7 @@ import { errorText, reportError } from '../error-text.js'
 import { initialSnapshot } from '../options.js'
 import { taskKey } from '../task-key.js'
 import type { AuthContext, AuthFunction, BrokerStats, SubscribeOptions, TabcastClient, TaskListener, TaskOptions, TaskSnapshot } from '../types.js'
-import type { OnceOptions } from '../once-types.js'
+import { MAX_ONCE_HANDLERS_PER_TAB, type OnceOptions } from '../once-types.js'
 import type { BrokerLink } from './link.js'
 import { OnceHandlers, splitOnceOptions, type LocalOnce } from './once-handlers.js'
 
@@ -204,6 +204,9 @@ export class TabClient implements TabcastClient {
         })
       }
       return () => {}
+    }
+    if (this.onceHandlers.size >= MAX_ONCE_HANDLERS_PER_TAB) {
+      throw new RangeError(`tabcast: this tab has ${MAX_ONCE_HANDLERS_PER_TAB} once-handlers registered already (the limit); remove some before adding more`)
     }
     this.onceHandlers.add(registration)
     if (this.connecting) {

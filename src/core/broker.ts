@@ -29,6 +29,18 @@ export interface BrokerCoreStats {
 export const FINISHED_RETENTION_MS = 10 * 60 * 1000
 /** At most this many finished tasks are kept. */
 export const FINISHED_LIMIT = 200
+/**
+ * At most this many unfinished tasks are followed at once (with a subscriber, or
+ * lingering after the last one left): each holds a socket or a poll, and Chromium opens
+ * at most 255 WebSockets per profile. Past it the oldest lingering task makes room; with
+ * none, a new task's subscription gets a snapshot that says why it is not followed.
+ */
+export const MAX_FOLLOWED_TASKS = 200
+
+/** The snapshot of a subscription a host refused to follow, with the reason. */
+export function refusedSnapshot(projectId: string, options: TaskOptions, problem: string): TaskSnapshot {
+  return Object.freeze({ ...initialSnapshot(projectId, options), connection: 'closed', connectionError: problem })
+}
 
 export class Broker {
   readonly instanceId: string
@@ -62,6 +74,11 @@ export class Broker {
     }
     let channel = this.channels.get(target.key)
     if (!channel) {
+      if (!this.makeRoom()) {
+        const problem = `tabcast follows ${MAX_FOLLOWED_TASKS} tasks here already (the limit): task ${projectId} is not followed; stop following another, then subscribe again`
+        safely(listener, { type: 'snapshot', snapshot: refusedSnapshot(projectId, options, problem) })
+        return () => {}
+      }
       channel = new TaskChannel({ key: target.key, projectId, backend: target.backend }, resolved, this.env, seed)
       this.channels.set(target.key, channel)
     }
@@ -143,6 +160,22 @@ export class Broker {
     if (channel.subscriberCount > 0 || this.channels.get(key) !== channel) return
     channel.stop()
     this.channels.delete(key)
+  }
+
+  /** Whether one more task may be followed, after closing the oldest lingering one if needed. */
+  private makeRoom(): boolean {
+    let followed = 0
+    let oldestIdle: [string, TaskChannel] | null = null
+    for (const entry of this.channels) {
+      if (entry[1].done) continue
+      followed++
+      if (oldestIdle === null && entry[1].subscriberCount === 0) oldestIdle = entry
+    }
+    if (followed < MAX_FOLLOWED_TASKS) return true
+    if (oldestIdle === null) return false
+    this.cancelLinger(oldestIdle[0])
+    this.release(oldestIdle[0], oldestIdle[1])
+    return true
   }
 
   private cancelLinger(key: string): void {

@@ -36,6 +36,7 @@
  * refusals and tabs that are gone.
  */
 import type { Clock, TimerHandle } from './env.js'
+import { MAX_ONCE_HANDLERS_PER_TAB } from '../once-types.js'
 
 /** The terminal events a once-handler can follow. */
 export type OnceEvent = 'completed' | 'failed'
@@ -182,6 +183,10 @@ export class OnceCoordinator {
    * at once when the task already ended and nobody ran its effect.
    */
   register(tab: string, regId: number, registration: OnceRegistration): OnceRegistrationState {
+    const registrations = this.tabs.get(tab)?.registrations
+    if (registrations && !registrations.has(regId) && registrations.size >= MAX_ONCE_HANDLERS_PER_TAB) {
+      throw new RangeError(`tabcast: tab ${tab} has ${MAX_ONCE_HANDLERS_PER_TAB} once-handlers registered already (the limit)`)
+    }
     const record = this.task(registration.task)
     if (registration.done && !record.done) this.markDone(registration.task, record, registration.event, null)
     if (record.done) return { state: 'done', event: record.done.event, ranIn: record.done.ranIn }

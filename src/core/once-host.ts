@@ -102,7 +102,12 @@ export class OnceHost {
       ...(once.done === undefined ? {} : { done: once.done }),
     })
     if (state.state === 'pending') {
-      if (withAuth === true) this.authCandidates.set(task, [...(this.authCandidates.get(task) ?? []), { key, regId }])
+      if (withAuth === true) {
+        // Appended in place: a copy per registration would cost O(n²) for n handlers.
+        const candidates = this.authCandidates.get(task)
+        if (candidates) candidates.push({ key, regId })
+        else this.authCandidates.set(task, [{ key, regId }])
+      }
       const watcher = this.watchers.get(task)
       // A task followed only for its once-handlers needs a token like any other: the
       // watcher asks the registering tabs. It is replaced (the new subscription first, so

@@ -18,7 +18,7 @@
  */
 import { PROTOCOL_VERSION } from '../protocol.js'
 import type { BrokerStats, TabStats, TaskSnapshot } from '../types.js'
-import type { Broker } from './broker.js'
+import { refusedSnapshot, type Broker } from './broker.js'
 import { FRAME_MS, isUrgentChange } from './delivery.js'
 import type { Clock, TimerHandle } from './env.js'
 import {
@@ -42,6 +42,12 @@ import type { TabWatcher } from './tab-lock.js'
  */
 export const MAX_IN_FLIGHT = 4
 export const OUTBOX_LIMIT = 500
+/**
+ * Subscriptions one tab may hold on a host (one per hook, bar or `subscribe`; a page
+ * needs far fewer). Past it a subscription gets a snapshot that says why it is not
+ * followed, so a page that subscribes in a loop cannot fill the host's memory.
+ */
+export const MAX_SUBSCRIPTIONS_PER_TAB = 1000
 /**
  * How long (ms) after hello a host waits for a tab's lock report (`SessionApi.locked`)
  * before it watches the tab's lock anyway. See `TabHub.attach`.
@@ -91,6 +97,14 @@ export class TabSession {
   subscribe(subId: number, projectId: string, options: WireTaskOptions, seed?: TaskSnapshot): void {
     if (this.released || this.subscriptions.has(subId)) return
     const { withAuth, ...taskOptions } = options
+    if (this.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_TAB) {
+      const problem = `this tab holds ${MAX_SUBSCRIPTIONS_PER_TAB} tabcast subscriptions already (the limit): task ${projectId} is not followed`
+      this.subscriptions.set(subId, () => {})
+      this.latest.set(subId, refusedSnapshot(projectId, taskOptions, problem))
+      this.dirty.add(subId)
+      this.schedule()
+      return
+    }
     const snapshotsOnly = options.delivery === 'snapshots'
     if (snapshotsOnly) this.snapshotsOnly.add(subId)
     // The tab's auth function is asked through this session, with a deadline (never by Comlink).

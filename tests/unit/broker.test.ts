@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ServerMessage, TaskOptions, TaskSnapshot } from 'tabcast'
-import { Broker, FINISHED_RETENTION_MS } from '../../src/core/broker.js'
+import { Broker, FINISHED_RETENTION_MS, MAX_FOLLOWED_TASKS } from '../../src/core/broker.js'
 import type { ChannelEvent } from '../../src/core/task-channel.js'
 import { SEND_QUEUE_LIMIT } from '../../src/core/task-channel.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
@@ -679,6 +679,40 @@ describe('Broker: linger and release', () => {
     const late = follow()
     expect(late.snapshot).toMatchObject({ status: 'completed', result: { ok: true } })
     expect(world.sockets.count).toBe(1)
+  })
+})
+
+describe('Broker: the bound on followed tasks', () => {
+  it(`follows at most ${MAX_FOLLOWED_TASKS} unfinished tasks; past it a subscription is told why and opens nothing`, () => {
+    setup()
+    const followers = Array.from({ length: MAX_FOLLOWED_TASKS }, (_, i) => follow(`task_${i}`))
+    expect(world.sockets.count).toBe(MAX_FOLLOWED_TASKS)
+    const refused = follow('one_too_many')
+    expect(world.sockets.count).toBe(MAX_FOLLOWED_TASKS)
+    expect(refused.snapshot).toMatchObject({ status: 'idle', connection: 'closed', isConnected: false })
+    expect(refused.snapshot.connectionError).toBe(
+      `tabcast follows ${MAX_FOLLOWED_TASKS} tasks here already (the limit): task one_too_many is not followed; stop following another, then subscribe again`,
+    )
+    // The tasks already followed are untouched, and a second subscriber of one of them is welcome.
+    expect(follow('task_0').snapshot.connection).toBe('connecting')
+    followers[0]?.unsubscribe()
+    followers[1]?.unsubscribe()
+  })
+
+  it('a lingering task makes room for a new one; a finished one does not count', () => {
+    setup()
+    const followers = Array.from({ length: MAX_FOLLOWED_TASKS }, (_, i) => follow(`task_${i}`))
+    // task_0 finishes: it holds no socket, so it leaves room at once.
+    world.sockets.all[0]?.open()
+    world.sockets.all[0]?.receive({ type: 'completed', seq: 1, result: {} })
+    expect(follow('first_extra').snapshot.connectionError).toBeNull()
+    // Full again; task_1's last subscriber leaves and the task lingers: it is closed to make room.
+    followers[1]?.unsubscribe()
+    const lingering = world.sockets.all[1]
+    expect(lingering?.closedBy).toBeNull()
+    expect(follow('second_extra').snapshot.connectionError).toBeNull()
+    expect(lingering?.closedBy).not.toBeNull()
+    expect(follow('third_extra').snapshot.connection).toBe('closed')
   })
 })
 

@@ -6,6 +6,7 @@ import {
   type OnceRunRequest,
   type OnceSettled,
 } from '../../src/core/once-coordinator.js'
+import { MAX_ONCE_HANDLERS_PER_TAB } from '../../src/once-types.js'
 import { FakeClock } from '../support/fake-clock.js'
 
 const TASK = 'ws://localhost:8000 render_1'
@@ -328,6 +329,20 @@ describe('OnceCoordinator: late tabs', () => {
 })
 
 describe('OnceCoordinator: memory', () => {
+  it(`holds at most ${MAX_ONCE_HANDLERS_PER_TAB} registrations per tab, and refuses the next with the reason`, () => {
+    const world = setup()
+    for (let regId = 1; regId <= MAX_ONCE_HANDLERS_PER_TAB; regId++) world.once.register('a', regId, { task: `task-${regId}`, event: 'completed' })
+    expect(() => world.once.register('a', MAX_ONCE_HANDLERS_PER_TAB + 1, { task: TASK, event: 'completed' })).toThrow(
+      `tabcast: tab a has ${MAX_ONCE_HANDLERS_PER_TAB} once-handlers registered already (the limit)`,
+    )
+    expect(world.once.state(TASK)).toBeNull()
+    // Registering one again (a new host's re-registration) is not a new one; other tabs are not limited by this one.
+    expect(world.once.register('a', 1, { task: 'task-1', event: 'completed' })).toEqual({ state: 'pending' })
+    expect(world.once.register('b', 1, { task: TASK, event: 'completed' })).toEqual({ state: 'pending' })
+    world.once.unregister('a', 2)
+    expect(world.once.register('a', MAX_ONCE_HANDLERS_PER_TAB + 1, { task: TASK, event: 'completed' })).toEqual({ state: 'pending' })
+  })
+
   it('remembers at most maxRememberedTasks finished tasks, forgetting the oldest', () => {
     const world = setup(3)
     for (let i = 0; i < 10; i++) {

@@ -13,6 +13,7 @@ import { createPortLink, type ChannelLike } from '../../src/client/port-link.js'
 import { TabClient, type PresenceSource } from '../../src/client/tab-client.js'
 import type { TabPresence } from '../../src/core/once-coordinator.js'
 import type { TabHub } from '../../src/core/tab-hub.js'
+import { MAX_ONCE_HANDLERS_PER_TAB } from '../../src/once-types.js'
 import { startSharedWorkerHost, type SharedWorkerScope } from '../../worker/shared-worker-host.js'
 import { FakeBusNetwork, FakeLocks } from '../support/fake-browser.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
@@ -215,6 +216,21 @@ describe.each([
       { event: 'completed', ranHere: true, ranIn: 't2' },
       { event: 'completed', ranHere: false, ranIn: 't2' },
     ])
+  })
+
+  it(`client.once refuses a tab's handler past ${MAX_ONCE_HANDLERS_PER_TAB} with a RangeError; the host keeps serving`, async () => {
+    const world = makeWorld()
+    const greedy = world.open('t1')
+    const other = world.open('t2', { presence: { visible: true, focused: true } })
+    // t1 has the test's handler already.
+    for (let i = 1; i < MAX_ONCE_HANDLERS_PER_TAB; i++) greedy.client.once(TASK, 'completed', () => {}, OPTIONS)
+    expect(() => greedy.client.once(TASK, 'completed', () => {}, OPTIONS)).toThrow(
+      `tabcast: this tab has ${MAX_ONCE_HANDLERS_PER_TAB} once-handlers registered already (the limit); remove some before adding more`,
+    )
+    await quiesce()
+    await complete(world, { url: '/b.mp3' })
+    await until(() => totalCalls([greedy, other]) === 1, 'one call')
+    expect(other.calls).toEqual([{ url: '/b.mp3' }])
   })
 
   it('follows a change of visibility: the tab shown last before the end runs it', async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { ServerMessage } from 'tabcast'
 import { Broker } from '../../src/core/broker.js'
 import { isBatch, type Batch, type HostRequest, type HostToTab, type WireEvent } from '../../src/core/session-protocol.js'
-import { LOCK_REPORT_TIMEOUT, MAX_IN_FLIGHT, OUTBOX_LIMIT, TabHub, type TabSession } from '../../src/core/tab-hub.js'
+import { LOCK_REPORT_TIMEOUT, MAX_IN_FLIGHT, MAX_SUBSCRIPTIONS_PER_TAB, OUTBOX_LIMIT, TabHub, type TabSession } from '../../src/core/tab-hub.js'
 import { FRAME_MS } from '../../src/core/delivery.js'
 import { fakeEnv, type FakeEnv } from '../support/fake-env.js'
 import { settle } from '../support/fake-fetch.js'
@@ -299,6 +299,30 @@ describe('TabSession: backpressure', () => {
     await settle()
     expect(tab.batches).toHaveLength(2)
     expect(snapshotsOf(tab.batches[1]?.events ?? [])[0]).toMatchObject({ progress: 0.5 })
+  })
+})
+
+describe('TabSession: the bound on subscriptions', () => {
+  it(`a tab holds at most ${MAX_SUBSCRIPTIONS_PER_TAB} subscriptions; the next is told why and the broker never hears of it`, async () => {
+    setup()
+    const tab = attach('tab-1')
+    for (let subId = 1; subId <= MAX_SUBSCRIPTIONS_PER_TAB; subId++) tab.session.subscribe(subId, TASK, {})
+    tab.session.subscribe(MAX_SUBSCRIPTIONS_PER_TAB + 1, OTHER, {})
+    await settle()
+    world.clock.advance(FRAME_MS)
+    tab.ackAll()
+    await settle()
+    const refused = tab.batches.flatMap((batch) => batch.events).find((event) => event.sub === MAX_SUBSCRIPTIONS_PER_TAB + 1)
+    expect(refused).toMatchObject({ type: 'snapshot', snapshot: { projectId: OTHER, status: 'idle', connection: 'closed' } })
+    expect(refused?.type === 'snapshot' ? refused.snapshot.connectionError : null).toBe(
+      `this tab holds ${MAX_SUBSCRIPTIONS_PER_TAB} tabcast subscriptions already (the limit): task ${OTHER} is not followed`,
+    )
+    expect(world.sockets.all.some((socket) => socket.url.includes(OTHER))).toBe(false)
+    // Room again after an unsubscribe.
+    tab.session.unsubscribe(1)
+    tab.session.unsubscribe(MAX_SUBSCRIPTIONS_PER_TAB + 1)
+    tab.session.subscribe(MAX_SUBSCRIPTIONS_PER_TAB + 2, OTHER, {})
+    expect(socketOf(OTHER)).toBeDefined()
   })
 })
 
