@@ -99,6 +99,8 @@ export class TabClient implements TabcastClient {
   /** Re-registrations in quick succession, to back off from a host that keeps failing. */
   private quickRetries = 0
   private lastReestablish = -Infinity
+  /** A health check failed and the same kind of host was tried again; a second failure moves on. */
+  private healthRetried = false
   /** How this tab answers its host's requests (`TabRequests`). */
   private readonly requests: TabRequestHandlers = {
     ping: () => this.config.tabId,
@@ -438,6 +440,9 @@ export class TabClient implements TabcastClient {
     const previous = this.current
     if (!previous) return
     this.current = null
+    // A host that is only slow (a busy worker) gets to this goodbye later and releases
+    // the old session, so its subscriptions do not keep sockets open beside the new ones.
+    previous.link.bye().catch(() => {})
     previous.link.dispose()
     if (giveUpCurrent) {
       this.failures.push(reason)
@@ -543,10 +548,22 @@ export class TabClient implements TabcastClient {
       if (!active) return
       this.call(active.link.ping(), 'a health check').then(
         (instanceId) => {
+          this.healthRetried = false
           // Another instance answering on the same port: the worker restarted and knows nothing of us.
           if (instanceId !== active.hello.instanceId && this.current === active) this.reestablish('the broker restarted', false)
         },
-        (error: unknown) => this.onLinkFailure(active.link, error),
+        (error: unknown) => {
+          if (this.current !== active) return
+          // One missed check may be a host busy for a while (a long task, a paused debugger):
+          // register again with the same kind of host first (it answers the new hello once
+          // free, or the handshake's deadline moves on). Only a second miss in a row gives it up.
+          if (this.healthRetried) {
+            this.onLinkFailure(active.link, error)
+            return
+          }
+          this.healthRetried = true
+          this.reestablish(errorText(error), false)
+        },
       )
     }
     this.healthTimer = this.config.setTimeout(tick, interval)

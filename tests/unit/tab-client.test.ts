@@ -19,6 +19,7 @@ class FakeLink implements BrokerLink {
   readonly seeds = new Map<number, TaskSnapshot | undefined>()
   readonly unsubscribed: number[] = []
   disposed = false
+  saidBye = false
   onBatch: ((batch: Batch) => void) | null = null
   tab: TabEndpoint | null = null
   /** Resolves hello; `null` makes it never answer. */
@@ -77,6 +78,7 @@ class FakeLink implements BrokerLink {
     return Promise.resolve()
   }
   bye(): Promise<void> {
+    this.saidBye = true
     return Promise.resolve()
   }
   registerOnce(): Promise<{ state: 'pending' }> {
@@ -585,7 +587,12 @@ describe('TabClient: falling back and recovering', () => {
     const snapshots: TaskSnapshot[] = []
     tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
     await settle()
+    // The first miss tries the same kind of host again; the second moves on, and there is no next.
     clock.advance(6000)
+    await settle()
+    clock.advance(6000)
+    await settle()
+    clock.advance(100)
     await settle()
     runFrames()
     expect(snapshots[snapshots.length - 1]).toMatchObject({ connection: 'closed' })
@@ -621,7 +628,7 @@ describe('TabClient: falling back and recovering', () => {
     expect(factoryCalls[1]).toEqual([])
   })
 
-  it('a health check that gets no answer moves on to the next link', async () => {
+  it('a health check that gets no answer tries the same kind of host once more, then moves on to the next', async () => {
     const first = factory(() => {
       const l = loggingLink()
       l.pingAnswer = () => new Promise(() => {})
@@ -633,9 +640,43 @@ describe('TabClient: falling back and recovering', () => {
     clock.advance(1000)
     clock.advance(5000)
     await settle()
+    // A busy worker: registered again on a new link of the same kind, and the old session told goodbye.
     expect(links).toHaveLength(2)
-    expect(factoryCalls[1]).toEqual(['the tabcast broker did not answer a health check within 5000 ms'])
+    expect(factoryCalls[1]).toEqual([])
+    expect(link(0)).toMatchObject({ saidBye: true, disposed: true })
     expect(link(1).active).toEqual([1])
+    clock.advance(1000)
+    clock.advance(5000)
+    await settle()
+    // Two re-registrations within 2 s (of real time): the second waits 100 ms.
+    clock.advance(100)
+    await settle()
+    expect(links).toHaveLength(3)
+    expect(factoryCalls[2]).toEqual(['the tabcast broker did not answer a health check within 5000 ms'])
+    expect(link(2).active).toEqual([1])
+  })
+
+  it('a health check answered in between resets the count of misses', async () => {
+    let silent = true
+    const tab = client([factory(() => {
+      const l = loggingLink()
+      l.pingAnswer = () => (silent ? new Promise(() => {}) : Promise.resolve('worker-1'))
+      return l
+    }), factory()], { healthInterval: 1000 })
+    tab.subscribe(TASK, {})
+    await settle()
+    clock.advance(6000)
+    await settle()
+    silent = false
+    clock.advance(1000)
+    await settle()
+    silent = true
+    clock.advance(6000)
+    await settle()
+    clock.advance(100)
+    await settle()
+    // Two misses, but not in a row: still the first kind of host.
+    expect(factoryCalls.map((failures) => failures.length)).toEqual([0, 0, 0])
   })
 
   it('no health checks once nothing is followed', async () => {
