@@ -112,6 +112,8 @@ export class TaskChannel {
   private socket: SocketLike | null = null
   /** Bumped for every socket, so late events of a replaced one are ignored. */
   private generation = 0
+  /** The token search of the socket attempt `generation`, and the tabs it asked so far. */
+  private tokenWait: { generation: number; asked: string[] } | null = null
   private readonly timers = new Map<ChannelTimer, TimerHandle>()
   private readonly subscribers = new Map<number, Subscriber>()
   private readonly queue: string[] = []
@@ -270,6 +272,15 @@ export class TaskChannel {
           name,
           this.env.clock.setTimeout(() => {
             this.timers.delete(name)
+            const wait = this.tokenWait
+            if (name === 'connectTimeout' && wait !== null && wait.generation === this.generation) {
+              // The attempt's time went to asking tabs for a token, not to the socket: say so.
+              this.tokenWait = null
+              this.closeSocket(CloseCode.Normal, 'no token')
+              const tabs = wait.asked.length > 0 ? `asked ${wait.asked.map((id) => `tab ${id}`).join(', ')}; none answered in time` : 'no tab answered'
+              this.dispatch({ type: 'tokenUnavailable', error: `auth error: no token for task ${this.projectId} within connectTimeout (${this.options.connectTimeout} ms): ${tabs}` })
+              return
+            }
             this.dispatch({ type: 'timer', name })
           }, effect.ms),
         )
@@ -327,7 +338,10 @@ export class TaskChannel {
     const { link } = this.state
     const reason: AuthReason = refresh ? 'refresh' : link.kind === 'connecting' && link.attempt === 0 ? 'connect' : 'reconnect'
     // A close, a stop or a connect timeout meanwhile bumps the generation: the token is then dropped.
-    void this.token(reason).then((outcome) => {
+    const wait = { generation, asked: [] as string[] }
+    this.tokenWait = wait
+    void this.token(reason, (id) => wait.asked.push(id)).then((outcome) => {
+      if (this.tokenWait === wait) this.tokenWait = null
       if (generation !== this.generation) return
       if (outcome.ok) this.createSocket(generation, outcome.token)
       else this.dispatch({ type: 'tokenUnavailable', error: outcome.error })
@@ -427,12 +441,13 @@ export class TaskChannel {
    * failing tab costs at most `AUTH_REQUEST_TIMEOUT` and never stalls the channel.
    * Tokens are never put into an error text.
    */
-  private async token(reason: AuthReason): Promise<TokenOutcome> {
+  private async token(reason: AuthReason, onAsk?: (tab: string) => void): Promise<TokenOutcome> {
     const context: AuthContext = { projectId: this.projectId, backendUrl: this.options.backendUrl, reason }
     const outcome = await askInTurn(
       (tried) => this.nextSource(tried),
       (source) => source.id,
       async (source) => {
+        onAsk?.(source.id)
         const token = await source.get(context, AUTH_REQUEST_TIMEOUT)
         const invalid = token === null ? null : validateBearerToken(token)
         if (invalid !== null) throw new Error(`tab ${source.id}: ${invalid}`)

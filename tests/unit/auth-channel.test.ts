@@ -252,6 +252,26 @@ describe('which tab answers', () => {
     expect(frozen.asked).toHaveLength(1)
   })
 
+  it('tabs that never answer: at connectTimeout the error says the time went to the token, naming the tabs asked', async () => {
+    env = fakeEnv()
+    const tabs = [tab('tab-a', 'never', env), tab('tab-b', 'never', env), tab('tab-c', 'never', env)]
+    follow(tabs, { connectTimeout: 10_000, reconnectBaseDelay: 1000, pollingInterval: 100_000 })
+    await settle()
+    env.clock.advance(AUTH_REQUEST_TIMEOUT)
+    await settle()
+    env.clock.advance(10_000 - AUTH_REQUEST_TIMEOUT)
+    await settle()
+    expect(env.sockets.count).toBe(0)
+    expect(snapshot()).toMatchObject({ connection: 'reconnecting', reconnectAttempts: 1 })
+    expect(snapshot().connectionError).toBe(
+      `auth error: no token for task ${TASK} within connectTimeout (10000 ms): asked tab tab-a, tab tab-b; none answered in time`,
+    )
+    // The third tab's late token belongs to an attempt that is over: no socket opens with it.
+    env.clock.advance(4999)
+    await settle()
+    expect(env.sockets.count).toBe(0)
+  })
+
   it('a tab whose auth function throws: the next tab is asked at once', async () => {
     env = fakeEnv()
     const failing = tab('tab-a', () => Promise.reject(new Error('signed out')), env)
