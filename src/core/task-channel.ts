@@ -75,11 +75,14 @@ export async function askInTurn<S>(
   const problems: string[] = []
   const tried = new Set<string>()
   for (let source = next(tried); source !== undefined; source = next(tried)) {
-    tried.add(idOf(source))
+    const id = idOf(source)
+    tried.add(id)
     try {
       return { ok: true, token: await ask(source), source }
     } catch (error) {
-      problems.push(errorText(error))
+      // Named by tab: two tabs whose auth functions fail alike must not read as one reason twice.
+      const text = errorText(error)
+      problems.push(text.includes(`tab ${id}`) ? text : `tab ${id}: ${text}`)
     }
   }
   return { ok: false, problems }

@@ -297,7 +297,7 @@ describe('which tab answers', () => {
     await settle()
     await settle()
     expect(snapshot()).toMatchObject({ status: 'running', progress: 0.4, connection: 'reconnecting' })
-    expect(snapshot().connectionError).toMatch(/^auth error: no token for task audio_generation_12345 \(signed out\)/)
+    expect(snapshot().connectionError).toMatch(/^auth error: no token for task audio_generation_12345 \(tab tab-a: signed out\)/)
     const asked = a.asked.length
     env.clock.flush()
     await settle()
