@@ -8,7 +8,7 @@ import { PROTOCOL_VERSION } from '../protocol.js'
 import { initialSnapshot, resolveOptions } from '../options.js'
 import type { BrokerMode, TaskOptions, TaskSnapshot, TaskStats } from '../types.js'
 import type { BrokerEnv, TimerHandle } from './env.js'
-import { TaskChannel, type ChannelListener, type SendResult, type TokenSource } from './task-channel.js'
+import { HandshakeQueue, TaskChannel, type ChannelListener, type SendResult, type TokenSource } from './task-channel.js'
 
 export interface BrokerInfo {
   mode: BrokerMode
@@ -46,6 +46,8 @@ export class Broker {
   readonly instanceId: string
   private readonly channels = new Map<string, TaskChannel>()
   private readonly lingers = new Map<string, TimerHandle>()
+  /** One handshake at a time per backend, for every task of this broker (see `HandshakeQueue`). */
+  private readonly handshakes = new HandshakeQueue()
   /** Snapshots of subscriptions that can never connect (a bad task id or backend URL). */
   private readonly invalid = new Map<string, TaskSnapshot>()
   private nextId = 1
@@ -79,7 +81,7 @@ export class Broker {
         safely(listener, { type: 'snapshot', snapshot: refusedSnapshot(projectId, options, problem) })
         return () => {}
       }
-      channel = new TaskChannel({ key: target.key, projectId, backend: target.backend }, resolved, this.env, seed)
+      channel = new TaskChannel({ key: target.key, projectId, backend: target.backend }, resolved, this.env, seed, undefined, this.handshakes)
       this.channels.set(target.key, channel)
     }
     this.cancelLinger(target.key)

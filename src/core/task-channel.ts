@@ -90,6 +90,47 @@ export async function askInTurn<S>(
 
 type TokenOutcome = { ok: true; token: string | null } | { ok: false; error: string }
 
+/**
+ * One WebSocket handshake at a time per backend, in the order asked. Browsers hold every
+ * other socket to the same host and port in CONNECTING until the first one opens or
+ * fails (RFC 6455, 4.1), so a socket's connect timeout would run while it waits behind
+ * another: a backend that never answers one task's upgrade would time out the others
+ * too, at every attempt. Here a socket is created when its turn comes, and its connect
+ * timeout starts then.
+ */
+export class HandshakeQueue {
+  /** Backend → the attempts waiting for it; a backend with an entry has a handshake under way. */
+  private readonly waiting = new Map<string, (() => void)[]>()
+
+  /** Calls `start` now or when the handshakes ahead are over; returns what ends this turn (or leaves the queue). */
+  enter(backend: string, start: () => void): () => void {
+    const queue = this.waiting.get(backend)
+    let turn: 'waiting' | 'running' | 'over' = 'waiting'
+    const begin = (): void => {
+      turn = 'running'
+      start()
+    }
+    if (queue) queue.push(begin)
+    else {
+      this.waiting.set(backend, [])
+      begin()
+    }
+    return () => {
+      if (turn === 'over') return
+      const wasRunning = turn === 'running'
+      turn = 'over'
+      const line = this.waiting.get(backend)
+      if (!wasRunning) {
+        line?.splice(line.indexOf(begin), 1)
+        return
+      }
+      const next = line?.shift()
+      if (next) next()
+      else this.waiting.delete(backend)
+    }
+  }
+}
+
 interface Subscriber {
   options: ResolvedTaskOptions
   listener: ChannelListener
@@ -117,6 +158,9 @@ export class TaskChannel {
   private generation = 0
   /** The token search of the socket attempt `generation`, and the tabs it asked so far. */
   private tokenWait: { generation: number; asked: string[] } | null = null
+  /** This channel's turn in the backend's handshake queue; `deferredTimeout`: a connect timeout to arm when the turn comes. */
+  private handshake: { generation: number; started: boolean; end: () => void; deferredTimeout: number | null } | null = null
+  private readonly handshakes: HandshakeQueue | null
   private readonly timers = new Map<ChannelTimer, TimerHandle>()
   private readonly subscribers = new Map<number, Subscriber>()
   private readonly queue: string[] = []
@@ -134,7 +178,9 @@ export class TaskChannel {
     env: BrokerEnv,
     seed?: TaskSnapshot,
     maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    handshakes: HandshakeQueue | null = null,
   ) {
+    this.handshakes = handshakes
     this.key = target.key
     this.projectId = target.projectId
     this.backend = target.backend
@@ -270,6 +316,12 @@ export class TaskChannel {
         return
       case 'arm': {
         this.cancelTimer(effect.name)
+        const waiting = this.handshake
+        if (effect.name === 'connectTimeout' && waiting !== null && !waiting.started) {
+          // Queued behind another handshake to this backend: the timeout starts with the turn.
+          waiting.deferredTimeout = effect.ms
+          return
+        }
         const name = effect.name
         this.timers.set(
           name,
@@ -352,12 +404,58 @@ export class TaskChannel {
   }
 
   private createSocket(generation: number, token: string | null): void {
+    const queue = this.handshakes
+    if (!queue) {
+      this.openSocketNow(generation, token)
+      return
+    }
+    this.endHandshake()
+    const turn: NonNullable<TaskChannel['handshake']> = { generation, started: false, end: () => {}, deferredTimeout: null }
+    this.handshake = turn
+    let entered = false
+    turn.end = queue.enter(this.backend.ws, () => {
+      turn.started = true
+      // A turn that comes at once is taken below, once `turn.end` exists to give it back.
+      if (entered) this.takeTurn(turn, token)
+    })
+    entered = true
+    if (turn.started) {
+      this.takeTurn(turn, token)
+    } else if (this.timers.has('connectTimeout')) {
+      // Armed before the turn was known to wait (while a token was asked for): start it again with the turn.
+      this.cancelTimer('connectTimeout')
+      turn.deferredTimeout = this.options.connectTimeout
+    }
+  }
+
+  private takeTurn(turn: NonNullable<TaskChannel['handshake']>, token: string | null): void {
+    if (this.handshake !== turn || turn.generation !== this.generation) {
+      turn.end()
+      return
+    }
+    this.openSocketNow(turn.generation, token)
+    if (turn.deferredTimeout !== null) {
+      const ms = turn.deferredTimeout
+      turn.deferredTimeout = null
+      this.run({ type: 'arm', name: 'connectTimeout', ms })
+    }
+  }
+
+  /** Ends this channel's handshake turn, so the next socket to the backend may start. */
+  private endHandshake(): void {
+    const turn = this.handshake
+    this.handshake = null
+    turn?.end()
+  }
+
+  private openSocketNow(generation: number, token: string | null): void {
     const url = streamUrl(this.backend, this.projectId, this.state.task.seq ?? undefined)
     let socket: SocketLike
     try {
       // The token travels as a second subprotocol, never in the URL (PROTOCOL.md, Authorization).
       socket = token === null ? this.env.createSocket(url) : this.env.createSocket(url, [TABCAST_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token])
     } catch (error) {
+      this.endHandshake()
       // A constructor that throws (bad URL, a blocked port) is a failed attempt like any other,
       // reported on a later turn so the reducer is never re-entered.
       this.env.clock.setTimeout(() => {
@@ -368,13 +466,16 @@ export class TaskChannel {
     }
     this.socket = socket
     socket.onopen = () => {
-      if (generation === this.generation) this.dispatch({ type: 'socketOpen' })
+      if (generation !== this.generation) return
+      this.endHandshake()
+      this.dispatch({ type: 'socketOpen' })
     }
     socket.onmessage = (event) => {
       if (generation === this.generation) this.receive(event.data)
     }
     socket.onclose = (event) => {
       if (generation !== this.generation) return
+      this.endHandshake()
       this.socket = null
       this.dispatch({ type: 'socketClose', code: event.code, reason: event.reason })
     }
@@ -385,6 +486,7 @@ export class TaskChannel {
   private closeSocket(code: number, reason: string): void {
     // Bumped even without a socket: a socket still waiting for its token must not open.
     this.generation++
+    this.endHandshake()
     const socket = this.socket
     if (!socket) return
     this.socket = null

@@ -322,6 +322,7 @@ describe('TabSession: the bound on subscriptions', () => {
     tab.session.unsubscribe(1)
     tab.session.unsubscribe(MAX_SUBSCRIPTIONS_PER_TAB + 1)
     tab.session.subscribe(MAX_SUBSCRIPTIONS_PER_TAB + 2, OTHER, {})
+    socketOf(TASK).open()
     expect(socketOf(OTHER)).toBeDefined()
   })
 })
@@ -333,6 +334,8 @@ describe('TabSession: release', () => {
     tab.session.subscribe(1, TASK, { linger: 200 })
     tab.session.subscribe(2, OTHER, { linger: 200 })
     await settle()
+    // One handshake to a backend at a time: OTHER's socket comes once TASK's is open.
+    socketOf(TASK).open()
     expect(world.sockets.count).toBe(2)
     world.gone.get('tab-1')?.()
     expect(tab.session.isReleased).toBe(true)
