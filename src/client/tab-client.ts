@@ -101,6 +101,9 @@ export class TabClient implements TabcastClient {
   private lastReestablish = -Infinity
   /** A health check failed and the same kind of host was tried again; a second failure moves on. */
   private healthRetried = false
+  /** No kind of host could be reached: all are tried again from the first after a growing delay. */
+  private brokerRetries = 0
+  private brokerRetryTimer: unknown = null
   /** How this tab answers its host's requests (`TabRequests`). */
   private readonly requests: TabRequestHandlers = {
     ping: () => this.config.tabId,
@@ -281,8 +284,40 @@ export class TabClient implements TabcastClient {
   }
 
   private connect(): Promise<Active> {
-    this.active ??= this.establish()
-    return this.active
+    if (!this.active) this.track(this.establish())
+    return this.active as Promise<Active>
+  }
+
+  /** Makes `attempt` the tab's connection; when no host at all can be reached, all are tried again later. */
+  private track(attempt: Promise<Active>): void {
+    this.active = attempt
+    attempt.then(
+      () => {
+        if (this.active === attempt) this.brokerRetries = 0
+      },
+      () => {
+        if (this.active === attempt) this.retryLater()
+      },
+    )
+  }
+
+  /**
+   * Every kind of host failed (the worker, a leader, even the in-page broker, whose code
+   * may have failed to load): try them all again after 5 s, doubling up to a minute, so a
+   * passing failure does not leave the tab closed for its whole life.
+   */
+  private retryLater(): void {
+    if (this.brokerRetryTimer !== null) return
+    const delay = Math.min(5000 * 2 ** this.brokerRetries, 60_000)
+    this.brokerRetries++
+    this.brokerRetryTimer = this.config.setTimeout(() => {
+      this.brokerRetryTimer = null
+      this.active = null
+      this.factoryIndex = 0
+      this.failures.length = 0
+      // Nothing followed: the next subscription connects.
+      if (this.subscriptions.size > 0 || this.onceHandlers.size > 0) this.connect().catch((error: unknown) => this.showFailure(errorText(error)))
+    }, delay)
   }
 
   /**
@@ -453,10 +488,8 @@ export class TabClient implements TabcastClient {
     this.quickRetries = now - this.lastReestablish < 2000 ? this.quickRetries + 1 : 0
     this.lastReestablish = now
     const delay = this.quickRetries === 0 ? 0 : Math.min(100 * 2 ** (this.quickRetries - 1), 5000)
-    this.active = (delay === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.config.setTimeout(resolve, delay))).then(() =>
-      this.establish(),
-    )
-    this.active.catch((error: unknown) => this.showFailure(errorText(error)))
+    this.track((delay === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.config.setTimeout(resolve, delay))).then(() => this.establish()))
+    this.active?.catch((error: unknown) => this.showFailure(errorText(error)))
   }
 
   private showFailure(reason: string): void {

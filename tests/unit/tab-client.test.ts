@@ -577,6 +577,34 @@ describe('TabClient: falling back and recovering', () => {
     expect(tab.getSnapshot(TASK)).toBe(snapshots[0])
   })
 
+  it('when no link works, all are tried again after 5 s (then 10 s, …), and the tab recovers', async () => {
+    let fail = true
+    const working = factory()
+    const tab = client([
+      (failures) => {
+        if (fail) throw new Error('the worker script failed to load')
+        return working(failures)
+      },
+    ])
+    const snapshots: TaskSnapshot[] = []
+    tab.subscribe(TASK, { snapshot: (s) => snapshots.push(s) })
+    await settle()
+    runFrames()
+    expect(snapshots.at(-1)?.connectionError).toBe('tabcast: no broker could be reached (the worker script failed to load)')
+    clock.advance(5000)
+    await settle()
+    expect(links).toHaveLength(0)
+    fail = false
+    clock.advance(9999)
+    await settle()
+    expect(links).toHaveLength(0)
+    clock.advance(1)
+    await settle()
+    expect(links).toHaveLength(1)
+    expect(link(0).active).toEqual([1])
+    expect(factoryCalls).toEqual([[]])
+  })
+
   it('when the fallback link fails too after a switch, every followed task shows closed', async () => {
     const silent = (): FakeLink => {
       const l = loggingLink()
