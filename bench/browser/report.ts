@@ -267,8 +267,12 @@ const SIZE_GOALS = { clientGzipBytes: 6000, workerGzipBytes: 10_000 }
  * What the bench smoke test (and so CI) holds the bundles to while the goals above are
  * missed: today's sizes plus a few hundred bytes, so new weight is a decision someone
  * makes on purpose (raise the budget in the same change, and say why) rather than drift.
+ * Raised on 2026-12-03 from 8,800 / 18,500 B for what an outside test found missing: the
+ * bounds on followed tasks, subscriptions and once-handlers, one handshake at a time per
+ * backend, the token wait named at connect timeout, the epoch in snapshots, and the tab's
+ * retries (health check, no host at all): 8,795 / 19,013 B.
  */
-export const SIZE_BUDGETS = { clientGzipBytes: 8800, workerGzipBytes: 18_500 }
+export const SIZE_BUDGETS = { clientGzipBytes: 9200, workerGzipBytes: 19_500 }
 const GOAL_TABS = 10
 /** Issue 15: browser CPU at 10 tabs × 1 task under a burst, as a fraction of the baseline's. */
 const CPU_GOAL_RATIO = 0.5
