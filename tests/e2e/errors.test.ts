@@ -5,6 +5,7 @@
  * worker or other tasks"), and a task id that can never be valid.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { buildAndServePages } from '../../bench/browser/pages.js'
 import { setUpE2eEnvironment } from './support/environment.js'
 import { startScriptedBackend, type ScriptedBackend } from './support/scripted-backend.js'
 import { expectEveryResult, expectEveryTab, expectInspector, openTabs, readBars, testPageUrl, uniqueTaskId } from './support/tabs.js'
@@ -70,6 +71,27 @@ describe('bad input seen in the browser', () => {
     // The bad frames never cost the connection: one socket for the whole run.
     expect(scripted.upgradeAttempts).toBe(1)
   })
+
+  it('a task whose upgrade is never answered does not keep another task of its backend from connecting', async () => {
+    // Chromium holds a second handshake to one host until the first opens or fails. One page
+    // follows both tasks at once (the bench page), so both sockets would start in the same
+    // moment and time out together, the stuck one first again at every attempt; tabcast
+    // starts a socket, and its connect timeout, only when no other handshake to that backend is under way.
+    const stuck = await startScriptedBackend({ hold: (taskId) => taskId.startsWith('stuck') })
+    const pages = await buildAndServePages()
+    try {
+      const stuckTask = uniqueTaskId('stuck')
+      const okTask = uniqueTaskId('ok')
+      const page = await env.context.newPage()
+      await page.goto(`${pages.origin}/tabcast.html?${new URLSearchParams({ tasks: `${stuckTask},${okTask}`, backend: stuck.backendUrl, keeper: '0' }).toString()}`)
+      // The default connectTimeout (10 s) ends the stuck attempt; then the other task connects.
+      await expect.poll(() => stuck.openSockets(okTask), { timeout: 25_000, interval: 250 }).toBe(1)
+      await page.close()
+    } finally {
+      await pages.close()
+      await stuck.close()
+    }
+  }, 60_000)
 
   it('an invalid task id ("../etc") is refused with a clear error and no socket is opened', async () => {
     const tab = await env.context.newPage()

@@ -40,6 +40,12 @@ export interface ScriptedBackendOptions {
    * @default true
    */
   answerPings?: boolean
+  /**
+   * Upgrades of the tasks it picks are never answered (the connection stays open, silent),
+   * as from a backend stuck before accepting one task's stream.
+   * @default none
+   */
+  hold?: (taskId: string) => boolean
 }
 
 export async function startScriptedBackend(options: ScriptedBackendOptions = {}): Promise<ScriptedBackend> {
@@ -69,6 +75,7 @@ export async function startScriptedBackend(options: ScriptedBackendOptions = {})
       return
     }
     const taskId = decodeURIComponent(match[1] ?? '')
+    if (options.hold?.(taskId)) return
     wss.handleUpgrade(req, socket, head, (ws) => {
       let set = sockets.get(taskId)
       if (!set) sockets.set(taskId, (set = new Set()))
