@@ -134,7 +134,10 @@ export interface TaskOptions {
    */
   socketRetryInterval?: number
   /**
-   * A socket that has not opened after this long (ms) counts as a failed attempt.
+   * A socket that has not opened after this long (ms) counts as a failed attempt. It runs
+   * from the asking for a token (with `auth`) and from the start of the socket's
+   * handshake: tabcast starts one handshake per backend at a time, as browsers do, so
+   * a socket waiting behind another is not timed out for it.
    * @default 10000
    */
   connectTimeout?: number
