@@ -438,7 +438,8 @@ export class TabClient implements TabcastClient {
    */
   private registerAllOnce(link: BrokerLink, handshake: Promise<unknown>): void {
     for (const [, done] of this.onceHandlers.knownDone()) {
-      this.pipelined(link.registerOnce(-1, done.projectId, done.event, withoutAuth(done.options), { done: true }), 'registerOnce', handshake).catch(() => {})
+      const known = { done: true, ...(done.outcome.ranIn === null ? {} : { ranIn: done.outcome.ranIn }) }
+      this.pipelined(link.registerOnce(-1, done.projectId, done.event, withoutAuth(done.options), known), 'registerOnce', handshake).catch(() => {})
     }
     const handlers = this.onceHandlers.all()
     if (handlers.length === 0) return

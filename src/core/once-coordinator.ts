@@ -86,6 +86,8 @@ export interface OnceRegistration {
    * not run it twice.
    */
   done?: boolean
+  /** With `done`: the tab key of the tab that ran it, when known (it may be gone). */
+  doneIn?: string
 }
 
 /**
@@ -188,7 +190,7 @@ export class OnceCoordinator {
       throw new RangeError(`tabcast: tab ${tab} has ${MAX_ONCE_HANDLERS_PER_TAB} once-handlers registered already (the limit)`)
     }
     const record = this.task(registration.task)
-    if (registration.done && !record.done) this.markDone(registration.task, record, registration.event, null)
+    if (registration.done && !record.done) this.markDone(registration.task, record, registration.event, registration.doneIn ?? null)
     if (record.done) return { state: 'done', event: record.done.event, ranIn: record.done.ranIn }
     if (record.terminal && record.terminal.event !== registration.event) return { state: 'done', event: record.terminal.event, ranIn: null }
     const tabRecord = this.tab(tab)

@@ -100,6 +100,8 @@ export class OnceHost {
       event,
       ...(once.ackTimeout === undefined ? {} : { ackTimeout: once.ackTimeout }),
       ...(once.done === undefined ? {} : { done: once.done }),
+      // A tab of another host (gone now, perhaps): a key that names no session of this one.
+      ...(once.done === true && typeof once.ranIn === 'string' ? { doneIn: `elsewhere ${once.ranIn}` } : {}),
     })
     if (state.state === 'pending') {
       if (withAuth === true) {

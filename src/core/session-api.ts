@@ -111,6 +111,8 @@ export function createSessionApi(hub: TabHub): SessionApi {
       checkSubId(regId)
       if (typeof projectId !== 'string') throw new Error('tabcast: once() needs a task id')
       if (!isOnceEvent(event)) throw new Error(`tabcast: once() follows 'completed' or 'failed', got ${JSON.stringify(event)}`)
+      const ranIn: unknown = once?.ranIn
+      if (ranIn !== undefined && (typeof ranIn !== 'string' || ranIn.length > MAX_TAB_ID_LENGTH)) throw new Error('tabcast: once() ranIn must be a tab id')
       return hub.once.register(current(), regId, projectId, event, options ?? {}, once ?? {})
     },
     unregisterOnce(regId) {

@@ -177,6 +177,8 @@ export interface OnceHostOptions {
   ackTimeout?: number
   /** The tab already knows the effect was done. @default false */
   done?: boolean
+  /** With `done`: the tab id of the tab that ran it, when the tab knows. @default undefined */
+  ranIn?: string
 }
 
 export type SessionMethod = keyof SessionApi

@@ -363,6 +363,8 @@ describe('once-handlers, host-specific', () => {
     world.env.clock.advance(60_000)
     await quiesce()
     expect([leader, follower, late].map((tab) => tab.calls.length)).toEqual([1, 0, 0])
+    // The follower told the new leader where it ran, so the late tab hears that too.
+    expect(late.outcomes).toEqual([{ event: 'completed', ranHere: false, ranIn: 'leader' }])
   })
 
   it('per-tab mode: each tab is its own browser, so each runs its own handler', async () => {
