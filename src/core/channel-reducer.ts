@@ -54,6 +54,8 @@ export interface ChannelState {
   probing: boolean
   /** The latest status read's network-level failure, explained again once a probe answers. */
   networkProblem: string | null
+  /** Polls in a row refused although a fresh token was sent: each doubles the wait before the next. */
+  refusedPolls: number
 }
 
 export const INITIAL_CHANNEL: ChannelState = Object.freeze({
@@ -67,6 +69,7 @@ export const INITIAL_CHANNEL: ChannelState = Object.freeze({
   reachable: null,
   probing: false,
   networkProblem: null,
+  refusedPolls: 0,
 })
 
 /**
@@ -105,7 +108,14 @@ export type ReadResult =
    * refusals do. `forbidden`: a read that carried a token got 403, which is fatal.
    * `httpStatus`: the answer's status, when there was one.
    */
-  | { ok: false; problem: string; network: boolean; forbidden?: boolean; httpStatus?: number }
+  | { ok: false; problem: string; network: boolean; forbidden?: boolean; httpStatus?: number; unauthenticated?: boolean }
+
+/**
+ * The longest wait between polls whose reads are refused even with a fresh token (an
+ * expired session): they back off up to this, so an app's token endpoint is not asked
+ * twice per `pollingInterval` for as long as the tab stays open.
+ */
+export const REFUSED_POLL_MAX_DELAY = 60_000
 
 export type ChannelInput =
   | Exclude<ConnectionEvent, { type: 'pong' } | { type: 'socketMessage' } | { type: 'answersPings' } | { type: 'timer' }>
@@ -269,6 +279,7 @@ class Step {
     } else if (result.ok) {
       this.s.reachable = null
       this.s.networkProblem = null
+      this.s.refusedPolls = 0
       const { task, messages } = applyStatus(this.s.task, result.status, this.context.now, { advanceSeq: purpose !== 'backoff' })
       this.s.task = task
       for (const message of messages) {
@@ -296,7 +307,11 @@ class Step {
         this.effects.push({ type: 'probe' })
       }
     }
-    if (purpose === 'poll') this.connection({ type: 'pollDone' })
+    if (purpose !== 'poll') return
+    if (!result.ok && result.unauthenticated === true) this.s.refusedPolls++
+    const { pollingInterval } = this.context.options
+    const refused = this.s.refusedPolls
+    this.connection(refused === 0 ? { type: 'pollDone' } : { type: 'pollDone', ms: Math.max(pollingInterval, Math.min(pollingInterval * 2 ** refused, REFUSED_POLL_MAX_DELAY)) })
   }
 
   private crossOrigin(): boolean {

@@ -52,7 +52,8 @@ export type ConnectionEvent =
   | { type: 'answersPings' }
   | { type: 'socketClose'; code: number; reason: string }
   | { type: 'timer'; name: TimerName }
-  | { type: 'pollDone' }
+  /** `ms`: wait this long for the next poll instead of `pollingInterval`. */
+  | { type: 'pollDone'; ms?: number }
   | { type: 'online' }
   /** The task reached `completed` or `failed`: nothing more will come. */
   | { type: 'finished' }
@@ -224,7 +225,7 @@ export function reduceConnection(
 
     case 'pollDone':
       if (link.kind !== 'polling') return same
-      return { link, effects: [{ type: 'arm', name: 'poll', ms: options.pollingInterval }] }
+      return { link, effects: [{ type: 'arm', name: 'poll', ms: event.ms ?? options.pollingInterval }] }
 
     case 'online':
       // The network is back: do not sit out the rest of a long backoff.

@@ -680,7 +680,7 @@ function withAuthMeaning(result: ReadResult, token: string | null, refreshed: bo
   if (result.ok) return result
   if (result.httpStatus === 401) {
     const hint = token === null ? ' (the backend wants a token: give the `auth` option)' : refreshed ? ' (a fresh token was refused too)' : ''
-    return { ...result, problem: `unauthenticated: ${result.problem}${hint}` }
+    return { ...result, problem: `unauthenticated: ${result.problem}${hint}`, ...(token !== null && refreshed ? { unauthenticated: true } : {}) }
   }
   if (result.httpStatus === 403 && token !== null) return { ...result, problem: `forbidden: ${result.problem}`, forbidden: true }
   return result

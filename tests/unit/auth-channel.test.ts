@@ -211,6 +211,40 @@ describe('refusals: 4401 and 401 retry once with a fresh token, 4403 and 403 are
     expect(snapshot().connectionError).toMatch(/^unauthenticated: .*HTTP 401.*a fresh token was refused too/)
   })
 
+  it('polls refused even with a fresh token back off, doubling up to a minute; a read that passes resets it', async () => {
+    env = fakeEnv()
+    let n = 0
+    const a = tab('tab-a', () => `t${++n}`, env)
+    let accept = false
+    env.http.auto = (request) =>
+      accept ? request.respond({ body: { project_id: TASK, status: 'running', progress: 0.5 } }) : request.respond({ status: 401, body: { error: 'expired' } })
+    follow([a], { maxReconnectAttempts: 0, pollingInterval: 2000, socketRetryInterval: 0 })
+    await settle()
+    env.sockets.last.drop(1006)
+    const askedWithin = async (ms: number): Promise<number> => {
+      const before = a.asked.length
+      for (let t = 0; t < ms; t += 500) {
+        env.clock.advance(500)
+        await settle()
+        await settle()
+      }
+      return a.asked.length - before
+    }
+    await askedWithin(500)
+    expect(snapshot()).toMatchObject({ connection: 'polling' })
+    expect(snapshot().connectionError).toMatch(/^unauthenticated: .*a fresh token was refused too/)
+    // Every 2 s this would be 60 token requests a minute; backed off (4, 8, 16, 32 s) it is 4 polls, 2 requests each.
+    expect(await askedWithin(60_000)).toBe(8)
+    // At the cap, one poll a minute.
+    await askedWithin(60_000)
+    expect(await askedWithin(60_000)).toBe(2)
+    accept = true
+    await askedWithin(60_000)
+    expect(snapshot()).toMatchObject({ progress: 0.5, connectionError: null })
+    // Back to every pollingInterval.
+    expect(await askedWithin(10_000)).toBe(5)
+  })
+
   it('HTTP 403 on a read that carried a token is fatal', async () => {
     env = fakeEnv()
     follow([tab('tab-a', () => 't', env)], { reconnectBaseDelay: 1000 })
