@@ -158,6 +158,17 @@ function factory(make: () => FakeLink = () => loggingLink()): LinkFactory {
   }
 }
 
+/** Links made so far stay `before` until `ms` from now, when one more is made. */
+async function expectNewLinkAt(ms: number, before: number): Promise<void> {
+  expect(links).toHaveLength(before)
+  clock.advance(ms - 1)
+  await settle()
+  expect(links).toHaveLength(before)
+  clock.advance(1)
+  await settle()
+  expect(links).toHaveLength(before + 1)
+}
+
 function client(factories: LinkFactory[] = [factory()], extra: { healthInterval?: number; handshakeTimeout?: number } = {}): TabClient {
   return new TabClient({
     links: factories,
@@ -477,13 +488,7 @@ describe('TabClient: falling back and recovering', () => {
     const seen: ServerMessage[] = []
     tab.subscribe(TASK, { message: (m) => seen.push(m) })
     await settle()
-    expect(links).toHaveLength(1)
-    clock.advance(2999)
-    await settle()
-    expect(links).toHaveLength(1)
-    clock.advance(1)
-    await settle()
-    expect(links).toHaveLength(2)
+    await expectNewLinkAt(3000, 1)
     expect(link(0).disposed).toBe(true)
     expect(factoryCalls[1]).toEqual(['the tabcast broker did not answer the handshake within 3000 ms'])
     expect(link(1).active).toEqual([1])
@@ -595,12 +600,7 @@ describe('TabClient: falling back and recovering', () => {
     await settle()
     expect(links).toHaveLength(0)
     fail = false
-    clock.advance(9999)
-    await settle()
-    expect(links).toHaveLength(0)
-    clock.advance(1)
-    await settle()
-    expect(links).toHaveLength(1)
+    await expectNewLinkAt(10_000, 0)
     expect(link(0).active).toEqual([1])
     expect(factoryCalls).toEqual([[]])
   })
