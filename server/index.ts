@@ -16,7 +16,7 @@
  * ```
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { JsonRecord, TaskMessage } from '../src/protocol.js'
 import { DemoJobs } from './demo-job.js'
@@ -123,6 +123,8 @@ export class TabcastServer {
   private readonly leases: LeaseMonitor | null = null
   private readonly counters = { sent: 0, received: 0 }
   private ownServer: HttpServer | null = null
+  /** The own server's count of connections still sending their headers (`maxPendingConnectionsPerAddress`). */
+  private headersDone: ((socket: Socket) => void) | null = null
   private detach: (() => void) | null = null
   private closing: Promise<void> | null = null
 
@@ -182,6 +184,8 @@ export class TabcastServer {
     if (this.closing) throw new Error('the server is closed')
     const server = createServer()
     this.ownServer = server
+    const pendingCap = this.options.maxPendingConnectionsPerAddress
+    this.headersDone = pendingCap === false ? null : capPendingConnections(server, pendingCap)
     this.attach(server)
     try {
       await new Promise<void>((resolve, reject) => {
@@ -319,6 +323,7 @@ export class TabcastServer {
     const previous = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[]
     server.removeAllListeners('request')
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      this.headersDone?.(req.socket)
       if (this.routes.handle(req, res)) return
       if (previous.length === 0) {
         this.routes.notFound(req, res)
@@ -327,6 +332,7 @@ export class TabcastServer {
       for (const listener of previous) listener.call(server, req, res)
     }
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      this.headersDone?.(req.socket)
       if (this.stream.handleUpgrade(req, socket, head)) return
       // Another upgrade listener (a dev server's HMR socket, say) may want it.
       if (server.listenerCount('upgrade') === 1) refuseUpgrade(socket, 404, 'not found')
@@ -344,4 +350,36 @@ export class TabcastServer {
 /** Creates a tabcast server. Call `listen()` next, unless `options.server` was given. */
 export function createTabcastServer(options: TabcastServerOptions = {}): TabcastServer {
   return new TabcastServer(options)
+}
+
+/**
+ * Closes a new connection at once when its TCP peer already holds `cap` connections
+ * whose request headers are not complete yet (a slowloris client): such connections cost
+ * memory until Node's `headersTimeout`, and nothing else bounds how many one peer opens.
+ * Returns what the request and upgrade handlers call once a connection's headers came.
+ * (No 'request' or 'upgrade' listener of its own: `attach` reads those as the app's.)
+ */
+function capPendingConnections(server: HttpServer, cap: number): (socket: Socket) => void {
+  const pending = new Map<string, number>()
+  const waiting = new WeakMap<Socket, string>()
+  const done = (socket: Socket): void => {
+    const address = waiting.get(socket)
+    if (address === undefined) return
+    waiting.delete(socket)
+    const left = (pending.get(address) ?? 1) - 1
+    if (left <= 0) pending.delete(address)
+    else pending.set(address, left)
+  }
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? ''
+    const count = pending.get(address) ?? 0
+    if (count >= cap) {
+      socket.destroy()
+      return
+    }
+    pending.set(address, count + 1)
+    waiting.set(socket, address)
+    socket.once('close', () => done(socket))
+  })
+  return done
 }

@@ -159,6 +159,15 @@ export interface TabcastServerOptions {
    */
   maxConnectionsPerAddress?: number | false
   /**
+   * On the server `listen()` starts: connections one TCP peer address may hold before
+   * their request's headers are complete (slow or silent clients), or `false` for no cap.
+   * Past it a new connection is closed at once. Streams and requests in progress do not
+   * count, so a proxy in front is not limited by it. (On your own server, set Node's
+   * `headersTimeout` and a limit of your own.)
+   * @default 64
+   */
+  maxPendingConnectionsPerAddress?: number | false
+  /**
    * How long a stream on a task the server does not know may wait for it, in
    * milliseconds, or `false` to wait forever. When nothing has created or published the
    * task by then, the socket is closed with `CloseCode.TaskNotFound` (4004).
@@ -305,6 +314,7 @@ export interface ResolvedServerOptions {
   tokens: TaskTokens | null
   clientAddress: (request: IncomingMessage) => string | undefined
   maxConnectionsPerAddress: number | false
+  maxPendingConnectionsPerAddress: number | false
   unknownTaskTimeout: number | false
   taskLimits: Required<TaskLimits>
   createRateLimit: Required<CreateRateLimitOptions> | false
@@ -442,6 +452,7 @@ export function resolveServerOptions(options: TabcastServerOptions): ResolvedSer
   }
   const heartbeat = options.heartbeatInterval ?? 30_000
   const perAddress = options.maxConnectionsPerAddress ?? 256
+  const pendingPerAddress = options.maxPendingConnectionsPerAddress ?? 64
   const createLimit: CreateRateLimitOptions = options.createRateLimit === false ? {} : (options.createRateLimit ?? {})
   const limits = options.taskLimits ?? {}
   if (options.clientAddress !== undefined && typeof options.clientAddress !== 'function') {
@@ -456,6 +467,7 @@ export function resolveServerOptions(options: TabcastServerOptions): ResolvedSer
     ...resolveAuth(options),
     clientAddress: options.clientAddress ?? ((request) => request.socket.remoteAddress),
     maxConnectionsPerAddress: perAddress === false ? false : positiveInteger('maxConnectionsPerAddress', perAddress),
+    maxPendingConnectionsPerAddress: pendingPerAddress === false ? false : positiveInteger('maxPendingConnectionsPerAddress', pendingPerAddress),
     unknownTaskTimeout: optionalTimeout('unknownTaskTimeout', options.unknownTaskTimeout, 10 * 60 * 1000),
     taskLimits: {
       maxTasks: positiveInteger('taskLimits.maxTasks', limits.maxTasks ?? 10_000),

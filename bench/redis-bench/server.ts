@@ -73,6 +73,7 @@ serveRequests({
       demo: false,
       // Every benchmark subscriber connects from 127.0.0.1.
       maxConnectionsPerAddress: false,
+      maxPendingConnectionsPerAddress: false,
       ...(args.redis === undefined ? {} : { redis: { url: args.redis.url, keyPrefix: args.redis.keyPrefix } }),
     })
     const address = await server.listen(0, '127.0.0.1')

@@ -57,6 +57,8 @@ serveRequests({
       demo: false,
       // Every benchmark subscriber connects from 127.0.0.1.
       maxConnectionsPerAddress: false,
+      // 10,000 clients on one address connect in bursts: none may be turned away half-open.
+      maxPendingConnectionsPerAddress: false,
       // Subscribers never write, so the limit never matters; it stays on as in production.
       compression: args.compression === false ? false : { threshold: args.compression.threshold },
     })

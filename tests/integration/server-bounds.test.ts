@@ -5,6 +5,7 @@
  * paths with encoded dot segments.
  */
 import { request } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode } from 'tabcast'
 import { MemoryTaskStore, TaskStoreFullError } from 'tabcast/server'
@@ -182,6 +183,44 @@ describe('sockets', () => {
     await first.close()
     await waitUntil(() => server.server.stats().connections === 1, 'the server saw the close')
     expect((await follow(server.streamUrl('c'))).isOpen).toBe(true)
+  })
+
+  it('caps the connections one address holds before sending a complete request (slowloris); streams do not count', async () => {
+    const server = await start({ maxPendingConnectionsPerAddress: 2 })
+    const { hostname, port } = new URL(server.http)
+    const silent: Socket[] = []
+    const openSilent = (): Promise<{ socket: Socket; closedByServer: Promise<boolean> }> =>
+      new Promise((resolve, reject) => {
+        const socket = connect({ host: hostname, port: Number(port) }, () => {
+          silent.push(socket)
+          // Half a request line, then nothing.
+          socket.write('GET /healthz HT')
+          resolve({ socket, closedByServer: new Promise((closed) => socket.once('close', () => closed(true))) })
+        })
+        socket.on('error', () => {})
+        socket.once('error', reject)
+      })
+    try {
+      // A stream, once upgraded, leaves the count.
+      await follow(server.streamUrl('a'))
+      await openSilent()
+      await openSilent()
+      const third = await openSilent()
+      const refused = await Promise.race([third.closedByServer, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3000))])
+      expect(refused).toBe(true)
+      silent[0]?.destroy()
+      // Room again once the server has seen that close.
+      let status = 0
+      for (let i = 0; i < 50 && status !== 200; i++) {
+        status = await rawGet(server, '/healthz').then(
+          (answer) => answer.status,
+          () => new Promise<number>((resolve) => setTimeout(() => resolve(0), 20)),
+        )
+      }
+      expect(status).toBe(200)
+    } finally {
+      for (const socket of silent) socket.destroy()
+    }
   })
 
   it('counts refused and unauthorized upgrades only while they are open', async () => {
