@@ -102,20 +102,21 @@ export class HandshakeQueue {
   /** Backend → the attempts waiting for it; a backend with an entry has a handshake under way. */
   private readonly waiting = new Map<string, (() => void)[]>()
 
-  /** Calls `start` now or when the handshakes ahead are over; returns what ends this turn (or leaves the queue). */
-  enter(backend: string, start: () => void): () => void {
+  /**
+   * Takes a place in the backend's line. `now`: the turn is this attempt's at once (the
+   * caller starts; `start` is not called); otherwise `start` is called when the handshakes
+   * ahead are over. `leave` ends the turn, or leaves the line.
+   */
+  enter(backend: string, start: () => void): { now: boolean; leave: () => void } {
     const queue = this.waiting.get(backend)
-    let turn: 'waiting' | 'running' | 'over' = 'waiting'
+    let turn: 'waiting' | 'running' | 'over' = queue ? 'waiting' : 'running'
     const begin = (): void => {
       turn = 'running'
       start()
     }
     if (queue) queue.push(begin)
-    else {
-      this.waiting.set(backend, [])
-      begin()
-    }
-    return () => {
+    else this.waiting.set(backend, [])
+    const leave = (): void => {
       if (turn === 'over') return
       const wasRunning = turn === 'running'
       turn = 'over'
@@ -128,6 +129,7 @@ export class HandshakeQueue {
       if (next) next()
       else this.waiting.delete(backend)
     }
+    return { now: !queue, leave }
   }
 }
 
@@ -412,14 +414,9 @@ export class TaskChannel {
     this.endHandshake()
     const turn: NonNullable<TaskChannel['handshake']> = { generation, started: false, end: () => {}, deferredTimeout: null }
     this.handshake = turn
-    let entered = false
-    turn.end = queue.enter(this.backend.ws, () => {
-      turn.started = true
-      // A turn that comes at once is taken below, once `turn.end` exists to give it back.
-      if (entered) this.takeTurn(turn, token)
-    })
-    entered = true
-    if (turn.started) {
+    const { now, leave } = queue.enter(this.backend.ws, () => this.takeTurn(turn, token))
+    turn.end = leave
+    if (now) {
       this.takeTurn(turn, token)
     } else if (this.timers.has('connectTimeout')) {
       // Armed before the turn was known to wait (while a token was asked for): start it again with the turn.
@@ -429,6 +426,7 @@ export class TaskChannel {
   }
 
   private takeTurn(turn: NonNullable<TaskChannel['handshake']>, token: string | null): void {
+    turn.started = true
     if (this.handshake !== turn || turn.generation !== this.generation) {
       turn.end()
       return
@@ -555,7 +553,8 @@ export class TaskChannel {
         onAsk?.(source.id)
         const token = await source.get(context, AUTH_REQUEST_TIMEOUT)
         const invalid = token === null ? null : validateBearerToken(token)
-        if (invalid !== null) throw new Error(`tab ${source.id}: ${invalid}`)
+        // askInTurn names the tab.
+        if (invalid !== null) throw new Error(invalid)
         return token
       },
     )
