@@ -284,12 +284,11 @@ export class TabClient implements TabcastClient {
   }
 
   private connect(): Promise<Active> {
-    if (!this.active) this.track(this.establish())
-    return this.active as Promise<Active>
+    return this.active ?? this.track(this.establish())
   }
 
   /** Makes `attempt` the tab's connection; when no host at all can be reached, all are tried again later. */
-  private track(attempt: Promise<Active>): void {
+  private track(attempt: Promise<Active>): Promise<Active> {
     this.active = attempt
     attempt.then(
       () => {
@@ -299,6 +298,7 @@ export class TabClient implements TabcastClient {
         if (this.active === attempt) this.retryLater()
       },
     )
+    return attempt
   }
 
   /**
@@ -489,8 +489,8 @@ export class TabClient implements TabcastClient {
     this.quickRetries = now - this.lastReestablish < 2000 ? this.quickRetries + 1 : 0
     this.lastReestablish = now
     const delay = this.quickRetries === 0 ? 0 : Math.min(100 * 2 ** (this.quickRetries - 1), 5000)
-    this.track((delay === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.config.setTimeout(resolve, delay))).then(() => this.establish()))
-    this.active?.catch((error: unknown) => this.showFailure(errorText(error)))
+    const waited = delay === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.config.setTimeout(resolve, delay))
+    this.track(waited.then(() => this.establish())).catch((error: unknown) => this.showFailure(errorText(error)))
   }
 
   private showFailure(reason: string): void {
