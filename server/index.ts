@@ -25,7 +25,7 @@ import { HttpRoutes } from './http-routes.js'
 import { LeaseMonitor } from './lease.js'
 import { MemoryTaskStore } from './memory-store.js'
 import { resolveServerOptions, type ResolvedServerOptions, type TabcastServerOptions } from './options.js'
-import { AddressRateLimiter } from './rate-limit.js'
+import { AddressCounts, AddressRateLimiter } from './rate-limit.js'
 import { openRedisTaskStore } from './redis-store.js'
 import { refuseUpgrade, StreamEndpoint } from './stream.js'
 import type { TaskState, TaskStore } from './store.js'
@@ -360,24 +360,20 @@ export function createTabcastServer(options: TabcastServerOptions = {}): Tabcast
  * (No 'request' or 'upgrade' listener of its own: `attach` reads those as the app's.)
  */
 function capPendingConnections(server: HttpServer, cap: number): (socket: Socket) => void {
-  const pending = new Map<string, number>()
+  const pending = new AddressCounts(cap)
   const waiting = new WeakMap<Socket, string>()
   const done = (socket: Socket): void => {
     const address = waiting.get(socket)
     if (address === undefined) return
     waiting.delete(socket)
-    const left = (pending.get(address) ?? 1) - 1
-    if (left <= 0) pending.delete(address)
-    else pending.set(address, left)
+    pending.give(address)
   }
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? ''
-    const count = pending.get(address) ?? 0
-    if (count >= cap) {
+    if (!pending.take(address)) {
       socket.destroy()
       return
     }
-    pending.set(address, count + 1)
     waiting.set(socket, address)
     socket.once('close', () => done(socket))
   })

@@ -105,3 +105,28 @@ export class AddressRateLimiter {
     return Math.max(1, Math.ceil(((1 - bucket.tokens) * 60) / this.perMinute))
   }
 }
+
+/**
+ * How many of something each client address holds, within a cap: the stream sockets of
+ * `maxConnectionsPerAddress`, the half-open connections of `maxPendingConnectionsPerAddress`.
+ */
+export class AddressCounts {
+  private readonly counts = new Map<string, number>()
+
+  constructor(private readonly cap: number) {}
+
+  /** Counts one more for `address`; false, counting nothing, when it holds `cap` already. */
+  take(address: string): boolean {
+    const count = this.counts.get(address) ?? 0
+    if (count >= this.cap) return false
+    this.counts.set(address, count + 1)
+    return true
+  }
+
+  /** One fewer for `address`. */
+  give(address: string): void {
+    const count = this.counts.get(address) ?? 0
+    if (count <= 1) this.counts.delete(address)
+    else this.counts.set(address, count - 1)
+  }
+}

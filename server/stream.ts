@@ -13,7 +13,7 @@ import type { TaskFanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import type { ResolvedServerOptions } from './options.js'
 import { requestOrigin } from './origin.js'
-import { RateLimiter } from './rate-limit.js'
+import { AddressCounts, RateLimiter } from './rate-limit.js'
 import { matchRoute, parseTarget, type TaskIdSegment } from './routes.js'
 import { closeReason, StreamConnection, type ConnectionContext } from './stream-connection.js'
 import type { TaskStore } from './store.js'
@@ -54,7 +54,7 @@ export class StreamEndpoint {
   private readonly heartbeat: Heartbeat | null
   private readonly context: ConnectionContext
   /** Open sockets and pending upgrades per client address (`maxConnectionsPerAddress`). */
-  private readonly perAddress = new Map<string, number>()
+  private readonly perAddress: AddressCounts | null
   private nextId = 1
   private closing = false
 
@@ -64,6 +64,7 @@ export class StreamEndpoint {
     fanout: TaskFanout,
     counters: ConnectionContext['counters'],
   ) {
+    this.perAddress = options.maxConnectionsPerAddress === false ? null : new AddressCounts(options.maxConnectionsPerAddress)
     this.wss = new WebSocketServer({
       noServer: true,
       // The server tracks its own connections (with their task ids) for stats() and close().
@@ -110,7 +111,7 @@ export class StreamEndpoint {
       return true
     }
     const address = this.options.clientAddress(req) ?? 'unknown'
-    if (!this.reserve(address)) {
+    if (this.perAddress && !this.perAddress.take(address)) {
       // Refused before the upgrade: an accepted socket would linger in its close
       // handshake, uncounted, for up to 30 s. Clients retry a failed handshake with backoff.
       const cap = String(this.options.maxConnectionsPerAddress)
@@ -119,7 +120,7 @@ export class StreamEndpoint {
       return true
     }
     // The raw socket closes however the upgrade ends (accepted, refused, dropped).
-    socket.once('close', () => this.release(address))
+    socket.once('close', () => this.perAddress?.give(address))
     // Node takes its own error listener off an upgraded socket; a reset while
     // `authorize` runs must not become an uncaught 'error'.
     socket.on('error', () => socket.destroy())
@@ -156,21 +157,6 @@ export class StreamEndpoint {
       })
       return 'error'
     }
-  }
-
-  private reserve(address: string): boolean {
-    const cap = this.options.maxConnectionsPerAddress
-    if (cap === false) return true
-    const count = this.perAddress.get(address) ?? 0
-    if (count >= cap) return false
-    this.perAddress.set(address, count + 1)
-    return true
-  }
-
-  private release(address: string): void {
-    const count = this.perAddress.get(address) ?? 0
-    if (count <= 1) this.perAddress.delete(address)
-    else this.perAddress.set(address, count - 1)
   }
 
   /** Connections per task id, and the total. */
